@@ -1,0 +1,16 @@
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+install(TARGETS spindle spindle_runtime spindle_sync EXPORT spindleTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY runtime/include/ sync/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT spindleTargets NAMESPACE spindle:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/spindle)
+
+configure_package_config_file(cmake/spindleConfig.cmake.in ${CMAKE_CURRENT_BINARY_DIR}/spindleConfig.cmake
+                              INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/spindle)
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/spindleConfigVersion.cmake
+                                 COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/spindleConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/spindleConfigVersion.cmake
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/spindle)

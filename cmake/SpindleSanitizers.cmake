@@ -1,0 +1,10 @@
+# SPINDLE_SANITIZE=thread | address. Applied to everything built in this tree.
+if(SPINDLE_SANITIZE STREQUAL "thread")
+  add_compile_options(-fsanitize=thread -g -O1)
+  add_link_options(-fsanitize=thread)
+elseif(SPINDLE_SANITIZE STREQUAL "address")
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1)
+  add_link_options(-fsanitize=address,undefined)
+elseif(SPINDLE_SANITIZE)
+  message(FATAL_ERROR "SPINDLE_SANITIZE must be empty, 'thread' or 'address' (got '${SPINDLE_SANITIZE}')")
+endif()

@@ -1,0 +1,204 @@
+// spindle/runtime/detail/task_header.hpp — the per-task control block and the park
+// protocol every suspending awaiter uses. Shipped but internal: do not depend on it.
+//
+// ───────────────────────────── Overview ─────────────────────────────
+// A spawned task is one coroutine frame. Its promise *is* its control block
+// (TaskHeader is a base of the promise), so `spawn` costs exactly one allocation.
+// Nested `Task`s awaited inside a spawned task carry an unused header; the cost is
+// ~100 bytes per nested frame, paid to make spawn allocation-free beyond the frame.
+//
+// ───────────────────────── state_ (scheduling) ─────────────────────────
+//   kNotified  the task is in a run queue, or must be re-queued when it stops running
+//   kRunning   a worker is inside resume() of this task
+//   kComplete  the root coroutine finished; its outcome is final
+//   kCancelReq a cancellation is pending; consumed where it is delivered
+//   kJoinLock  guards joiners_ (a bit lock taken only on join/complete, never on the
+//              scheduling hot path)
+// Invariants: a task is in at most one run queue (kNotified set by whoever enqueues
+// it, cleared by the worker that dequeues it); only the worker holding kRunning may
+// resume it; a wake that lands while kRunning is set only sets kNotified, and the
+// running worker re-queues the task after resume() returns. So a task never runs on
+// two workers, and a waker never resumes a task inline (DESIGN: "never resume inline").
+//
+// ───────────────────────── wait_ (the park protocol) ─────────────────────────
+//   wait_ = epoch << 1 | armed
+// A task about to suspend *arms* a wait: a fresh epoch with the armed bit, after
+// storing resume_ and wait_node_. The token (the armed value) goes to every party
+// that may end the wait: a timer, a joined task's completion, a waiter queue, a
+// canceller. Ending the wait is a *claim*: CAS token -> token & ~armed. Exactly one
+// claim succeeds per wait; the winner schedules the task (or, for a canceller,
+// calls wait_node_->on_cancel, which decides). Stale tokens (a later epoch is armed,
+// or the wait was already claimed) fail harmlessly, so a waker never needs the
+// waiter to still exist — only the header, which the waker keeps alive by a ref or
+// by a lock that the waiter must take before it can leave (see each structure).
+// While a wait is armed and unclaimed the task cannot resume, so wait_node_ (in the
+// awaiter, inside the frame) is valid for the claim winner.
+//
+// Cancellation (Runtime::cancel path, JoinHandle::cancel):
+//   1. fetch_or(kCancelReq)                    (seq_cst)
+//   2. load wait_; if armed, claim it and call wait_node_->on_cancel()
+// A suspending task does the mirror image: arm (seq_cst store), then load state_
+// (seq_cst); if kCancelReq is set it claims its own wait and does not suspend.
+// Dekker-style: with both sides seq_cst, at least one of them sees the other, so a
+// cancellation is never lost between "checked the flag" and "went to sleep".
+// The request is consumed (fetch_and) by the awaiter that delivers CancelledError,
+// or by the join awaiter that forwards it to the joined task instead.
+//
+// ───────────────────────── Memory reclamation ─────────────────────────
+// refs_ counts owners of the frame: the runtime (one ref until completion) and each
+// JoinHandle. The frame is destroyed when refs_ reaches zero, which can only happen
+// after completion.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+
+namespace spindle::detail {
+
+class Scheduler;
+class TaskHeader;
+
+/// Something a task waits on. Lives in an awaiter inside the suspended frame.
+struct WaitNode {
+    /// Called by a canceller that won the claim on this wait. The task is frozen
+    /// (cannot resume) until this returns or schedules it. Default: schedule the
+    /// task; its awaiter then delivers CancelledError in await_resume.
+    virtual void on_cancel(TaskHeader& task) noexcept;
+
+protected:
+    ~WaitNode() = default;
+};
+
+/// A registration in a task's list of joiners (a task awaiting a JoinHandle, or a
+/// thread in block_on). Lives in the joiner's awaiter; unlinked under kJoinLock.
+struct JoinNode {
+    JoinNode* next = nullptr;
+    JoinNode* prev = nullptr;
+    /// Called under the joined task's kJoinLock when it completes.
+    void (*notify)(JoinNode*) noexcept = nullptr;
+};
+
+/// Called once when a spawned task completes, after its joiners were notified and
+/// outside every lock (TaskGroup and gather use it).
+struct CompletionHook {
+    void (*on_done)(CompletionHook* self, TaskHeader& task) noexcept = nullptr;
+};
+
+class TaskHeader {
+public:
+    static constexpr std::uint32_t kNotified = 1U << 0;
+    static constexpr std::uint32_t kRunning = 1U << 1;
+    static constexpr std::uint32_t kComplete = 1U << 2;
+    static constexpr std::uint32_t kCancelReq = 1U << 3;
+    static constexpr std::uint32_t kJoinLock = 1U << 4;
+    static constexpr std::uint64_t kArmed = 1;
+    static_assert((kNotified | kRunning | kComplete | kCancelReq | kJoinLock) == 0x1F,
+                  "state bits must be distinct");
+
+    // ── park protocol (called by the task itself while it runs) ──
+
+    /// Starts a new wait: returns its token. `h` is the coroutine to resume.
+    std::uint64_t arm(WaitNode* node, std::coroutine_handle<> h) noexcept {
+        resume_ = h;
+        wait_node_ = node;
+        // relaxed: only this task writes new epochs, so its own last value is current.
+        const std::uint64_t token = ((wait_.load(std::memory_order_relaxed) | kArmed) + 1) | kArmed;
+        // seq_cst: half of the Dekker pair with cancel() (flag store, then wait_ load).
+        // It also publishes resume_/wait_node_ to the claim winner (its CAS acquires).
+        wait_.store(token, std::memory_order_seq_cst);
+        return token;
+    }
+
+    /// Ends the wait identified by `token` if nobody has; true for the one winner.
+    bool claim(std::uint64_t token) noexcept {
+        // acq_rel: acquires resume_/wait_node_ published by arm(); releases the
+        // claimer's prior writes (e.g. a grant) to the task, which reads them after
+        // the scheduler hands it over.
+        return wait_.compare_exchange_strong(token, token & ~kArmed, std::memory_order_acq_rel,
+                                             std::memory_order_relaxed);
+    }
+
+    /// After arming: if a cancellation is pending, take the wait back and report
+    /// that the task must not suspend (its await_resume will deliver it).
+    bool cancelled_while_arming(std::uint64_t token) noexcept {
+        // seq_cst: the other half of the Dekker pair with cancel().
+        if ((state_.load(std::memory_order_seq_cst) & kCancelReq) != 0U) return claim(token);
+        return false;
+    }
+
+    /// Consumes a pending cancellation request; true if there was one.
+    bool consume_cancel() noexcept {
+        // acq_rel: pairs with the fetch_or in cancel().
+        return (state_.fetch_and(~kCancelReq, std::memory_order_acq_rel) & kCancelReq) != 0U;
+    }
+    [[nodiscard]] bool cancel_pending() const noexcept {
+        // acquire: pairs with the fetch_or in cancel().
+        return (state_.load(std::memory_order_acquire) & kCancelReq) != 0U;
+    }
+    [[nodiscard]] bool complete() const noexcept {
+        // acquire: pairs with the release in complete_and_notify(); the outcome
+        // (value or exception) written before it is visible after this returns true.
+        return (state_.load(std::memory_order_acquire) & kComplete) != 0U;
+    }
+
+    /// Requests cancellation (any thread). False if the task already completed.
+    bool cancel() noexcept;
+    /// Makes the task runnable (the caller won a claim, or the task yields itself).
+    void schedule() noexcept;
+
+    // ── joiners (bit lock kJoinLock) ──
+    void lock_joiners() noexcept;
+    void unlock_joiners() noexcept;
+    /// Under lock_joiners(): adds a node unless complete; false if complete.
+    bool add_joiner_locked(JoinNode* n) noexcept;
+    void remove_joiner_locked(JoinNode* n) noexcept;
+
+    // ── references ──
+    void add_ref() noexcept {
+        // relaxed: a new reference is made from an existing one; no data is published.
+        refs_.fetch_add(1, std::memory_order_relaxed);
+    }
+    void release() noexcept {
+        // acq_rel: the last releaser must see every write of the other owners
+        // before it destroys the frame.
+        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy_frame();
+    }
+
+    [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
+    [[nodiscard]] const char* name() const noexcept { return name_; }
+    [[nodiscard]] bool was_cancelled() const noexcept { return outcome_cancelled_; }
+
+    // All fields below: written by the task's current owner (the spawning thread
+    // before publication, then the worker holding kRunning), unless noted.
+    std::atomic<std::uint32_t> state_{0};   // see above; any thread
+    std::atomic<std::uint32_t> refs_{1};    // any owner
+    std::atomic<std::uint64_t> wait_{0};    // task arms; claimers CAS
+    WaitNode* wait_node_ = nullptr;         // task writes before arming; claim winner reads
+    std::coroutine_handle<> resume_;        // task writes before arming; worker reads
+    std::coroutine_handle<> root_;          // the spawned frame (for destroy)
+    Scheduler* sched_ = nullptr;            // set at spawn; null for a nested Task
+    JoinNode* joiners_ = nullptr;           // under kJoinLock
+    CompletionHook* hook_ = nullptr;        // set before the task is first queued
+    TaskHeader* reg_prev_ = nullptr;        // live-task registry, under its shard lock
+    TaskHeader* reg_next_ = nullptr;
+    const char* name_ = nullptr;            // owned (malloc'd) when named_ is set
+    std::exception_ptr exception_;          // outcome; written before kComplete
+    std::uint64_t id_ = 0;
+    std::uint16_t shard_ = 0;               // registry shard
+    bool started_ = false;                  // worker holding kRunning
+    bool named_ = false;
+    bool outcome_cancelled_ = false;        // written before kComplete
+    bool detached_hint_ = false;
+
+private:
+    void destroy_frame() noexcept;
+};
+
+/// The task the calling thread is running, or null.
+TaskHeader* current_task() noexcept;
+/// Like current_task() but throws std::logic_error naming `what` when there is none.
+TaskHeader& require_task(const char* what);
+
+}  // namespace spindle::detail

@@ -1,0 +1,155 @@
+// spindle/runtime/task.hpp — Task<T>: a lazy, move-only coroutine.
+//
+// `co_await task` runs the task inside the awaiting task (symmetric transfer, no
+// scheduling); `spawn(task)` makes it a task of its own. Frames are allocated with
+// mimalloc. Awaiting a moved-from Task, or one that already ran, throws
+// std::logic_error.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <new>
+#include <optional>
+#include <string>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include "spindle/runtime/detail/task_header.hpp"
+
+namespace spindle {
+
+template <class T = void>
+class Task;
+
+namespace detail {
+
+void* allocate_frame(std::size_t n);
+void deallocate_frame(void* p, std::size_t n) noexcept;
+/// Completion of a spawned (root) task: outcome, joiners, registry, references.
+void on_root_complete(TaskHeader& t) noexcept;
+
+struct TaskFinalAwaiter {
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+        auto& p = h.promise();
+        if (p.continuation_) return p.continuation_;
+        if (p.sched_ != nullptr) on_root_complete(p);
+        return std::noop_coroutine();
+    }
+    void await_resume() const noexcept {}
+};
+
+struct TaskPromiseBase : TaskHeader {
+    std::coroutine_handle<> continuation_;  // the awaiting coroutine, for a nested Task
+
+    static void* operator new(std::size_t n) { return allocate_frame(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { deallocate_frame(p, n); }
+
+    std::suspend_always initial_suspend() const noexcept { return {}; }
+    TaskFinalAwaiter final_suspend() const noexcept { return {}; }
+    void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+
+    void rethrow_if_failed() const {
+        if (exception_) std::rethrow_exception(exception_);
+    }
+};
+
+template <class T>
+struct TaskPromise final : TaskPromiseBase {
+    std::optional<T> value_;
+    Task<T> get_return_object() noexcept;
+    template <class U = T>
+        requires std::is_convertible_v<U&&, T>
+    void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+        value_.emplace(std::forward<U>(v));
+    }
+    T& result_ref() {
+        rethrow_if_failed();
+        return *value_;
+    }
+};
+
+template <>
+struct TaskPromise<void> final : TaskPromiseBase {
+    Task<void> get_return_object() noexcept;
+    void return_void() const noexcept {}
+    void result_ref() const { rethrow_if_failed(); }
+};
+
+}  // namespace detail
+
+template <class T>
+class [[nodiscard]] Task {
+public:
+    using promise_type = detail::TaskPromise<T>;
+    using value_type = T;
+    using handle_type = std::coroutine_handle<promise_type>;
+
+    Task() noexcept = default;
+    explicit Task(handle_type h) noexcept : h_(h) {}
+    Task(Task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+    Task& operator=(Task&& o) noexcept {
+        if (this != &o) {
+            if (h_) h_.destroy();
+            h_ = std::exchange(o.h_, {});
+        }
+        return *this;
+    }
+    Task(const Task&) = delete;
+    Task& operator=(const Task&) = delete;
+    ~Task() {
+        if (h_) h_.destroy();
+    }
+
+    [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
+    explicit operator bool() const noexcept { return valid(); }
+
+    struct Awaiter {
+        handle_type h;
+        bool await_ready() const noexcept { return false; }
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+            h.promise().continuation_ = awaiting;
+            return h;
+        }
+        T await_resume() {
+            if constexpr (std::is_void_v<T>) {
+                h.promise().result_ref();
+            } else {
+                return std::move(h.promise().result_ref());
+            }
+        }
+    };
+
+    Awaiter operator co_await() & { return Awaiter{checked("co_await")}; }
+    Awaiter operator co_await() && { return Awaiter{checked("co_await")}; }
+
+    /// Releases ownership of the frame (used by spawn).
+    handle_type release(const char* what) {
+        checked(what);
+        return std::exchange(h_, {});
+    }
+
+private:
+    handle_type checked(const char* what) const {
+        if (!h_) throw std::logic_error(std::string("spindle: ") + what + " of an empty (moved-from) Task");
+        if (h_.done() || h_.promise().continuation_ || h_.promise().started_)
+            throw std::logic_error(std::string("spindle: ") + what + " of a Task that already ran");
+        return h_;
+    }
+    handle_type h_;
+};
+
+namespace detail {
+template <class T>
+Task<T> TaskPromise<T>::get_return_object() noexcept {
+    return Task<T>{std::coroutine_handle<TaskPromise<T>>::from_promise(*this)};
+}
+inline Task<void> TaskPromise<void>::get_return_object() noexcept {
+    return Task<void>{std::coroutine_handle<TaskPromise<void>>::from_promise(*this)};
+}
+}  // namespace detail
+
+}  // namespace spindle

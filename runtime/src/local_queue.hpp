@@ -1,0 +1,145 @@
+// runtime/src/local_queue.hpp — a worker's run queue: a bounded FIFO ring that the
+// owner pushes at the tail and that the owner and thieves take from at the head.
+// Never installed.
+//
+// Algorithm: Go's per-P `runq` (runtime/proc.go: runqput, runqget, runqgrab) as also
+// used by Tokio (scheduler/multi_thread/queue.rs). We depart from DESIGN.md's
+// Chase–Lev deque deliberately: Chase–Lev lets the owner pop LIFO at the bottom,
+// which would break "workers = 1 runs tasks strictly in FIFO order". This ring is
+// FIFO for everyone; thieves take half of it in one CAS.
+//
+// State words:
+//   head_  index of the oldest task; advanced by CAS by the owner (pop) and by thieves
+//   tail_  one past the newest task; written only by the owner
+// Indices are free-running uint32; size = tail - head (mod 2^32) <= kCapacity.
+//
+// THREAD SAFETY: push/pop/push_overflow_batch: owner only. steal_into: any other
+// worker (the thief), with `into` being the thief's own queue.
+//
+// Invariants:
+//   1. Slots in [head, tail) hold published tasks; the owner writes slot tail before
+//      the release store of tail_, so a reader that acquires tail_ sees the slot.
+//   2. A slot is read by a thief before its CAS on head_ succeeds; the owner only
+//      overwrites slot i after head_ passed i (it checks head_ before pushing), so a
+//      thief whose CAS succeeds read the value that was there (a failed CAS retries).
+//   3. Each task taken is taken by exactly one party: the one whose CAS moved head_
+//      over it.
+// Memory: tasks are not owned by the queue; the ring is a fixed array.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "spindle/runtime/detail/task_header.hpp"
+
+namespace spindle::detail {
+
+class LocalQueue {
+public:
+    static constexpr std::uint32_t kCapacity = 256;
+    static_assert((kCapacity & (kCapacity - 1)) == 0, "capacity must be a power of two");
+
+    /// Owner: appends `t`; false when full (the caller moves work elsewhere).
+    bool push(TaskHeader* t) noexcept {
+        // relaxed: tail_ is written only by this thread.
+        const std::uint32_t tail = tail_.load(std::memory_order_relaxed);
+        // acquire: pairs with the CAS on head_ of a thief/pop, so its reads of the
+        // slots it took happen before we overwrite them.
+        const std::uint32_t head = head_.load(std::memory_order_acquire);
+        if (tail - head >= kCapacity) return false;
+        // relaxed: published by the release store of tail_ below.
+        slots_[tail & kMask].store(t, std::memory_order_relaxed);
+        // release: pairs with the acquire loads of tail_ in pop/steal_into.
+        tail_.store(tail + 1, std::memory_order_release);
+        return true;
+    }
+
+    /// Owner: takes the oldest task, or null.
+    TaskHeader* pop() noexcept {
+        // acquire: pairs with the CAS of thieves (so we see their head).
+        std::uint32_t head = head_.load(std::memory_order_acquire);
+        for (;;) {
+            // relaxed: tail_ is written only by this thread.
+            const std::uint32_t tail = tail_.load(std::memory_order_relaxed);
+            if (head == tail) return nullptr;
+            // relaxed: the slot was written by this thread.
+            TaskHeader* t = slots_[head & kMask].load(std::memory_order_relaxed);
+            // acq_rel: pairs with thieves' CAS on head_ and with push's acquire load.
+            if (head_.compare_exchange_weak(head, head + 1, std::memory_order_acq_rel,
+                                            std::memory_order_acquire))
+                return t;
+        }
+    }
+
+    /// Owner, when full: moves the older half into `out` (for the injector) so the
+    /// ring has room again. Returns how many were moved (0 if thieves made room).
+    template <class Sink>
+    std::uint32_t drain_half(Sink&& out) noexcept {
+        // acquire: pairs with thieves' CAS on head_.
+        std::uint32_t head = head_.load(std::memory_order_acquire);
+        // relaxed: tail_ is written only by this thread.
+        const std::uint32_t tail = tail_.load(std::memory_order_relaxed);
+        const std::uint32_t n = (tail - head) / 2;
+        if (n == 0) return 0;
+        std::array<TaskHeader*, kCapacity / 2> batch{};
+        for (std::uint32_t i = 0; i < n; ++i)
+            // relaxed: slots written by this thread.
+            batch[i] = slots_[(head + i) & kMask].load(std::memory_order_relaxed);
+        // acq_rel: claims the batch against thieves (same protocol as pop).
+        if (!head_.compare_exchange_strong(head, head + n, std::memory_order_acq_rel, std::memory_order_relaxed))
+            return 0;  // a thief took some: there is room now
+        for (std::uint32_t i = 0; i < n; ++i) out(batch[i]);
+        return n;
+    }
+
+    /// Thief: moves about half of this queue's tasks into `into` (the thief's own,
+    /// empty-enough queue) and returns one of them to run, or null.
+    TaskHeader* steal_into(LocalQueue& into) noexcept {
+        // relaxed: into is the caller's own queue.
+        const std::uint32_t dst_tail = into.tail_.load(std::memory_order_relaxed);
+        // acquire: pairs with other thieves' CAS on into.head_.
+        const std::uint32_t dst_head = into.head_.load(std::memory_order_acquire);
+        if (dst_tail - dst_head > kCapacity / 2) return nullptr;  // we have work already
+        // acquire: pairs with the owner's/thieves' CAS on head_.
+        std::uint32_t head = head_.load(std::memory_order_acquire);
+        for (;;) {
+            // acquire: pairs with the owner's release store of tail_ (invariant 1).
+            const std::uint32_t tail = tail_.load(std::memory_order_acquire);
+            std::uint32_t n = tail - head;
+            if (n == 0 || n > kCapacity) return nullptr;  // empty, or a torn read: give up
+            n = n - n / 2;  // half, rounded up
+            for (std::uint32_t i = 0; i < n; ++i)
+                // relaxed: published by the acquire load of tail_; validated by the CAS.
+                into.slots_[(dst_tail + i) & kMask].store(slots_[(head + i) & kMask].load(std::memory_order_relaxed),
+                                                          std::memory_order_relaxed);
+            // acq_rel: claims the n tasks (invariant 3).
+            if (head_.compare_exchange_weak(head, head + n, std::memory_order_acq_rel, std::memory_order_acquire)) {
+                // relaxed: the last task is handed back directly, not published.
+                TaskHeader* last = into.slots_[(dst_tail + n - 1) & kMask].load(std::memory_order_relaxed);
+                if (n > 1)
+                    // release: publishes the copied slots to our own pop/thieves.
+                    into.tail_.store(dst_tail + n - 1, std::memory_order_release);
+                return last;
+            }
+        }
+    }
+
+    /// Racy size, for heuristics and the idle re-check.
+    [[nodiscard]] std::uint32_t approx_size() const noexcept {
+        // seq_cst: used in the parking re-check, which must not be reordered with the
+        // sleeper announcement (see Scheduler::park).
+        const std::uint32_t head = head_.load(std::memory_order_seq_cst);
+        const std::uint32_t tail = tail_.load(std::memory_order_seq_cst);
+        const std::uint32_t n = tail - head;
+        return n > kCapacity ? 0 : n;
+    }
+
+private:
+    static constexpr std::uint32_t kMask = kCapacity - 1;
+    alignas(64) std::atomic<std::uint32_t> head_{0};  // owner + thieves CAS
+    alignas(64) std::atomic<std::uint32_t> tail_{0};  // owner writes; thieves read
+    std::array<std::atomic<TaskHeader*>, kCapacity> slots_{};
+};
+
+}  // namespace spindle::detail

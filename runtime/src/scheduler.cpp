@@ -1,0 +1,936 @@
+// runtime/src/scheduler.cpp — see scheduler.hpp for the design.
+#include "scheduler.hpp"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <sstream>
+
+#if SPINDLE_USE_MIMALLOC
+#include <mimalloc.h>
+#endif
+
+namespace spindle::detail {
+
+namespace {
+
+thread_local Worker* tl_worker = nullptr;
+thread_local TaskHeader* tl_task = nullptr;
+thread_local bool tl_completed = false;
+
+constexpr std::uint32_t kInjectorEvery = 61;  // Go's fairness tick for the global queue
+constexpr std::size_t kMaxWorkers = 1024;
+
+void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::int64_t timeout_ns) noexcept {
+    timespec ts{};
+    timespec* tsp = nullptr;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = static_cast<time_t>(timeout_ns / 1'000'000'000);
+        ts.tv_nsec = static_cast<long>(timeout_ns % 1'000'000'000);
+        tsp = &ts;
+    }
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, tsp, nullptr, 0);
+}
+void futex_wake(std::atomic<std::uint32_t>& word) noexcept {
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+std::uint64_t xorshift(std::uint64_t& s) noexcept {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+}
+
+bool is_cancelled_error(const std::exception_ptr& e) noexcept {
+    if (!e) return false;
+    try {
+        std::rethrow_exception(e);
+    } catch (const CancelledError&) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+}  // namespace
+
+// ───────────────────────── TaskHeader ─────────────────────────
+
+void WaitNode::on_cancel(TaskHeader& task) noexcept { task.schedule(); }
+
+TaskHeader* current_task() noexcept { return tl_task; }
+
+TaskHeader& require_task(const char* what) {
+    if (tl_task == nullptr)
+        throw std::logic_error(std::string("spindle: ") + what + " needs a running task (call it inside a spawned Task)");
+    return *tl_task;
+}
+
+void TaskHeader::schedule() noexcept {
+    // relaxed: the CAS below validates.
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+        if ((s & (kNotified | kComplete)) != 0U) return;
+        // acq_rel: releases what the waker wrote (a grant) to the worker that will
+        // run the task (its fetch_add in run_task acquires); acquires the task's own
+        // writes before it suspended.
+        if (state_.compare_exchange_weak(s, s | kNotified, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+            if ((s & kRunning) == 0U) sched_->enqueue(this);
+            return;
+        }
+    }
+}
+
+bool TaskHeader::cancel() noexcept {
+    // seq_cst: Dekker pair with arm() + cancelled_while_arming() (see the header).
+    const std::uint32_t prev = state_.fetch_or(kCancelReq, std::memory_order_seq_cst);
+    if ((prev & kComplete) != 0U) return false;
+    // seq_cst: must not be reordered before the fetch_or above.
+    const std::uint64_t w = wait_.load(std::memory_order_seq_cst);
+    if ((w & kArmed) != 0U && claim(w)) wait_node_->on_cancel(*this);
+    return true;
+}
+
+void TaskHeader::lock_joiners() noexcept {
+    // relaxed: the CAS validates.
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+        if ((s & kJoinLock) != 0U) {
+            std::this_thread::yield();
+            // relaxed: re-read before retrying the CAS.
+            s = state_.load(std::memory_order_relaxed);
+            continue;
+        }
+        // acquire: pairs with the release in unlock_joiners().
+        if (state_.compare_exchange_weak(s, s | kJoinLock, std::memory_order_acquire, std::memory_order_relaxed))
+            return;
+    }
+}
+
+void TaskHeader::unlock_joiners() noexcept {
+    // release: pairs with the acquire CAS in lock_joiners().
+    state_.fetch_and(~kJoinLock, std::memory_order_release);
+}
+
+bool TaskHeader::add_joiner_locked(JoinNode* n) noexcept {
+    // relaxed: kComplete is only set under the join lock, which we hold.
+    if ((state_.load(std::memory_order_relaxed) & kComplete) != 0U) return false;
+    n->prev = nullptr;
+    n->next = joiners_;
+    if (joiners_ != nullptr) joiners_->prev = n;
+    joiners_ = n;
+    return true;
+}
+
+void TaskHeader::remove_joiner_locked(JoinNode* n) noexcept {
+    if (n->prev == nullptr && joiners_ != n) return;  // already taken by completion
+    if (n->prev != nullptr) n->prev->next = n->next;
+    else joiners_ = n->next;
+    if (n->next != nullptr) n->next->prev = n->prev;
+    n->prev = n->next = nullptr;
+}
+
+void TaskHeader::destroy_frame() noexcept {
+    if (named_) std::free(const_cast<char*>(name_));
+    root_.destroy();
+}
+
+// Frames come from mimalloc; sanitizer builds use the global operator new so that
+// ASan/LSan track every frame.
+void* allocate_frame(std::size_t n) {
+#if SPINDLE_USE_MIMALLOC
+    void* p = mi_malloc(n);
+    if (p == nullptr) throw std::bad_alloc();
+    return p;
+#else
+    return ::operator new(n);
+#endif
+}
+void deallocate_frame(void* p, std::size_t n) noexcept {
+#if SPINDLE_USE_MIMALLOC
+    mi_free_size(p, n);
+#else
+    ::operator delete(p, n);
+#endif
+}
+
+void on_root_complete(TaskHeader& t) noexcept { t.sched_->on_complete(t); }
+
+void spawn_root(Scheduler* s, TaskHeader& t, std::string_view name, CompletionHook* hook) {
+    t.hook_ = hook;
+    if (s == nullptr) {
+        if (tl_worker == nullptr)
+            throw std::logic_error("spindle::spawn called outside a task: there is no current runtime "
+                                   "(use Runtime::spawn from plain threads)");
+        s = tl_worker->sched;
+    }
+    s->spawn(t, name);
+}
+
+void wait_external(Scheduler& s, TaskHeader& t) { s.wait_external(t); }
+
+std::string task_display_name(const TaskHeader& t) {
+    if (t.name_ != nullptr) return t.name_;
+    return "task-" + std::to_string(t.id_);
+}
+
+std::int64_t now_ns(const TaskHeader& t) noexcept { return t.sched_->now_ns(); }
+void add_timer(TaskHeader& t, TimerEntry& e) noexcept { t.sched_->add_timer(e); }
+void remove_timer(TaskHeader& t, TimerEntry& e) noexcept { t.sched_->remove_timer(e); }
+void submit_blocking(TaskHeader& t, BlockingJob* job) { t.sched_->submit_blocking(job); }
+
+// ───────────────────────── Join awaiter ─────────────────────────
+
+bool JoinAwaiterBase::await_suspend(std::coroutine_handle<> h) {
+    self = &require_task("co_await JoinHandle");
+    if (self == target) throw std::logic_error("spindle: a task cannot await its own JoinHandle");
+    notify = &JoinAwaiterBase::notify_joiner;
+    target->lock_joiners();
+    if (!target->add_joiner_locked(this)) {
+        target->unlock_joiners();
+        return false;  // completed meanwhile: no suspension, a pending cancel stays pending
+    }
+    token = self->arm(this, h);
+    target->unlock_joiners();
+    suspended = true;
+    // A cancellation pending (or arriving now) is forwarded to the awaited task, as
+    // asyncio does when a task with a pending cancel awaits a future; we keep waiting.
+    if (self->cancelled_while_arming(token)) on_cancel(*self);
+    return true;
+}
+
+void JoinAwaiterBase::notify_joiner(JoinNode* n) noexcept {
+    auto* a = static_cast<JoinAwaiterBase*>(n);
+    if (a->self->claim(a->token)) a->self->schedule();
+}
+
+void JoinAwaiterBase::on_cancel(TaskHeader& task) noexcept {
+    // We hold the claim, so the awaiting task is frozen and this awaiter is alive.
+    // Forward the cancellation to the awaited task and keep waiting for it.
+    task.consume_cancel();
+    target->cancel();
+    target->lock_joiners();
+    // relaxed: kComplete is only set under the join lock, which we hold.
+    if ((target->state_.load(std::memory_order_relaxed) & TaskHeader::kComplete) != 0U) {
+        target->unlock_joiners();
+        task.schedule();  // completion ran while we held the claim: wake it ourselves
+        return;
+    }
+    token = task.arm(this, task.resume_);
+    target->unlock_joiners();
+    // A second cancel() that arrived while the wait was disarmed left its flag set:
+    // forward it too (loop, since each forward re-arms).
+    if (task.cancelled_while_arming(token)) on_cancel(task);
+}
+
+void JoinAwaiterBase::finish_resume() {
+    if (suspended && self->consume_cancel()) throw CancelledError{};
+}
+
+// ───────────────────────── Scheduler ─────────────────────────
+
+Scheduler::Scheduler(const RuntimeOptions& opts) : opts_(opts), epoch_(std::chrono::steady_clock::now()) {
+    std::size_t n = opts_.workers;
+    if (n == 0) n = std::max(1U, std::thread::hardware_concurrency());
+    if (n > kMaxWorkers)
+        throw std::invalid_argument("spindle: RuntimeOptions::workers = " + std::to_string(opts_.workers) +
+                                    " is absurdly large (at most 1024)");
+    if (opts_.deadlock_timeout.ms < 0) throw std::invalid_argument("spindle: RuntimeOptions::deadlock_timeout < 0");
+    if (opts_.max_blocking_threads == 0) opts_.max_blocking_threads = 64;
+    opts_.workers = n;
+    if (const char* d = std::getenv("SPINDLE_DEBUG"); d != nullptr && std::strcmp(d, "1") == 0) opts_.debug = true;
+    single_ = (n == 1);
+    shards_ = std::make_unique<RegistryShard[]>(n + 1);
+    sleepers_.reserve(n);
+    workers_.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        auto w = std::make_unique<Worker>();
+        w->sched = this;
+        w->index = static_cast<std::uint32_t>(i);
+        w->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
+        workers_.push_back(std::move(w));
+    }
+    for (auto& w : workers_) {
+        Worker* wp = w.get();
+        wp->thread = std::thread([this, wp] { worker_main(*wp); });
+    }
+}
+
+Scheduler::~Scheduler() {
+    try {
+        shutdown();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw
+    }
+    stop_.store(true);
+    for (auto& w : workers_) wake_worker(*w);
+    for (auto& w : workers_)
+        if (w->thread.joinable()) w->thread.join();
+    {
+        std::lock_guard lk(block_mx_);
+        block_stop_ = true;
+    }
+    block_cv_.notify_all();
+    for (auto& th : block_threads_) th.join();
+}
+
+std::int64_t Scheduler::now_ns() const noexcept {
+    // acquire: pairs with the release store in advance_virtual_clock().
+    if (opts_.virtual_time) return vclock_.load(std::memory_order_acquire);
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - epoch_).count();
+}
+
+// ── spawning and queues ──
+
+void Scheduler::spawn(TaskHeader& t, std::string_view name) {
+    if (stop_.load()) throw std::logic_error("spindle: spawn on a runtime that has stopped");
+    t.sched_ = this;
+    // relaxed: ids only need to be unique.
+    t.id_ = next_id_.fetch_add(1, std::memory_order_relaxed);
+    if (!name.empty()) {
+        auto* p = static_cast<char*>(std::malloc(name.size() + 1));
+        if (p == nullptr) throw std::bad_alloc();
+        std::memcpy(p, name.data(), name.size());
+        p[name.size()] = '\0';
+        t.name_ = p;
+        t.named_ = true;
+    }
+    registry_insert(t);
+    Worker* w = tl_worker;
+    // relaxed: metrics.
+    if (w != nullptr && w->sched == this) w->m_spawned.fetch_add(1, std::memory_order_relaxed);
+    else m_external_spawns_.fetch_add(1, std::memory_order_relaxed);
+    // relaxed: the frame is published to the worker by the queue (release/acquire).
+    t.state_.store(TaskHeader::kNotified, std::memory_order_relaxed);
+    enqueue(&t);
+}
+
+void Scheduler::enqueue(TaskHeader* t) noexcept {
+    Worker* w = tl_worker;
+    if (w != nullptr && w->sched == this) {
+        push_local(*w, t);
+        if (!single_) notify_one();
+    } else {
+        inject(t);
+    }
+}
+
+void Scheduler::push_local(Worker& w, TaskHeader* t) noexcept {
+    if (single_) {
+        if (!w.overflow.empty() || !w.queue.push(t)) w.overflow.push_back(t);
+        return;
+    }
+    while (!w.queue.push(t)) w.queue.drain_half([this](TaskHeader* x) { inject(x); });
+}
+
+void Scheduler::inject(TaskHeader* t) noexcept {
+    injector_.enqueue(t);
+    // seq_cst: counted after the enqueue so a worker that sees the count can dequeue;
+    // also the store half of the Dekker pair with park()'s re-check.
+    injected_.fetch_add(1, std::memory_order_seq_cst);
+    // relaxed: metrics.
+    m_injections_.fetch_add(1, std::memory_order_relaxed);
+    // A wake from outside must get some worker going, even with one worker.
+    // seq_cst: Dekker with park(): injected_ store above, idle_ load below.
+    const std::uint64_t idle = idle_.load(std::memory_order_seq_cst);
+    if (sleepers_of(idle) == 0) return;
+    std::unique_lock lk(idle_mx_);
+    if (sleepers_.empty()) return;
+    Worker* s = sleepers_.back();
+    sleepers_.pop_back();
+    s->sleeping = false;
+    // seq_cst: keeps idle_ exact for the Dekker re-checks.
+    idle_.fetch_sub(kSleeperOne, std::memory_order_seq_cst);
+    lk.unlock();
+    wake_worker(*s);
+}
+
+TaskHeader* Scheduler::pop_injector() noexcept {
+    // seq_cst: cheap exit when empty; paired with inject()'s fetch_add.
+    if (injected_.load(std::memory_order_seq_cst) <= 0) return nullptr;
+    TaskHeader* t = nullptr;
+    if (!injector_.try_dequeue(t)) return nullptr;
+    // seq_cst: keeps the count exact for park()'s re-check.
+    injected_.fetch_sub(1, std::memory_order_seq_cst);
+    return t;
+}
+
+void Scheduler::notify_one() noexcept {
+    // seq_cst fence: the store that published work (tail_ / injected_) must not be
+    // reordered after the load of idle_ (Dekker with park()).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // relaxed: ordered by the fence above.
+    const std::uint64_t idle = idle_.load(std::memory_order_relaxed);
+    if (searchers_of(idle) != 0 || sleepers_of(idle) == 0) return;
+    std::unique_lock lk(idle_mx_);
+    // relaxed: re-read under the lock; every change to idle_ happens under idle_mx_.
+    const std::uint64_t again = idle_.load(std::memory_order_relaxed);
+    if (searchers_of(again) != 0 || sleepers_.empty()) return;
+    Worker* s = sleepers_.back();
+    sleepers_.pop_back();
+    s->sleeping = false;
+    // The woken worker starts as a searcher, so concurrent notifiers do not wake more.
+    // seq_cst: part of the Dekker protocol on idle_.
+    idle_.fetch_add(kSearcherOne - kSleeperOne, std::memory_order_seq_cst);
+    s->searching = true;  // s reads it after re-taking idle_mx_ in park()
+    lk.unlock();
+    wake_worker(*s);
+}
+
+void Scheduler::wake_worker(Worker& w) noexcept {
+    // release: pairs with the acquire load in park() after the futex returns.
+    w.wake_word.store(1, std::memory_order_release);
+    futex_wake(w.wake_word);
+}
+
+// ── the worker loop ──
+
+void Scheduler::worker_main(Worker& w) {
+    tl_worker = &w;
+    while (!stop_.load(std::memory_order_relaxed)) {  // relaxed: re-checked under idle_mx_ in park
+        TaskHeader* t = next_local(w);
+        if (t == nullptr) t = search(w);
+        if (t == nullptr) {
+            park(w);
+            continue;
+        }
+        run_task(w, t);
+    }
+    tl_worker = nullptr;
+}
+
+TaskHeader* Scheduler::next_local(Worker& w) noexcept {
+    if (w.batch_left == 0) batch_boundary(w);
+    if (w.batch_left > 0) --w.batch_left;
+    TaskHeader* t = w.queue.pop();
+    if (t == nullptr && single_ && !w.overflow.empty()) {
+        // Refill the ring from the overflow, oldest first (the ring is empty now).
+        while (!w.overflow.empty() && w.queue.push(w.overflow.front())) w.overflow.pop_front();
+        t = w.queue.pop();
+    }
+    return t;
+}
+
+void Scheduler::batch_boundary(Worker& w) noexcept {
+    fire_due_timers(w);
+    if (single_) {
+        // asyncio order: everything that arrived from outside joins the ready queue.
+        while (TaskHeader* t = pop_injector()) push_local(w, t);
+        w.batch_left = w.queue.approx_size() + static_cast<std::uint32_t>(w.overflow.size());
+    } else {
+        // Take a share of the global queue every batch (Go checks it every 61 ticks).
+        for (std::uint32_t i = 0; i < 8; ++i) {
+            TaskHeader* t = pop_injector();
+            if (t == nullptr) break;
+            push_local(w, t);
+        }
+        w.batch_left = std::min<std::uint32_t>(w.queue.approx_size(), kInjectorEvery);
+    }
+    if (w.batch_left == 0) w.batch_left = 1;
+}
+
+void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
+    // acquire: pairs with the acq_rel CAS in schedule() / the relaxed store in spawn
+    // published by the queue; clears kNotified and sets kRunning in one step.
+    const std::uint32_t prev =
+        t->state_.fetch_add(TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_acquire);
+    tl_task = t;
+    tl_completed = false;
+    if (!t->started_) {
+        t->started_ = true;
+        if ((prev & TaskHeader::kCancelReq) != 0U) {
+            // Cancelled before it first ran: the body never runs (asyncio).
+            t->exception_ = std::make_exception_ptr(CancelledError{});
+            on_complete(*t);
+            tl_task = nullptr;
+            return;
+        }
+    }
+    t->resume_.resume();
+    tl_task = nullptr;
+    if (tl_completed) return;  // the frame may be gone
+    // acq_rel: releases the task's writes to the next worker; observes a kNotified
+    // set by a waker while we ran (the waker did not enqueue then).
+    const std::uint32_t s = t->state_.fetch_sub(TaskHeader::kRunning, std::memory_order_acq_rel);
+    if ((s & TaskHeader::kNotified) != 0U) {
+        push_local(w, t);
+        if (!single_) notify_one();
+    }
+}
+
+bool Scheduler::start_searching(Worker& w) noexcept {
+    if (w.searching) return true;
+    // Limit searchers to half the workers (Tokio), so idle workers do not all spin.
+    // relaxed: a heuristic; the exact protocol is on the RMW below.
+    const std::uint64_t idle = idle_.load(std::memory_order_relaxed);
+    if (2 * searchers_of(idle) >= workers_.size()) return false;
+    // seq_cst: part of the Dekker protocol on idle_.
+    idle_.fetch_add(kSearcherOne, std::memory_order_seq_cst);
+    w.searching = true;
+    return true;
+}
+
+void Scheduler::stop_searching(Worker& w) noexcept {
+    if (!w.searching) return;
+    w.searching = false;
+    // seq_cst: part of the Dekker protocol on idle_.
+    const std::uint64_t prev = idle_.fetch_sub(kSearcherOne, std::memory_order_seq_cst);
+    // The last searcher found work: there may be more, so wake another to look.
+    if (searchers_of(prev) == 1) notify_one();
+}
+
+TaskHeader* Scheduler::search(Worker& w) noexcept {
+    if (TaskHeader* t = pop_injector()) {
+        stop_searching(w);
+        return t;
+    }
+    if (single_ || !start_searching(w)) return nullptr;
+    const std::size_t n = workers_.size();
+    for (int round = 0; round < 2; ++round) {
+        const std::size_t start = xorshift(w.rng) % n;
+        for (std::size_t i = 0; i < n; ++i) {
+            Worker& v = *workers_[(start + i) % n];
+            if (&v == &w) continue;
+            if (TaskHeader* t = v.queue.steal_into(w.queue)) {
+                // relaxed: metrics.
+                w.m_steals.fetch_add(1, std::memory_order_relaxed);
+                stop_searching(w);
+                return t;
+            }
+        }
+        if (TaskHeader* t = pop_injector()) {
+            stop_searching(w);
+            return t;
+        }
+    }
+    return nullptr;
+}
+
+bool Scheduler::work_available(const Worker& self) const noexcept {
+    // seq_cst loads: the load half of the Dekker pairs (see notify_one / inject).
+    if (injected_.load(std::memory_order_seq_cst) > 0) return true;
+    for (const auto& w : workers_)
+        if (w->queue.approx_size() > 0) return true;
+    if (!self.overflow.empty()) return true;
+    if (!opts_.virtual_time && next_deadline_.load(std::memory_order_seq_cst) <= now_ns()) return true;
+    return stop_.load(std::memory_order_seq_cst);
+}
+
+void Scheduler::park(Worker& w) {
+    std::unique_lock lk(idle_mx_);
+    if (w.searching) {
+        w.searching = false;
+        // seq_cst: part of the Dekker protocol on idle_.
+        idle_.fetch_sub(kSearcherOne, std::memory_order_seq_cst);
+    }
+    if (work_available(w)) return;
+    if (opts_.virtual_time && sleepers_.size() + 1 == workers_.size() &&
+        blocking_running_.load(std::memory_order_seq_cst) == 0) {  // seq_cst: see blocking_done()
+        // Everyone else sleeps and nothing can arrive but from outside: jump the clock.
+        if (advance_virtual_clock()) {
+            lk.unlock();
+            fire_due_timers(w);
+            return;
+        }
+    }
+    std::int64_t timeout = -1;
+    if (!opts_.virtual_time) {
+        const std::int64_t d = next_deadline_.load(std::memory_order_seq_cst);  // seq_cst: Dekker with add_timer
+        if (d != INT64_MAX && (timer_owner_ == nullptr || d < timer_owner_deadline_)) {
+            timer_owner_ = &w;
+            timer_owner_deadline_ = d;
+            timeout = std::max<std::int64_t>(0, d - now_ns());
+        }
+    }
+    w.sleeping = true;
+    sleepers_.push_back(&w);
+    // relaxed: the seq_cst RMW on idle_ below orders it before the futex wait.
+    w.wake_word.store(0, std::memory_order_relaxed);
+    // seq_cst: announce the sleeper before the re-check (Dekker).
+    idle_.fetch_add(kSleeperOne, std::memory_order_seq_cst);
+    // relaxed: metrics.
+    w.m_parks.fetch_add(1, std::memory_order_relaxed);
+    lk.unlock();
+    if (!work_available(w)) futex_wait(w.wake_word, 0, timeout);
+    lk.lock();
+    if (w.sleeping) {  // timed out or re-check found work: nobody took us off the list
+        w.sleeping = false;
+        sleepers_.erase(std::find(sleepers_.begin(), sleepers_.end(), &w));
+        // seq_cst: part of the Dekker protocol on idle_.
+        idle_.fetch_sub(kSleeperOne, std::memory_order_seq_cst);
+    } else {
+        // relaxed: metrics.
+        w.m_unparks.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (timer_owner_ == &w) timer_owner_ = nullptr;
+    lk.unlock();
+    if (!opts_.virtual_time) fire_due_timers(w);
+}
+
+// ── timers ──
+
+namespace {
+bool timer_less(const TimerEntry* a, const TimerEntry* b) noexcept {
+    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+}
+}  // namespace
+
+void Scheduler::add_timer(TimerEntry& e) noexcept {
+    bool new_top = false;
+    {
+        std::lock_guard lk(timer_mx_);
+        e.seq = timer_seq_++;
+        std::size_t i = heap_.size();
+        heap_.push_back(&e);
+        while (i > 0) {
+            const std::size_t parent = (i - 1) / 2;
+            if (!timer_less(heap_[i], heap_[parent])) break;
+            std::swap(heap_[i], heap_[parent]);
+            heap_[i]->index = static_cast<std::uint32_t>(i);
+            i = parent;
+        }
+        heap_[i]->index = static_cast<std::uint32_t>(i);
+        new_top = (i == 0);
+        // seq_cst: Dekker with park()'s read of next_deadline_ after announcing itself.
+        if (new_top) next_deadline_.store(e.deadline, std::memory_order_seq_cst);
+    }
+    if (new_top && !opts_.virtual_time) wake_timer_owner();
+}
+
+void Scheduler::wake_timer_owner() noexcept {
+    // seq_cst: see add_timer.
+    if (sleepers_of(idle_.load(std::memory_order_seq_cst)) == 0) return;
+    std::unique_lock lk(idle_mx_);
+    Worker* target = nullptr;
+    if (timer_owner_ != nullptr) {
+        if (timer_owner_deadline_ <= next_deadline_.load(std::memory_order_seq_cst)) return;  // seq_cst: as above
+        target = timer_owner_;
+    } else if (!sleepers_.empty()) {
+        target = sleepers_.back();
+    }
+    if (target == nullptr) return;
+    if (target->sleeping) {
+        target->sleeping = false;
+        sleepers_.erase(std::find(sleepers_.begin(), sleepers_.end(), target));
+        // seq_cst: part of the Dekker protocol on idle_.
+        idle_.fetch_sub(kSleeperOne, std::memory_order_seq_cst);
+    }
+    lk.unlock();
+    wake_worker(*target);
+}
+
+namespace {
+void heap_remove_at(std::vector<TimerEntry*>& heap, std::size_t i) noexcept {
+    heap[i]->index = TimerEntry::kNotQueued;
+    TimerEntry* last = heap.back();
+    heap.pop_back();
+    if (i == heap.size()) return;
+    heap[i] = last;
+    last->index = static_cast<std::uint32_t>(i);
+    // sift up
+    while (i > 0) {
+        const std::size_t parent = (i - 1) / 2;
+        if (!timer_less(heap[i], heap[parent])) break;
+        std::swap(heap[i], heap[parent]);
+        heap[i]->index = static_cast<std::uint32_t>(i);
+        heap[parent]->index = static_cast<std::uint32_t>(parent);
+        i = parent;
+    }
+    // sift down
+    for (;;) {
+        const std::size_t l = 2 * i + 1;
+        const std::size_t r = l + 1;
+        std::size_t m = i;
+        if (l < heap.size() && timer_less(heap[l], heap[m])) m = l;
+        if (r < heap.size() && timer_less(heap[r], heap[m])) m = r;
+        if (m == i) break;
+        std::swap(heap[i], heap[m]);
+        heap[i]->index = static_cast<std::uint32_t>(i);
+        heap[m]->index = static_cast<std::uint32_t>(m);
+        i = m;
+    }
+}
+}  // namespace
+
+void Scheduler::remove_timer(TimerEntry& e) noexcept {
+    std::lock_guard lk(timer_mx_);
+    if (e.index == TimerEntry::kNotQueued) return;
+    heap_remove_at(heap_, e.index);
+    // seq_cst: see add_timer.
+    next_deadline_.store(heap_.empty() ? INT64_MAX : heap_[0]->deadline, std::memory_order_seq_cst);
+}
+
+std::int64_t Scheduler::earliest_deadline() const noexcept {
+    std::lock_guard lk(timer_mx_);
+    return heap_.empty() ? INT64_MAX : heap_[0]->deadline;
+}
+
+bool Scheduler::advance_virtual_clock() noexcept {
+    const std::int64_t d = earliest_deadline();
+    if (d == INT64_MAX) return false;
+    // relaxed: only the last idle worker writes the clock, under idle_mx_.
+    if (d > vclock_.load(std::memory_order_relaxed))
+        // release: pairs with the acquire load in now_ns().
+        vclock_.store(d, std::memory_order_release);
+    return true;
+}
+
+void Scheduler::fire_due_timers(Worker& w) noexcept {
+    // seq_cst: see add_timer.
+    if (next_deadline_.load(std::memory_order_seq_cst) > now_ns()) return;
+    std::lock_guard lk(timer_mx_);
+    const std::int64_t now = now_ns();
+    while (!heap_.empty() && heap_[0]->deadline <= now) {
+        TimerEntry* e = heap_[0];
+        heap_remove_at(heap_, 0);
+        // Still under timer_mx_: the awaiter cannot leave before we are done with e.
+        if (e->task->claim(e->token)) {
+            e->task->schedule();
+            // relaxed: metrics.
+            w.m_timers.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+    // seq_cst: see add_timer.
+    next_deadline_.store(heap_.empty() ? INT64_MAX : heap_[0]->deadline, std::memory_order_seq_cst);
+}
+
+// ── blocking pool ──
+
+void Scheduler::submit_blocking(BlockingJob* job) {
+    // seq_cst: counted before the job can finish, so virtual time never jumps while
+    // a job runs (park() reads it).
+    blocking_running_.fetch_add(1, std::memory_order_seq_cst);
+    std::unique_lock lk(block_mx_);
+    block_jobs_.push_back(job);
+    if (block_idle_ == 0 && block_threads_.size() < opts_.max_blocking_threads) {
+        try {
+            block_threads_.emplace_back([this] { blocking_thread_main(); });
+        } catch (...) {
+            if (block_threads_.empty()) {
+                block_jobs_.pop_back();
+                blocking_running_.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as above
+                throw;
+            }
+        }
+    }
+    lk.unlock();
+    block_cv_.notify_one();
+}
+
+void Scheduler::blocking_done() noexcept {
+    // seq_cst: the job's wake (an injection, counted in injected_) happened before;
+    // a worker that sees 0 here also sees that injection.
+    blocking_running_.fetch_sub(1, std::memory_order_seq_cst);
+    // Under virtual time the last parked worker may be waiting for this to reach 0.
+    if (opts_.virtual_time) {
+        std::unique_lock lk(idle_mx_);
+        if (sleepers_.size() != workers_.size()) return;  // someone is awake: it will see it
+        Worker* s = sleepers_.back();
+        sleepers_.pop_back();
+        s->sleeping = false;
+        idle_.fetch_sub(kSleeperOne, std::memory_order_seq_cst);  // seq_cst: Dekker on idle_
+        lk.unlock();
+        wake_worker(*s);
+    }
+}
+
+void Scheduler::blocking_thread_main() {
+    std::unique_lock lk(block_mx_);
+    for (;;) {
+        while (block_jobs_.empty() && !block_stop_) {
+            ++block_idle_;
+            block_cv_.wait(lk);
+            --block_idle_;
+        }
+        if (block_jobs_.empty()) return;
+        BlockingJob* job = block_jobs_.front();
+        block_jobs_.pop_front();
+        lk.unlock();
+        job->run();
+        lk.lock();
+    }
+}
+
+// ── completion, registry, external waiting, shutdown ──
+
+void Scheduler::registry_insert(TaskHeader& t) noexcept {
+    Worker* w = tl_worker;
+    const std::size_t shard = (w != nullptr && w->sched == this) ? w->index : workers_.size();
+    t.shard_ = static_cast<std::uint16_t>(shard);
+    RegistryShard& s = shards_[shard];
+    {
+        std::lock_guard lk(s.mx);
+        t.reg_prev_ = nullptr;
+        t.reg_next_ = s.head;
+        if (s.head != nullptr) s.head->reg_prev_ = &t;
+        s.head = &t;
+    }
+    // relaxed: a count; shutdown synchronizes through live_mx_.
+    live_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Scheduler::registry_remove(TaskHeader& t) noexcept {
+    RegistryShard& s = shards_[t.shard_];
+    std::lock_guard lk(s.mx);
+    if (t.reg_prev_ != nullptr) t.reg_prev_->reg_next_ = t.reg_next_;
+    else s.head = t.reg_next_;
+    if (t.reg_next_ != nullptr) t.reg_next_->reg_prev_ = t.reg_prev_;
+}
+
+void Scheduler::on_complete(TaskHeader& t) noexcept {
+    // asyncio: a task whose cancel() was requested but never delivered, and that
+    // returns normally, ends cancelled ("cancelled right before coro stops").
+    if (!t.exception_ && t.cancel_pending()) t.exception_ = std::make_exception_ptr(CancelledError{});
+    t.outcome_cancelled_ = is_cancelled_error(t.exception_);
+    registry_remove(t);
+    t.lock_joiners();
+    // release: publishes the outcome to complete() readers (acquire).
+    t.state_.fetch_or(TaskHeader::kComplete, std::memory_order_release);
+    for (JoinNode* n = t.joiners_; n != nullptr;) {
+        JoinNode* next = n->next;  // read before notify: the node may die after it
+        n->prev = n->next = nullptr;
+        n->notify(n);
+        n = next;
+    }
+    t.joiners_ = nullptr;
+    t.unlock_joiners();
+    if (Worker* w = tl_worker; w != nullptr && w->sched == this)
+        // relaxed: metrics.
+        w->m_completed.fetch_add(1, std::memory_order_relaxed);
+    tl_completed = true;
+    if (CompletionHook* h = t.hook_) h->on_done(h, t);
+    t.release();
+    // acq_rel: shutdown() waits for 0.
+    if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1 && shutting_down_.load()) {
+        std::lock_guard lk(live_mx_);
+        live_cv_.notify_all();
+    }
+}
+
+namespace {
+struct ExternalJoin : JoinNode {
+    std::atomic<std::uint32_t> done{0};
+    static void notify_fn(JoinNode* n) noexcept {
+        auto* self = static_cast<ExternalJoin*>(n);
+        // release: pairs with the acquire load in wait_external.
+        self->done.store(1, std::memory_order_release);
+        futex_wake(self->done);
+    }
+};
+}  // namespace
+
+void Scheduler::wait_external(TaskHeader& t) {
+    if (tl_worker != nullptr)
+        throw std::logic_error("spindle: block_on called from a worker thread of a runtime "
+                               "(await the task instead)");
+    ExternalJoin node;
+    node.notify = &ExternalJoin::notify_fn;
+    t.lock_joiners();
+    const bool added = t.add_joiner_locked(&node);
+    t.unlock_joiners();
+    if (!added) return;
+    // acquire: pairs with the release store in notify_fn.
+    while (node.done.load(std::memory_order_acquire) == 0) futex_wait(node.done, 0, -1);
+    // The completing worker may still be inside unlock_joiners() of t, but no longer
+    // touches the node after notify_fn's store... except futex_wake on node.done.
+    // Take the joiners lock once so that call has returned before `node` dies.
+    t.lock_joiners();
+    t.unlock_joiners();
+}
+
+void Scheduler::shutdown() {
+    if (tl_worker != nullptr) throw std::logic_error("spindle: Runtime shutdown from one of its own workers");
+    shutting_down_.store(true);
+    for (;;) {
+        std::vector<TaskHeader*> live;
+        for (std::size_t i = 0; i <= workers_.size(); ++i) {
+            std::lock_guard lk(shards_[i].mx);
+            for (TaskHeader* t = shards_[i].head; t != nullptr; t = t->reg_next_) {
+                t->add_ref();
+                live.push_back(t);
+            }
+        }
+        if (live.empty()) break;
+        for (TaskHeader* t : live) {
+            t->cancel();
+            t->release();
+        }
+        std::unique_lock lk(live_mx_);
+        // acquire: pairs with on_complete's fetch_sub. Re-cancel stragglers (tasks
+        // spawned during shutdown, or that swallowed the cancellation) periodically.
+        live_cv_.wait_for(lk, std::chrono::milliseconds(20),
+                          [this] { return live_.load(std::memory_order_acquire) == 0; });
+    }
+    shutting_down_.store(false);
+}
+
+std::string Scheduler::dump() const {
+    std::ostringstream out;
+    for (std::size_t i = 0; i <= workers_.size(); ++i) {
+        std::lock_guard lk(shards_[i].mx);
+        for (TaskHeader* t = shards_[i].head; t != nullptr; t = t->reg_next_) {
+            // relaxed: a snapshot for diagnostics.
+            const std::uint32_t s = t->state_.load(std::memory_order_relaxed);
+            const char* state = (s & TaskHeader::kRunning) != 0U    ? "running"
+                                : (s & TaskHeader::kNotified) != 0U ? "ready"
+                                                                     : "parked";
+            out << "task " << t->id_ << " \"" << task_display_name(*t) << "\" " << state << '\n';
+        }
+    }
+    return out.str();
+}
+
+RuntimeMetrics Scheduler::metrics() const {
+    RuntimeMetrics m;
+    for (const auto& w : workers_) {
+        // relaxed: counters are independent and read as a snapshot.
+        m.steals += w->m_steals.load(std::memory_order_relaxed);
+        m.parks += w->m_parks.load(std::memory_order_relaxed);
+        m.unparks += w->m_unparks.load(std::memory_order_relaxed);
+        m.timers_fired += w->m_timers.load(std::memory_order_relaxed);
+        m.tasks_spawned += w->m_spawned.load(std::memory_order_relaxed);
+        m.tasks_completed += w->m_completed.load(std::memory_order_relaxed);
+    }
+    // relaxed: a snapshot.
+    m.injections = m_injections_.load(std::memory_order_relaxed);
+    m.tasks_spawned += m_external_spawns_.load(std::memory_order_relaxed);
+    m.workers = workers_.size();
+    return m;
+}
+
+}  // namespace spindle::detail
+
+// ───────────────────────── public Runtime ─────────────────────────
+
+namespace spindle {
+
+Runtime::Runtime(RuntimeOptions opts) : sched_(std::make_unique<detail::Scheduler>(opts)) {}
+Runtime::~Runtime() = default;
+void Runtime::shutdown() { sched_->shutdown(); }
+std::string Runtime::dump() const { return sched_->dump(); }
+RuntimeMetrics Runtime::metrics() const { return sched_->metrics(); }
+std::size_t Runtime::workers() const noexcept { return sched_->worker_count(); }
+const RuntimeOptions& Runtime::options() const noexcept { return sched_->options(); }
+
+std::string current_task_name() {
+    return detail::task_display_name(detail::require_task("spindle::current_task_name"));
+}
+
+std::chrono::nanoseconds now() {
+    detail::TaskHeader* t = detail::current_task();
+    if (t == nullptr || t->sched_ == nullptr) return std::chrono::nanoseconds(0);
+    return std::chrono::nanoseconds(t->sched_->now_ns());
+}
+
+}  // namespace spindle
+
+namespace spindle::detail {
+void blocking_done(TaskHeader& t) noexcept { t.sched_->blocking_done(); }
+}  // namespace spindle::detail

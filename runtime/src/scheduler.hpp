@@ -1,0 +1,187 @@
+// runtime/src/scheduler.hpp — the work-stealing scheduler behind spindle::Runtime.
+// Never installed.
+//
+// ───────────────────────────── Design ─────────────────────────────
+// Workers. One OS thread per worker. Each owns a LocalQueue (bounded FIFO ring, Go's
+// runq; see local_queue.hpp). Tasks spawned or woken on a worker go to its tail; the
+// worker runs from the head. With workers = 1 an unbounded overflow deque keeps the
+// order strictly FIFO (so a program interleaves exactly as under asyncio's loop).
+//
+// Injector. Wakes and spawns from threads that are not workers of this runtime go to
+// a moodycamel::ConcurrentQueue (the injector); `injected_` counts its items exactly
+// (the queue's own size is approximate) so that a parking worker can re-check it.
+//
+// Batches. A worker runs its queue in batches, as asyncio's _run_once does: at each
+// batch boundary it fires due timers (appending their tasks in deadline order) and
+// pulls from the injector, then runs as many tasks as its queue held at that moment.
+//
+// Searching and parking (no lost wake-up, no thundering herd; Go's spinning Ms /
+// Tokio's idle.rs). idle_ packs two counters: sleepers (parked workers) and
+// searchers (workers looking for work to steal). A producer that makes work
+// stealable calls notify_one(): after a seq_cst fence it reads idle_, and wakes one
+// sleeper only if nobody is searching — a woken worker counts as a searcher, so a
+// burst of pushes wakes one worker, not all. A searcher that finds work stops
+// searching and, if it was the last searcher, calls notify_one() itself (chain wake).
+// A worker that parks first announces itself in idle_ (seq_cst RMW) and only then
+// re-checks every queue: Dekker's pattern guarantees that the producer sees the
+// sleeper or the sleeper sees the work.
+//
+// Timers. One binary heap of intrusive entries (in the sleeping awaiter) under
+// timer_mx_, keyed (deadline, seq) so equal deadlines fire in the order they were
+// scheduled. An entry is only touched under timer_mx_; the firing worker claims the
+// task's wait and schedules it while holding the lock, and the awaiter removes its
+// entry (if still queued) under the lock before it can leave, so an entry is never
+// touched after its frame is gone. next_deadline_ mirrors the heap top for lock-free
+// polling. In real time, one parked worker (the timer owner) sleeps with a timeout
+// until the earliest deadline. Under virtual time, the last worker to go idle, when
+// no to_thread job runs and nothing was injected, advances the clock to the earliest
+// deadline and fires it.
+//
+// Registry. Every live (spawned, not complete) task is in one of the shards' intrusive
+// lists (mutex per shard: the shard of the spawning worker). Shutdown cancels them,
+// dump() walks them.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <concurrentqueue/concurrentqueue.h>
+
+#include "local_queue.hpp"
+#include "spindle/runtime/detail/blocking.hpp"
+#include "spindle/runtime/detail/timer.hpp"
+#include "spindle/runtime/runtime.hpp"
+
+namespace spindle::detail {
+
+class Scheduler;
+
+struct alignas(64) Worker {
+    Scheduler* sched = nullptr;
+    std::uint32_t index = 0;
+    LocalQueue queue;
+    std::deque<TaskHeader*> overflow;  // workers == 1 only; owner only
+    std::uint32_t batch_left = 0;      // owner only
+    std::uint64_t rng = 0;             // owner only
+    bool searching = false;            // owner only
+    bool sleeping = false;             // under Scheduler::idle_mx_
+    std::atomic<std::uint32_t> wake_word{0};  // futex: sleeper waits while 0
+    // Metrics: written by the owner (relaxed), summed on read.
+    std::atomic<std::uint64_t> m_steals{0}, m_parks{0}, m_unparks{0}, m_timers{0}, m_spawned{0},
+        m_completed{0};
+    std::thread thread;
+};
+
+struct alignas(64) RegistryShard {
+    std::mutex mx;
+    TaskHeader* head = nullptr;
+};
+
+class Scheduler {
+public:
+    explicit Scheduler(const RuntimeOptions& opts);
+    ~Scheduler();
+    Scheduler(const Scheduler&) = delete;
+    Scheduler& operator=(const Scheduler&) = delete;
+
+    void spawn(TaskHeader& t, std::string_view name);
+    /// `t` just got kNotified: put it in a run queue.
+    void enqueue(TaskHeader* t) noexcept;
+    void on_complete(TaskHeader& t) noexcept;
+
+    [[nodiscard]] std::int64_t now_ns() const noexcept;
+    void add_timer(TimerEntry& e) noexcept;
+    void remove_timer(TimerEntry& e) noexcept;
+
+    void submit_blocking(BlockingJob* job);
+    void blocking_done() noexcept;
+
+    void wait_external(TaskHeader& t);
+    void shutdown();
+
+    [[nodiscard]] std::string dump() const;
+    [[nodiscard]] RuntimeMetrics metrics() const;
+    [[nodiscard]] const RuntimeOptions& options() const noexcept { return opts_; }
+    [[nodiscard]] std::size_t worker_count() const noexcept { return workers_.size(); }
+
+private:
+    // idle_ encoding: low 32 bits = sleepers, high 32 bits = searchers.
+    static constexpr std::uint64_t kSleeperOne = 1;
+    static constexpr std::uint64_t kSearcherOne = std::uint64_t{1} << 32;
+    static std::uint32_t sleepers_of(std::uint64_t v) noexcept { return static_cast<std::uint32_t>(v); }
+    static std::uint32_t searchers_of(std::uint64_t v) noexcept { return static_cast<std::uint32_t>(v >> 32); }
+
+    void worker_main(Worker& w);
+    void run_task(Worker& w, TaskHeader* t) noexcept;
+    TaskHeader* next_local(Worker& w) noexcept;
+    void batch_boundary(Worker& w) noexcept;
+    TaskHeader* search(Worker& w) noexcept;
+    bool start_searching(Worker& w) noexcept;
+    void stop_searching(Worker& w) noexcept;
+    void park(Worker& w);
+    void push_local(Worker& w, TaskHeader* t) noexcept;
+    void inject(TaskHeader* t) noexcept;
+    TaskHeader* pop_injector() noexcept;
+    void notify_one() noexcept;
+    void wake_worker(Worker& w) noexcept;
+    [[nodiscard]] bool work_available(const Worker& self) const noexcept;
+    void fire_due_timers(Worker& w) noexcept;
+    bool advance_virtual_clock() noexcept;  // under idle_mx_
+    [[nodiscard]] std::int64_t earliest_deadline() const noexcept;
+    void wake_timer_owner() noexcept;
+
+    void registry_insert(TaskHeader& t) noexcept;
+    void registry_remove(TaskHeader& t) noexcept;
+
+    void blocking_thread_main();
+
+    RuntimeOptions opts_;
+    bool single_ = false;  // workers == 1: strict FIFO mode
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::unique_ptr<RegistryShard[]> shards_;  // workers_.size() + 1 (external spawns)
+
+    moodycamel::ConcurrentQueue<TaskHeader*> injector_;
+    std::atomic<std::int64_t> injected_{0};  // exact count of tasks in injector_
+    std::atomic<std::uint64_t> m_injections_{0};
+    std::atomic<std::uint64_t> m_external_spawns_{0};
+
+    alignas(64) std::atomic<std::uint64_t> idle_{0};  // sleepers | searchers << 32
+    mutable std::mutex idle_mx_;                      // guards sleepers_ and timer ownership
+    std::vector<Worker*> sleepers_;
+    Worker* timer_owner_ = nullptr;
+    std::int64_t timer_owner_deadline_ = 0;
+
+    // Timers.
+    mutable std::mutex timer_mx_;
+    std::vector<TimerEntry*> heap_;  // under timer_mx_
+    std::uint64_t timer_seq_ = 0;    // under timer_mx_
+    alignas(64) std::atomic<std::int64_t> next_deadline_{INT64_MAX};
+    std::atomic<std::int64_t> vclock_{0};
+    std::chrono::steady_clock::time_point epoch_;
+
+    // Blocking pool (to_thread).
+    std::mutex block_mx_;
+    std::condition_variable block_cv_;
+    std::deque<BlockingJob*> block_jobs_;
+    std::vector<std::thread> block_threads_;
+    std::size_t block_idle_ = 0;
+    bool block_stop_ = false;
+    std::atomic<std::int64_t> blocking_running_{0};  // submitted and not yet done
+
+    // Live tasks.
+    std::atomic<std::int64_t> live_{0};
+    std::atomic<std::uint64_t> next_id_{1};
+    std::mutex live_mx_;
+    std::condition_variable live_cv_;
+    std::atomic<bool> shutting_down_{false};
+
+    std::atomic<bool> stop_{false};
+};
+
+}  // namespace spindle::detail
