@@ -1,0 +1,181 @@
+// bench/harness.hpp — the spindle_bench harness: options, repetitions, medians and
+// the WORKLOADS.md output line:
+//   workload=<name> system=<system> value=<number> unit=<unit> [extra=<k:v,...>]
+#pragma once
+
+#include <malloc.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace bench {
+
+using clk = std::chrono::steady_clock;
+
+struct Result {
+    double value = NAN;
+    std::string extra;
+    bool ok = true;
+};
+
+struct Options {
+    double scale = 1.0;
+    int runs = 3;
+    int warmup = 1;
+    std::size_t workers = 2;
+    std::vector<std::string> only;
+    std::vector<std::string> systems;
+    bool list = false;
+};
+inline Options g_opt;
+inline bool g_failed = false;
+
+inline long S(long n, long min = 1) {
+    const long v = std::lround(static_cast<double>(n) * g_opt.scale);
+    return v < min ? min : v;
+}
+inline double ns_since(clk::time_point t0) {
+    return std::chrono::duration<double, std::nano>(clk::now() - t0).count();
+}
+inline void check(Result& r, bool cond, const char* what) {
+    if (!cond) {
+        r.ok = false;
+        std::fprintf(stderr, "CHECK FAILED: %s\n", what);
+    }
+}
+inline long vm_rss_bytes() {
+    FILE* f = std::fopen("/proc/self/status", "r");
+    if (f == nullptr) return -1;
+    char line[256];
+    long kb = -1;
+    while (std::fgets(line, sizeof line, f) != nullptr)
+        if (std::strncmp(line, "VmRSS:", 6) == 0) {
+            kb = std::strtol(line + 6, nullptr, 10);
+            break;
+        }
+    std::fclose(f);
+    return kb * 1024;
+}
+inline std::string fmt(double v) {
+    char buf[64];
+    if (std::isnan(v)) return "nan";
+    const double a = std::fabs(v);
+    if (a >= 1000) std::snprintf(buf, sizeof buf, "%.1f", v);
+    else if (a >= 1) std::snprintf(buf, sizeof buf, "%.3f", v);
+    else std::snprintf(buf, sizeof buf, "%.6f", v);
+    return buf;
+}
+inline void jain(const std::vector<long>& xs, double& index, double& min_share, double& max_share) {
+    double s = 0, s2 = 0;
+    long mn = xs.empty() ? 0 : xs[0], mx = mn;
+    for (long x : xs) {
+        s += static_cast<double>(x);
+        s2 += static_cast<double>(x) * static_cast<double>(x);
+        mn = std::min(mn, x);
+        mx = std::max(mx, x);
+    }
+    index = s2 > 0 ? (s * s) / (static_cast<double>(xs.size()) * s2) : NAN;
+    min_share = s > 0 ? static_cast<double>(mn) / s : NAN;
+    max_share = s > 0 ? static_cast<double>(mx) / s : NAN;
+}
+
+struct Workload {
+    std::string name;
+    std::string system;
+    std::string unit;
+    std::function<Result()> fn;
+    bool cold = false;  // memory: no warm-up, malloc_trim before each run
+};
+
+inline std::vector<std::string> split(const std::string& s) {
+    std::vector<std::string> out;
+    std::size_t p = 0;
+    while (p <= s.size()) {
+        std::size_t q = s.find(',', p);
+        if (q == std::string::npos) q = s.size();
+        if (q > p) out.push_back(s.substr(p, q - p));
+        p = q + 1;
+    }
+    return out;
+}
+
+inline void parse_args(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "missing value for %s\n", a.c_str());
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (a == "--scale") g_opt.scale = std::atof(next().c_str());
+        else if (a == "--runs") g_opt.runs = std::max(1, std::atoi(next().c_str()));
+        else if (a == "--warmup") g_opt.warmup = std::max(0, std::atoi(next().c_str()));
+        else if (a == "--workers") g_opt.workers = static_cast<std::size_t>(std::max(1, std::atoi(next().c_str())));
+        else if (a == "--only") g_opt.only = split(next());
+        else if (a == "--system") g_opt.systems = split(next());
+        else if (a == "--list") g_opt.list = true;
+        else if (a == "-h" || a == "--help") {
+            std::printf("usage: %s [--only w1,w2] [--system s1,s2] [--scale F] [--runs N] [--warmup W] "
+                        "[--workers N] [--list]\n",
+                        argv[0]);
+            std::exit(0);
+        } else {
+            std::fprintf(stderr, "unknown argument %s\n", a.c_str());
+            std::exit(2);
+        }
+    }
+    if (!(g_opt.scale > 0)) {
+        std::fprintf(stderr, "--scale must be > 0\n");
+        std::exit(2);
+    }
+}
+
+inline bool wanted(const std::vector<std::string>& set, const std::string& x) {
+    return set.empty() || std::find(set.begin(), set.end(), x) != set.end();
+}
+
+/// Runs one workload: warm-up, --runs timed runs, prints the median line.
+inline void run_one(const Workload& w) {
+    if (w.cold) malloc_trim(0);
+    for (int i = 0; i < (w.cold ? 0 : g_opt.warmup); ++i) (void)w.fn();
+    std::vector<double> vals;
+    bool ok = true;
+    for (int i = 0; i < g_opt.runs; ++i) {
+        if (w.cold) malloc_trim(0);
+        Result r = w.fn();
+        ok = ok && r.ok;
+        vals.push_back(r.value);
+        std::fprintf(stderr, "  %s/%s run %d: %s %s\n", w.name.c_str(), w.system.c_str(), i + 1,
+                     fmt(r.value).c_str(), w.unit.c_str());
+        if (i + 1 == g_opt.runs) {
+            std::vector<double> s = vals;
+            std::sort(s.begin(), s.end());
+            const double med = s[s.size() / 2];
+            std::string extra = r.extra;
+            auto add = [&](const std::string& kv) {
+                if (!extra.empty()) extra += ",";
+                extra += kv;
+            };
+            add("runs:" + std::to_string(g_opt.runs));
+            add("run_min:" + fmt(s.front()));
+            add("run_max:" + fmt(s.back()));
+            if (g_opt.scale != 1.0) add("scale:" + fmt(g_opt.scale));
+            if (!ok) add("check:FAIL");
+            std::printf("workload=%s system=%s value=%s unit=%s extra=%s\n", w.name.c_str(), w.system.c_str(),
+                        fmt(med).c_str(), w.unit.c_str(), extra.c_str());
+            std::fflush(stdout);
+        }
+    }
+    if (!ok) g_failed = true;
+}
+
+}  // namespace bench
