@@ -74,22 +74,20 @@ public:
 
     /// Owner, when full: moves the older half into `out` (for the injector) so the
     /// ring has room again. Returns how many were moved (0 if thieves made room).
-    template <class Sink>
-    std::uint32_t drain_half(Sink&& out) noexcept {
+    /// `out` must hold kCapacity / 2 entries.
+    std::uint32_t drain_half(TaskHeader** out) noexcept {
         // acquire: pairs with thieves' CAS on head_.
         std::uint32_t head = head_.load(std::memory_order_acquire);
         // relaxed: tail_ is written only by this thread.
         const std::uint32_t tail = tail_.load(std::memory_order_relaxed);
         const std::uint32_t n = (tail - head) / 2;
         if (n == 0) return 0;
-        std::array<TaskHeader*, kCapacity / 2> batch{};
         for (std::uint32_t i = 0; i < n; ++i)
             // relaxed: slots written by this thread.
-            batch[i] = slots_[(head + i) & kMask].load(std::memory_order_relaxed);
+            out[i] = slots_[(head + i) & kMask].load(std::memory_order_relaxed);
         // acq_rel: claims the batch against thieves (same protocol as pop).
         if (!head_.compare_exchange_strong(head, head + n, std::memory_order_acq_rel, std::memory_order_relaxed))
             return 0;  // a thief took some: there is room now
-        for (std::uint32_t i = 0; i < n; ++i) out(batch[i]);
         return n;
     }
 

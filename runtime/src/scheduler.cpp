@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -40,6 +41,14 @@ void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::i
 }
 void futex_wake(std::atomic<std::uint32_t>& word) noexcept {
     syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
 }
 
 std::uint64_t xorshift(std::uint64_t& s) noexcept {
@@ -100,11 +109,14 @@ bool TaskHeader::cancel() noexcept {
 }
 
 void TaskHeader::lock_joiners() noexcept {
+    unsigned spins = 0;
     // relaxed: the CAS validates.
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
         if ((s & kJoinLock) != 0U) {
-            std::this_thread::yield();
+            // The lock is held for a few instructions: spin briefly, then yield.
+            if (++spins < 64) cpu_relax();
+            else std::this_thread::yield();
             // relaxed: re-read before retrying the CAS.
             s = state_.load(std::memory_order_relaxed);
             continue;
@@ -292,8 +304,6 @@ std::int64_t Scheduler::now_ns() const noexcept {
 void Scheduler::spawn(TaskHeader& t, std::string_view name) {
     if (stop_.load()) throw std::logic_error("spindle: spawn on a runtime that has stopped");
     t.sched_ = this;
-    // relaxed: ids only need to be unique.
-    t.id_ = next_id_.fetch_add(1, std::memory_order_relaxed);
     if (!name.empty()) {
         auto* p = static_cast<char*>(std::malloc(name.size() + 1));
         if (p == nullptr) throw std::bad_alloc();
@@ -327,7 +337,17 @@ void Scheduler::push_local(Worker& w, TaskHeader* t) noexcept {
         if (!w.overflow.empty() || !w.queue.push(t)) w.overflow.push_back(t);
         return;
     }
-    while (!w.queue.push(t)) w.queue.drain_half([this](TaskHeader* x) { inject(x); });
+    while (!w.queue.push(t)) {
+        // Full: move the older half to the injector in one batch (one count update,
+        // one notification), as Go's runqputslow does.
+        std::array<TaskHeader*, LocalQueue::kCapacity / 2> batch{};
+        const std::uint32_t n = w.queue.drain_half(batch.data());
+        if (n == 0) continue;
+        injector_.enqueue_bulk(batch.data(), n);
+        // seq_cst: as in inject(): counted after the enqueue; Dekker with park().
+        injected_.fetch_add(n, std::memory_order_seq_cst);
+        notify_one();
+    }
 }
 
 void Scheduler::inject(TaskHeader* t) noexcept {
@@ -760,20 +780,31 @@ void Scheduler::blocking_thread_main() {
 
 // ── completion, registry, external waiting, shutdown ──
 
+void SpinLock::lock() noexcept {
+    unsigned spins = 0;
+    for (;;) {
+        // acquire: pairs with the release store in unlock().
+        if (!locked_.exchange(true, std::memory_order_acquire)) return;
+        // relaxed: wait for the lock to look free before trying again (TTAS).
+        while (locked_.load(std::memory_order_relaxed)) {
+            if (++spins < 128) cpu_relax();
+            else std::this_thread::yield();
+        }
+    }
+}
+
 void Scheduler::registry_insert(TaskHeader& t) noexcept {
     Worker* w = tl_worker;
     const std::size_t shard = (w != nullptr && w->sched == this) ? w->index : workers_.size();
     t.shard_ = static_cast<std::uint16_t>(shard);
     RegistryShard& s = shards_[shard];
-    {
-        std::lock_guard lk(s.mx);
-        t.reg_prev_ = nullptr;
-        t.reg_next_ = s.head;
-        if (s.head != nullptr) s.head->reg_prev_ = &t;
-        s.head = &t;
-    }
-    // relaxed: a count; shutdown synchronizes through live_mx_.
-    live_.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard lk(s.mx);
+    t.id_ = (++s.next_id) * (workers_.size() + 1) + shard;
+    t.reg_prev_ = nullptr;
+    t.reg_next_ = s.head;
+    if (s.head != nullptr) s.head->reg_prev_ = &t;
+    s.head = &t;
+    ++s.count;
 }
 
 void Scheduler::registry_remove(TaskHeader& t) noexcept {
@@ -782,6 +813,16 @@ void Scheduler::registry_remove(TaskHeader& t) noexcept {
     if (t.reg_prev_ != nullptr) t.reg_prev_->reg_next_ = t.reg_next_;
     else s.head = t.reg_next_;
     if (t.reg_next_ != nullptr) t.reg_next_->reg_prev_ = t.reg_prev_;
+    --s.count;
+}
+
+std::size_t Scheduler::live_count() const noexcept {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i <= workers_.size(); ++i) {
+        std::lock_guard lk(shards_[i].mx);
+        n += shards_[i].count;
+    }
+    return n;
 }
 
 void Scheduler::on_complete(TaskHeader& t) noexcept {
@@ -807,8 +848,8 @@ void Scheduler::on_complete(TaskHeader& t) noexcept {
     tl_completed = true;
     if (CompletionHook* h = t.hook_) h->on_done(h, t);
     t.release();
-    // acq_rel: shutdown() waits for 0.
-    if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1 && shutting_down_.load()) {
+    // relaxed: only set while shutdown() waits; a missed notify costs one 20 ms poll.
+    if (shutting_down_.load(std::memory_order_relaxed)) {
         std::lock_guard lk(live_mx_);
         live_cv_.notify_all();
     }
@@ -863,10 +904,9 @@ void Scheduler::shutdown() {
             t->release();
         }
         std::unique_lock lk(live_mx_);
-        // acquire: pairs with on_complete's fetch_sub. Re-cancel stragglers (tasks
-        // spawned during shutdown, or that swallowed the cancellation) periodically.
-        live_cv_.wait_for(lk, std::chrono::milliseconds(20),
-                          [this] { return live_.load(std::memory_order_acquire) == 0; });
+        // Re-cancel stragglers (tasks spawned during shutdown, or that swallowed the
+        // cancellation) every 20 ms.
+        live_cv_.wait_for(lk, std::chrono::milliseconds(20), [this] { return live_count() == 0; });
     }
     shutting_down_.store(false);
 }

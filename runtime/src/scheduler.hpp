@@ -78,9 +78,25 @@ struct alignas(64) Worker {
     std::thread thread;
 };
 
+/// A tiny test-and-test-and-set lock: held for a handful of instructions (list
+/// splicing), so spinning beats a futex-based mutex; yields after a while.
+class SpinLock {
+public:
+    void lock() noexcept;
+    void unlock() noexcept {
+        // release: pairs with the acquire exchange in lock().
+        locked_.store(false, std::memory_order_release);
+    }
+
+private:
+    std::atomic<bool> locked_{false};
+};
+
 struct alignas(64) RegistryShard {
-    std::mutex mx;
-    TaskHeader* head = nullptr;
+    SpinLock mx;
+    TaskHeader* head = nullptr;  // under mx
+    std::size_t count = 0;       // under mx
+    std::uint64_t next_id = 0;   // under mx: ids are next_id * shards + shard index
 };
 
 class Scheduler {
@@ -175,8 +191,7 @@ private:
     std::atomic<std::int64_t> blocking_running_{0};  // submitted and not yet done
 
     // Live tasks.
-    std::atomic<std::int64_t> live_{0};
-    std::atomic<std::uint64_t> next_id_{1};
+    [[nodiscard]] std::size_t live_count() const noexcept;
     std::mutex live_mx_;
     std::condition_variable live_cv_;
     std::atomic<bool> shutting_down_{false};
