@@ -94,11 +94,7 @@ bool ChildSet::Wait::await_suspend(std::coroutine_handle<> h) {
     set->wake_on_failure_ = wake_on_failure;
     suspended = true;
     lk.unlock();
-    if (self->cancelled_while_arming(token)) {
-        lk.lock();
-        if (set->waiter_ == self) set->waiter_ = nullptr;
-        return false;
-    }
+    if (self->cancelled_while_arming(token)) self->schedule();  // requeue (asyncio order)
     return true;
 }
 

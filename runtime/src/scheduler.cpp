@@ -1,6 +1,8 @@
 // runtime/src/scheduler.cpp — see scheduler.hpp for the design.
 #include "scheduler.hpp"
 
+#include "spindle/runtime/detail/wait_queue.hpp"
+
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -99,12 +101,23 @@ void TaskHeader::schedule() noexcept {
 }
 
 bool TaskHeader::cancel() noexcept {
+    // asyncio marks a task that returns with a cancellation still pending as
+    // cancelled; that can only happen there when a task cancels itself, so that is
+    // the only case we keep: a task cancelled by another core while it runs, which
+    // then returns without suspending, keeps its result (its effects happened).
+    if (tl_task == this) self_cancel_ = true;
     // seq_cst: Dekker pair with arm() + cancelled_while_arming() (see the header).
     const std::uint32_t prev = state_.fetch_or(kCancelReq, std::memory_order_seq_cst);
     if ((prev & kComplete) != 0U) return false;
     // seq_cst: must not be reordered before the fetch_or above.
     const std::uint64_t w = wait_.load(std::memory_order_seq_cst);
-    if ((w & kArmed) != 0U && claim(w)) wait_node_->on_cancel(*this);
+    if ((w & kArmed) != 0U && claim(w)) {
+        // acquire: pairs with the seq_cst store the task made before arming.
+        if (wait_cell_.load(std::memory_order_acquire) != nullptr) cancel_cell_wait(*this, w);
+        else if (wait_node_ != nullptr) wait_node_->on_cancel(*this);
+        // else: a sync wait the task is finishing right now (it cleared wait_cell_
+        // and will disarm); it sees kCancelReq when it checks for cancellation.
+    }
     return true;
 }
 
@@ -826,9 +839,9 @@ std::size_t Scheduler::live_count() const noexcept {
 }
 
 void Scheduler::on_complete(TaskHeader& t) noexcept {
-    // asyncio: a task whose cancel() was requested but never delivered, and that
-    // returns normally, ends cancelled ("cancelled right before coro stops").
-    if (!t.exception_ && t.cancel_pending()) t.exception_ = std::make_exception_ptr(CancelledError{});
+    // asyncio: a task that cancelled itself and returns without suspending again
+    // ends cancelled ("cancelled right before coro stops"); see cancel().
+    if (!t.exception_ && t.self_cancel_ && t.cancel_pending()) t.exception_ = std::make_exception_ptr(CancelledError{});
     t.outcome_cancelled_ = is_cancelled_error(t.exception_);
     registry_remove(t);
     t.lock_joiners();

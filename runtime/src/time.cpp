@@ -22,7 +22,8 @@ bool JoinOrTimeout::await_suspend(std::coroutine_handle<> h) {
         add_timer(*self, entry);
         timer = true;
     }
-    return !self->cancelled_while_arming(entry.token);
+    if (self->cancelled_while_arming(entry.token)) self->schedule();  // requeue (asyncio order)
+    return true;
 }
 
 JoinOrTimeout::Outcome JoinOrTimeout::await_resume() noexcept {

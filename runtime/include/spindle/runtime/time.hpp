@@ -50,7 +50,10 @@ struct SleepAwaiter : WaitNode {
         entry.task = self;
         entry.token = self->arm(this, h);
         add_timer(*self, entry);
-        return !self->cancelled_while_arming(entry.token);
+        // A pending cancellation: still go to the back of the ready queue, as asyncio
+        // does (the cancelled future's callback is scheduled with call_soon).
+        if (self->cancelled_while_arming(entry.token)) self->schedule();
+        return true;
     }
     void await_resume() {
         if (delay_ns > 0) remove_timer(*self, entry);  // no-op when it fired

@@ -83,7 +83,8 @@ struct ToThreadAwaiter : WaitNode {
             job->refs.store(1, std::memory_order_relaxed);  // relaxed: the pool never saw it
             throw;
         }
-        return !self->cancelled_while_arming(job->token);
+        if (self->cancelled_while_arming(job->token)) self->schedule();  // requeue (asyncio order)
+        return true;
     }
     R await_resume() {
         if (self->consume_cancel()) throw CancelledError{};

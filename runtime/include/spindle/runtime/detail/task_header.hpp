@@ -33,6 +33,10 @@
 // by a lock that the waiter must take before it can leave (see each structure).
 // While a wait is armed and unclaimed the task cannot resume, so wait_node_ (in the
 // awaiter, inside the frame) is valid for the claim winner.
+// Sync-primitive waits (wait_queue.hpp) differ: their waker wins a CAS on the
+// waiter's cell, not the claim, and schedules the task directly; the claim then
+// only decides which canceller acts, and the canceller reaches the cell through
+// wait_cell_ (never through the awaiter). The task disarms its wait when it resumes.
 //
 // Cancellation (Runtime::cancel path, JoinHandle::cancel):
 //   1. fetch_or(kCancelReq)                    (seq_cst)
@@ -98,6 +102,13 @@ public:
                   "state bits must be distinct");
 
     // ── park protocol (called by the task itself while it runs) ──
+
+    /// The token the next arm() will return (sync waits install it in their cell
+    /// before arming, so a canceller that claims the wait finds the cell ready).
+    [[nodiscard]] std::uint64_t next_token() const noexcept {
+        // relaxed: only this task writes new epochs.
+        return ((wait_.load(std::memory_order_relaxed) | kArmed) + 1) | kArmed;
+    }
 
     /// Starts a new wait: returns its token. `h` is the coroutine to resume.
     std::uint64_t arm(WaitNode* node, std::coroutine_handle<> h) noexcept {
@@ -176,6 +187,9 @@ public:
     std::atomic<std::uint32_t> refs_{1};    // any owner
     std::atomic<std::uint64_t> wait_{0};    // task arms; claimers CAS
     WaitNode* wait_node_ = nullptr;         // task writes before arming; claim winner reads
+    // A sync wait's cell (see wait_queue.hpp): set before arming, cleared by the task
+    // when it resumes, before it removes the cell; read by a canceller (pinned).
+    std::atomic<std::atomic<std::uint64_t>*> wait_cell_{nullptr};
     std::coroutine_handle<> resume_;        // task writes before arming; worker reads
     std::coroutine_handle<> root_;          // the spawned frame (for destroy)
     Scheduler* sched_ = nullptr;            // set at spawn; null for a nested Task
@@ -190,7 +204,7 @@ public:
     bool started_ = false;                  // worker holding kRunning
     bool named_ = false;
     bool outcome_cancelled_ = false;        // written before kComplete
-    bool detached_hint_ = false;
+    bool self_cancel_ = false;              // cancel() called by the task itself
 
 private:
     void destroy_frame() noexcept;

@@ -1,0 +1,172 @@
+// spindle/runtime/detail/wait_queue.hpp — the one fair, abortable, lock-free waiter
+// queue under every synchronization primitive. Shipped but internal.
+//
+// ───────────────────────────── Algorithm ─────────────────────────────
+// CQS (Koval, Khalanskiy, Alistarh, "CQS: A Formally-Verified Framework for Fair and
+// Abortable Synchronization", PLDI 2023): an infinite array of cells, stored as a
+// linked list of fixed-size segments; a waiter takes the next cell index with one
+// fetch-add on enq_, and a waiter that gives up is cancelled *in its cell* by CAS.
+// Differences from the paper, and why:
+//   * asyncio's waiters stay in the deque until their task resumes (they remove
+//     themselves in a `finally`), and asyncio's Lock looks only at the *first*
+//     waiter, while Semaphore/Condition scan for the first waiter not yet done. To
+//     reproduce that exactly at one worker, a cell keeps its outcome (GRANTED,
+//     CANCELLED) until its waiter has resumed and marked it REMOVED; the queue's
+//     front_ only moves over REMOVED cells, and granting scans from front_ (the
+//     primitive chooses "first WAITING" or "front only"). Asyncio's deque scans the
+//     same cells, so the cost is the same.
+//   * Memory is reclaimed without a GC by epoch-based reclamation (ebr.hpp): a
+//     segment is unlinked when front_ moves past its last cell (all its cells are
+//     REMOVED, so no waiter refers to it) and retired to EBR; every traversal pins.
+//
+// ───────────────────────────── Cell states ─────────────────────────────
+//   EMPTY      index taken by a waiter that has not installed itself yet
+//   WAITING    the waiter's task header pointer | (16-bit wait tag << 48)
+//   DEPOSIT    granted before the waiter installed itself (elimination): the waiter
+//              finds it and does not suspend
+//   GRANTED    granted while waiting; the granter scheduled the task
+//   CANCELLED  cancelled while waiting; the canceller scheduled the task
+//   REMOVED    the waiter left (after reading its outcome); front_ may pass it
+// Transitions: EMPTY->WAITING (waiter), EMPTY->DEPOSIT (granter), EMPTY->REMOVED
+// (waiter abandons), WAITING->GRANTED (granter), WAITING->CANCELLED (canceller or
+// the waiter itself), {DEPOSIT,GRANTED,CANCELLED}->REMOVED (the waiter, once).
+//
+// The single arbitration between a grant and a cancellation is the CAS on the cell:
+// whoever moves it out of WAITING wins and is the only party that schedules the task.
+// So a grant is never lost (the loser sees it in the cell) and never given twice.
+// A canceller reaches the cell through TaskHeader::wait_cell_, never through the
+// awaiter (which may already be gone), and compares the full WAITING value including
+// the tag of the wait it claimed, so it cannot cancel a later wait of the same task
+// (a 16-bit tag: the task would have to complete 65,536 waits during the canceller's
+// few instructions; if that ever happened the effect is a spurious CancelledError,
+// never a lost or doubled grant).
+//
+// ───────────────────────────── Reclamation ─────────────────────────────
+// Invariants:
+//   R1 front_ <= every index whose cell is not REMOVED; cells below front_ are never
+//      read again except by threads pinned before they were unlinked.
+//   R2 head_ is the segment of front_ or an older one not yet retired; tail_ likewise
+//      for enq_; both only move forward (CAS on segment id).
+//   R3 a segment is retired only after head_ and tail_ both moved past it, by the
+//      one thread whose CAS moved front_ onto the next segment's first cell.
+//   R4 a waiter dereferences its own cell only before it marks it REMOVED (R1 keeps
+//      its segment alive until then); everyone else dereferences cells only while
+//      pinned (EBR), having loaded the segment pointer after pinning.
+//
+// THREAD SAFETY: every member may be called from any thread; suspend-side calls
+// for one WaitPosition come from its single waiter.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "spindle/runtime/detail/task_header.hpp"
+
+namespace spindle::detail {
+
+class WaitQueue;
+
+/// The primitive that owns a WaitQueue: told when a canceller cancels a waiter
+/// (asyncio's fut.cancel(): the waiter stops counting at once). Must not block.
+struct WaitQueueOwner {
+    virtual void on_waiter_cancelled() noexcept = 0;
+
+protected:
+    ~WaitQueueOwner() = default;
+};
+
+namespace cell {
+constexpr std::uint64_t kEmpty = 0;
+constexpr std::uint64_t kDeposit = 1;
+constexpr std::uint64_t kGranted = 2;
+constexpr std::uint64_t kCancelled = 3;
+constexpr std::uint64_t kRemoved = 4;
+constexpr std::uint64_t kMaxSpecial = 4;
+constexpr unsigned kTagShift = 48;
+inline std::uint64_t waiting(const TaskHeader* t, std::uint64_t token) noexcept {
+    return reinterpret_cast<std::uintptr_t>(t) | (((token >> 1) & 0xFFFFU) << kTagShift);
+}
+inline TaskHeader* task_of(std::uint64_t v) noexcept {
+    return reinterpret_cast<TaskHeader*>(v & ((std::uint64_t{1} << kTagShift) - 1));
+}
+inline bool is_waiting(std::uint64_t v) noexcept { return v > kMaxSpecial; }
+}  // namespace cell
+
+struct Segment {
+    static constexpr std::uint32_t kCells = 56;
+    static constexpr std::uintptr_t kAlign = 512;  // allocation alignment (see wait_queue.cpp)
+    explicit Segment(std::uint64_t i, WaitQueue* q) noexcept : id(i), queue(q) {}
+    const std::uint64_t id;                // cells [id * kCells, (id + 1) * kCells)
+    WaitQueue* const queue;
+    std::atomic<Segment*> next{nullptr};   // set once by CAS
+    std::atomic<std::uint64_t> cells[kCells] = {};
+};
+static_assert(sizeof(Segment) < Segment::kAlign, "a segment must fit its alignment (cell -> segment by masking)");
+
+inline Segment* segment_of(const std::atomic<std::uint64_t>* c) noexcept {
+    return reinterpret_cast<Segment*>(reinterpret_cast<std::uintptr_t>(c) & ~(Segment::kAlign - 1));
+}
+
+/// Where a waiter sits. Valid until the waiter marks its cell REMOVED.
+struct WaitPosition {
+    Segment* seg = nullptr;
+    std::uint64_t index = 0;
+    std::atomic<std::uint64_t>& cell() const noexcept { return seg->cells[index % Segment::kCells]; }
+};
+
+class WaitQueue {
+public:
+    explicit WaitQueue(WaitQueueOwner* owner);
+    ~WaitQueue();
+    WaitQueue(const WaitQueue&) = delete;
+    WaitQueue& operator=(const WaitQueue&) = delete;
+
+    // ── suspend side ──
+    /// Takes the next cell (EMPTY, or DEPOSIT if a granter got there first).
+    WaitPosition enqueue();
+    /// EMPTY -> WAITING for `t`'s next wait (token from TaskHeader::next_token()).
+    /// False when the cell holds a DEPOSIT: granted already, do not suspend.
+    bool install(const WaitPosition& p, TaskHeader& t, std::uint64_t token) noexcept;
+    /// The waiter does not want the cell after all (took a fast path). Marks it
+    /// REMOVED; returns true if it held a DEPOSIT (the caller received a grant).
+    bool abandon(const WaitPosition& p) noexcept;
+    /// The waiter itself cancels its wait: true if it won (WAITING -> CANCELLED).
+    bool self_cancel(const WaitPosition& p, const TaskHeader& t, std::uint64_t token) noexcept;
+    /// After the waiter resumed: GRANTED, DEPOSIT or CANCELLED.
+    static std::uint64_t outcome(const WaitPosition& p) noexcept;
+    /// The waiter leaves: REMOVED, and front_ moves over removed cells.
+    void remove(const WaitPosition& p) noexcept;
+
+    // ── grant side ──
+    /// Grants up to `n` of the first WAITING (or EMPTY: deposit) cells from the
+    /// front, in order, skipping cells already granted/cancelled/removed
+    /// (Semaphore, Condition, Event). Returns how many were granted.
+    std::size_t grant_first(std::size_t n = 1) noexcept { return grant(n, false); }
+    /// Grants the front cell (the first not REMOVED) only if it is WAITING or EMPTY
+    /// (asyncio Lock's _wake_up_first). Returns 1 if it did.
+    std::size_t grant_front() noexcept { return grant(1, true); }
+
+    /// Racy count of cells between front_ and enq_ (for diagnostics).
+    [[nodiscard]] std::uint64_t approx_size() const noexcept;
+    [[nodiscard]] WaitQueueOwner* owner() const noexcept { return owner_; }
+
+private:
+    std::size_t grant(std::size_t limit, bool front_only) noexcept;
+    Segment* find(Segment* from, std::uint64_t id) noexcept;
+    Segment* new_segment(std::uint64_t id) noexcept;
+    void advance_front() noexcept;
+    static void move_forward(std::atomic<Segment*>& ptr, Segment* to) noexcept;
+
+    WaitQueueOwner* const owner_;
+    alignas(64) std::atomic<std::uint64_t> enq_{0};    // next index to hand out (fetch_add)
+    std::atomic<Segment*> tail_;                        // hint: segment of enq_ (R2)
+    alignas(64) std::atomic<std::uint64_t> front_{0};  // oldest cell not REMOVED (R1)
+    std::atomic<Segment*> head_;                        // segment of front_ (R2)
+};
+
+/// Installed as TaskHeader's sync-cancellation path: the canceller holds the claim
+/// of `token`'s wait; cancels the cell if it is still WAITING and schedules the task.
+void cancel_cell_wait(TaskHeader& t, std::uint64_t token) noexcept;
+
+}  // namespace spindle::detail

@@ -1,0 +1,191 @@
+// runtime/src/ebr.cpp — see spindle/runtime/detail/ebr.hpp for the algorithm.
+#include "spindle/runtime/detail/ebr.hpp"
+
+#include <vector>
+
+namespace spindle::detail::ebr {
+
+namespace {
+
+constexpr std::uint64_t kActive = 1;       // low bit of Record::state
+constexpr std::size_t kCollectEvery = 64;  // retirements between collection attempts
+
+struct Retired {
+    void* p;
+    Deleter del;
+    std::uint64_t epoch;
+};
+
+struct Record {
+    // state = epoch << 1 | kActive while pinned, 0 otherwise. Written by the owner,
+    // read by collectors.
+    std::atomic<std::uint64_t> state{0};
+    std::atomic<bool> in_use{false};      // owner claims/releases; collectors skip free ones
+    Record* next = nullptr;               // immutable once published in g_records
+    // Owner only:
+    std::uint32_t nest = 0;
+    std::vector<Retired> limbo;
+};
+
+// An exiting thread's garbage, freed by later collectors.
+struct Orphans {
+    std::vector<Retired> items;
+    Orphans* next = nullptr;
+};
+
+std::atomic<std::uint64_t> g_epoch{2};
+std::atomic<Record*> g_records{nullptr};
+std::atomic<Orphans*> g_orphans{nullptr};
+std::atomic<std::int64_t> g_pending{0};
+
+Record* acquire_record() {
+    // acquire: pairs with the release CAS that published each record.
+    for (Record* r = g_records.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+        bool expected = false;
+        // acquire: pairs with the release store in ThreadHandle's destructor, so we
+        // see the previous owner's writes.
+        if (!r->in_use.load(std::memory_order_relaxed) &&  // relaxed: pre-check, CAS validates
+            r->in_use.compare_exchange_strong(expected, true, std::memory_order_acquire))
+            return r;
+    }
+    auto* r = new Record;
+    r->in_use.store(true, std::memory_order_relaxed);  // relaxed: published by the CAS below
+    // relaxed: the CAS validates.
+    Record* head = g_records.load(std::memory_order_relaxed);
+    do {
+        r->next = head;
+        // release: publishes r's fields to readers of g_records (acquire above).
+    } while (!g_records.compare_exchange_weak(head, r, std::memory_order_release, std::memory_order_relaxed));
+    return r;
+}
+
+void free_items(std::vector<Retired>& items, std::uint64_t epoch) noexcept {
+    std::size_t kept = 0;
+    for (Retired& it : items) {
+        if (it.epoch + 2 <= epoch) {
+            it.del(it.p);
+            // relaxed: a statistic.
+            g_pending.fetch_sub(1, std::memory_order_relaxed);
+        } else {
+            items[kept++] = it;
+        }
+    }
+    items.resize(kept);
+}
+
+/// Advances the global epoch if every pinned thread is at it; returns the epoch.
+std::uint64_t try_advance() noexcept {
+    // seq_cst: ordered after the records' seq_cst pin stores (see pin()).
+    const std::uint64_t e = g_epoch.load(std::memory_order_seq_cst);
+    // acquire: pairs with the release CAS that published each record.
+    for (Record* r = g_records.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+        // seq_cst: a pin published before our read must be seen (Dekker with pin()).
+        const std::uint64_t s = r->state.load(std::memory_order_seq_cst);
+        if ((s & kActive) != 0U && (s >> 1) != e) return e;  // someone lags behind
+    }
+    std::uint64_t expected = e;
+    // seq_cst: the advance is ordered with every pin in the single total order.
+    g_epoch.compare_exchange_strong(expected, e + 1, std::memory_order_seq_cst);
+    return expected == e ? e + 1 : expected;
+}
+
+void collect_orphans(std::uint64_t epoch) noexcept {
+    // acquire: pairs with the release CAS in ~ThreadHandle that pushed the batch.
+    Orphans* list = g_orphans.exchange(nullptr, std::memory_order_acquire);
+    while (list != nullptr) {
+        Orphans* next = list->next;
+        free_items(list->items, epoch);
+        if (list->items.empty()) {
+            delete list;
+        } else {
+            // relaxed: the CAS validates.
+            Orphans* head = g_orphans.load(std::memory_order_relaxed);
+            do {
+                list->next = head;
+                // release: publishes the batch to the next collector.
+            } while (!g_orphans.compare_exchange_weak(head, list, std::memory_order_release,
+                                                      std::memory_order_relaxed));
+        }
+        list = next;
+    }
+}
+
+struct ThreadHandle {
+    Record* rec = nullptr;
+    Record& get() {
+        if (rec == nullptr) rec = acquire_record();
+        return *rec;
+    }
+    ~ThreadHandle() {
+        if (rec == nullptr) return;
+        if (!rec->limbo.empty()) {
+            auto* o = new Orphans;
+            o->items.swap(rec->limbo);
+            // relaxed: the CAS validates.
+            Orphans* head = g_orphans.load(std::memory_order_relaxed);
+            do {
+                o->next = head;
+                // release: publishes the batch to collectors (acquire exchange).
+            } while (!g_orphans.compare_exchange_weak(head, o, std::memory_order_release,
+                                                      std::memory_order_relaxed));
+        }
+        // release: pairs with the acquire CAS of the next owner in acquire_record().
+        rec->in_use.store(false, std::memory_order_release);
+    }
+};
+
+thread_local ThreadHandle tl_handle;
+
+}  // namespace
+
+Guard::Guard() noexcept {
+    Record& r = tl_handle.get();
+    if (r.nest++ != 0) return;
+    // seq_cst (load and store): the pin must be globally ordered before this
+    // thread's later loads of shared pointers, and against collectors' scans.
+    const std::uint64_t e = g_epoch.load(std::memory_order_seq_cst);
+    r.state.store((e << 1) | kActive, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+Guard::~Guard() {
+    Record& r = *tl_handle.rec;
+    if (--r.nest != 0) return;
+    // release: everything this thread read from shared segments happens before
+    // a collector that sees us unpinned frees them.
+    r.state.store(0, std::memory_order_release);
+}
+
+void retire(void* p, Deleter del) noexcept {
+    Record& r = tl_handle.get();
+    // seq_cst: the retirement epoch must not be older than the unlink that preceded.
+    const std::uint64_t e = g_epoch.load(std::memory_order_seq_cst);
+    try {
+        r.limbo.push_back(Retired{p, del, e});
+    } catch (...) {
+        // Out of memory for the limbo list: leak rather than free unsafely.
+        return;
+    }
+    // relaxed: a statistic.
+    g_pending.fetch_add(1, std::memory_order_relaxed);
+    if (r.limbo.size() % kCollectEvery == 0) {  // safe while pinned: see free_items' bound
+        const std::uint64_t now = try_advance();
+        free_items(r.limbo, now);
+        collect_orphans(now);
+    }
+}
+
+void collect() noexcept {
+    Record& r = tl_handle.get();
+    std::uint64_t now = 0;
+    for (int i = 0; i < 3; ++i) now = try_advance();
+    free_items(r.limbo, now);
+    collect_orphans(now);
+}
+
+std::int64_t approx_pending() noexcept {
+    // relaxed: a statistic.
+    return g_pending.load(std::memory_order_relaxed);
+}
+
+}  // namespace spindle::detail::ebr

@@ -1,0 +1,267 @@
+// runtime/src/wait_queue.cpp — see spindle/runtime/detail/wait_queue.hpp.
+#include "spindle/runtime/detail/wait_queue.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+
+#include "spindle/runtime/detail/ebr.hpp"
+
+#if SPINDLE_USE_MIMALLOC
+#include <mimalloc.h>
+#endif
+
+namespace spindle::detail {
+
+namespace {
+
+// Segments are aligned to Segment::kAlign so that a cell's segment is found by
+// masking its address. sizeof(Segment) stays below kAlign: mimalloc 2.0.9's
+// mi_malloc_aligned returns misaligned memory when the size is a multiple of the
+// alignment (seen here: 512 of 512 -> offset 384), so we never ask for that, and we
+// check the result anyway.
+void* alloc_segment_memory() {
+#if SPINDLE_USE_MIMALLOC
+    void* p = mi_malloc_aligned(sizeof(Segment), Segment::kAlign);
+    if (p == nullptr) throw std::bad_alloc();
+#else
+    void* p = ::operator new(sizeof(Segment), std::align_val_t(Segment::kAlign));
+#endif
+    if ((reinterpret_cast<std::uintptr_t>(p) & (Segment::kAlign - 1)) != 0) {
+        std::fprintf(stderr, "spindle: the allocator returned a misaligned waiter-queue segment (%p)\n", p);
+        std::abort();
+    }
+    return p;
+}
+
+void free_segment(void* p) noexcept {
+    static_cast<Segment*>(p)->~Segment();
+#if SPINDLE_USE_MIMALLOC
+    mi_free(p);
+#else
+    ::operator delete(p, std::align_val_t(Segment::kAlign));
+#endif
+}
+
+}  // namespace
+
+WaitQueue::WaitQueue(WaitQueueOwner* owner) : owner_(owner) {
+    Segment* s = new (alloc_segment_memory()) Segment(0, this);
+    // relaxed: the queue is not shared yet.
+    head_.store(s, std::memory_order_relaxed);
+    tail_.store(s, std::memory_order_relaxed);
+}
+
+WaitQueue::~WaitQueue() {
+    // No other thread may use the queue now (destroying a primitive with waiters is
+    // a contract violation, detected here in debug builds).
+    // relaxed: single-threaded from here on.
+    Segment* s = head_.load(std::memory_order_relaxed);
+#ifndef NDEBUG
+    const std::uint64_t end = enq_.load(std::memory_order_relaxed);  // relaxed: as above
+    for (std::uint64_t i = front_.load(std::memory_order_relaxed); i < end; ++i) {  // relaxed: as above
+        Segment* seg = s;
+        while (seg != nullptr && seg->id != i / Segment::kCells) seg = seg->next.load(std::memory_order_relaxed);
+        if (seg == nullptr) break;
+        if (cell::is_waiting(seg->cells[i % Segment::kCells].load(std::memory_order_relaxed))) {  // relaxed: as above
+            std::fprintf(stderr,
+                         "spindle: a synchronization primitive was destroyed while a task was still waiting on "
+                         "it (the task would never wake). Keep the primitive alive until its waiters leave.\n");
+            std::abort();
+        }
+    }
+#endif
+    while (s != nullptr) {
+        Segment* next = s->next.load(std::memory_order_relaxed);  // relaxed: single-threaded
+        free_segment(s);
+        s = next;
+    }
+}
+
+Segment* WaitQueue::new_segment(std::uint64_t id) noexcept {
+    try {
+        return new (alloc_segment_memory()) Segment(id, this);
+    } catch (...) {
+        std::fprintf(stderr, "spindle: out of memory allocating a waiter-queue segment\n");
+        std::abort();
+    }
+}
+
+Segment* WaitQueue::find(Segment* from, std::uint64_t id) noexcept {
+    Segment* s = from;
+    while (s->id < id) {
+        // acquire: pairs with the release CAS that linked the next segment.
+        Segment* next = s->next.load(std::memory_order_acquire);
+        if (next == nullptr) {
+            Segment* fresh = new_segment(s->id + 1);
+            // acq_rel: release publishes the fresh segment; acquire sees a winner's.
+            if (s->next.compare_exchange_strong(next, fresh, std::memory_order_acq_rel, std::memory_order_acquire)) {
+                next = fresh;
+            } else {
+                free_segment(fresh);  // never published
+            }
+        }
+        s = next;
+    }
+    return s;
+}
+
+void WaitQueue::move_forward(std::atomic<Segment*>& ptr, Segment* to) noexcept {
+    // acquire: pairs with the release CAS of other movers.
+    Segment* cur = ptr.load(std::memory_order_acquire);
+    // release: publishes `to` (already linked) to later readers of ptr.
+    while (cur->id < to->id &&
+           !ptr.compare_exchange_weak(cur, to, std::memory_order_acq_rel, std::memory_order_acquire)) {
+    }
+}
+
+WaitPosition WaitQueue::enqueue() {
+    ebr::Guard g;
+    // seq_cst: a primitive re-checks its state after taking the index, and a waker
+    // changes the state before reading enq_ in grant(): Dekker, so one of them sees
+    // the other (the waker finds the cell, or the waiter sees the new state).
+    const std::uint64_t i = enq_.fetch_add(1, std::memory_order_seq_cst);
+    const std::uint64_t id = i / Segment::kCells;
+    // acquire: pairs with move_forward's release CAS (the segment is linked).
+    Segment* start = tail_.load(std::memory_order_acquire);
+    // acquire: as above. front_ <= i (our cell is not REMOVED), so head_ <= id (R2).
+    if (start->id > id) start = head_.load(std::memory_order_acquire);
+    Segment* s = find(start, id);
+    move_forward(tail_, s);
+    return WaitPosition{s, i};
+}
+
+bool WaitQueue::install(const WaitPosition& p, TaskHeader& t, std::uint64_t token) noexcept {
+    std::uint64_t expected = cell::kEmpty;
+    // acq_rel: release publishes the task's writes before it waits (the granter
+    // acquires them); acquire sees a deposit's grant.
+    return p.cell().compare_exchange_strong(expected, cell::waiting(&t, token), std::memory_order_acq_rel,
+                                            std::memory_order_acquire);
+}
+
+bool WaitQueue::abandon(const WaitPosition& p) noexcept {
+    // acq_rel: acquire sees a deposit's grant; release orders our earlier writes
+    // before front_ may pass the cell.
+    const std::uint64_t prev = p.cell().exchange(cell::kRemoved, std::memory_order_acq_rel);
+    const bool deposit = (prev == cell::kDeposit);
+    advance_front();
+    return deposit;
+}
+
+bool WaitQueue::self_cancel(const WaitPosition& p, const TaskHeader& t, std::uint64_t token) noexcept {
+    std::uint64_t expected = cell::waiting(&t, token);
+    // acq_rel: the same arbitration as a canceller's (cancel_cell_wait).
+    return p.cell().compare_exchange_strong(expected, cell::kCancelled, std::memory_order_acq_rel,
+                                            std::memory_order_acquire);
+}
+
+std::uint64_t WaitQueue::outcome(const WaitPosition& p) noexcept {
+    // acquire: pairs with the granter's/canceller's CAS.
+    return p.cell().load(std::memory_order_acquire);
+}
+
+void WaitQueue::remove(const WaitPosition& p) noexcept {
+    // release: our reads of the cell happen before front_ can pass it.
+    p.cell().store(cell::kRemoved, std::memory_order_release);
+    advance_front();
+}
+
+void WaitQueue::advance_front() noexcept {
+    ebr::Guard g;
+    for (;;) {
+        // head_ before front_, as in grant().
+        // acquire: pairs with move_forward.
+        Segment* h = head_.load(std::memory_order_acquire);
+        // acquire: pairs with the release CAS below (another remover's progress).
+        std::uint64_t f = front_.load(std::memory_order_acquire);
+        // relaxed: enq_ only grows; a stale value stops us early, which is safe.
+        if (f >= enq_.load(std::memory_order_relaxed)) return;
+        Segment* s = find(h, f / Segment::kCells);
+        // acquire: pairs with the waiter's release store of REMOVED.
+        if (s->cells[f % Segment::kCells].load(std::memory_order_acquire) != cell::kRemoved) return;
+        const bool last = (f % Segment::kCells) == Segment::kCells - 1;
+        Segment* next = last ? find(s, s->id + 1) : nullptr;  // exists before front_ crosses
+        // acq_rel: orders our read of the cell before the move; pairs with other movers.
+        if (!front_.compare_exchange_strong(f, f + 1, std::memory_order_acq_rel, std::memory_order_relaxed))
+            continue;
+        if (last) {
+            // We moved front_ onto `next`: s is unreachable once head_/tail_ pass it (R3).
+            move_forward(tail_, next);
+            move_forward(head_, next);
+            ebr::retire(s, &free_segment);
+        }
+    }
+}
+
+std::size_t WaitQueue::grant(std::size_t limit, bool front_only) noexcept {
+    std::size_t granted = 0;
+    if (limit == 0) return 0;
+    ebr::Guard g;
+    // head_ before front_: head_ never passes front_'s segment (R2), so the walk
+    // from head_ reaches front_'s segment going forward.
+    // acquire: pairs with move_forward.
+    Segment* s = head_.load(std::memory_order_acquire);
+    // acquire: pairs with advance_front's CAS.
+    std::uint64_t i = front_.load(std::memory_order_acquire);
+    // seq_cst: the other half of the Dekker pair described in enqueue().
+    const std::uint64_t end = enq_.load(std::memory_order_seq_cst);
+    for (; i < end; ++i) {
+        s = find(s, i / Segment::kCells);
+        std::atomic<std::uint64_t>& c = s->cells[i % Segment::kCells];
+        // acquire: pairs with install's release (the task's writes) and others' CAS.
+        std::uint64_t v = c.load(std::memory_order_acquire);
+        bool took = false;
+        for (;;) {
+            if (v == cell::kEmpty) {
+                // acq_rel: publishes the grant to the waiter (its install acquires).
+                if (c.compare_exchange_weak(v, cell::kDeposit, std::memory_order_acq_rel, std::memory_order_acquire)) {
+                    took = true;
+                    break;
+                }
+                continue;
+            }
+            if (cell::is_waiting(v)) {
+                // acq_rel: the arbitration against a canceller; releases the grant.
+                if (c.compare_exchange_weak(v, cell::kGranted, std::memory_order_acq_rel, std::memory_order_acquire)) {
+                    cell::task_of(v)->schedule();  // only the winner of the cell wakes it
+                    took = true;
+                    break;
+                }
+                continue;
+            }
+            break;  // DEPOSIT, GRANTED, CANCELLED or REMOVED
+        }
+        if (took) {
+            if (++granted == limit || front_only) return granted;
+            continue;
+        }
+        if (front_only && v != cell::kRemoved) return granted;
+    }
+    return granted;
+}
+
+std::uint64_t WaitQueue::approx_size() const noexcept {
+    // relaxed: a diagnostic snapshot.
+    const std::uint64_t e = enq_.load(std::memory_order_relaxed);
+    const std::uint64_t f = front_.load(std::memory_order_relaxed);  // relaxed: as above
+    return e > f ? e - f : 0;
+}
+
+void cancel_cell_wait(TaskHeader& t, std::uint64_t token) noexcept {
+    bool won = false;
+    {
+        ebr::Guard g;
+        // acquire: pairs with the task's store before it armed; the pointer is only
+        // dereferenced while pinned (R4).
+        std::atomic<std::uint64_t>* c = t.wait_cell_.load(std::memory_order_acquire);
+        if (c == nullptr) return;
+        std::uint64_t expected = cell::waiting(&t, token);
+        // acq_rel: the arbitration against a granter (see the header).
+        won = c->compare_exchange_strong(expected, cell::kCancelled, std::memory_order_acq_rel,
+                                         std::memory_order_acquire);
+        if (won) segment_of(c)->queue->owner()->on_waiter_cancelled();
+    }
+    if (won) t.schedule();  // the cell is ours: we are the only one to wake the task
+}
+
+}  // namespace spindle::detail

@@ -1,0 +1,65 @@
+// spindle/sync/barrier.hpp — asyncio.Barrier, built (as asyncio's is) on a Condition.
+//
+// States: filling, draining, resetting, broken. wait() returns the arrival index
+// 0..parties-1; the last arrival releases everyone (draining); reset() breaks the
+// current round for waiters (BrokenBarrierError) and refills; abort() breaks the
+// barrier for good. reset() and abort() are awaitables, as in asyncio (they take the
+// barrier's internal lock). Barrier(0) throws std::invalid_argument.
+//
+// THREAD SAFETY: wait/reset/abort inside a task; parties/n_waiting/broken from any
+// thread (racy snapshots of state guarded by the internal lock).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <stdexcept>
+
+#include "spindle/runtime/task.hpp"
+#include "spindle/sync/condition.hpp"
+
+namespace spindle {
+
+struct BrokenBarrierError : std::runtime_error {
+    BrokenBarrierError() : std::runtime_error("spindle::BrokenBarrierError: barrier aborted or reset") {}
+    using std::runtime_error::runtime_error;
+};
+
+class Barrier {
+public:
+    explicit Barrier(std::size_t parties);
+    Barrier(const Barrier&) = delete;
+    Barrier& operator=(const Barrier&) = delete;
+
+    /// Waits for `parties` tasks; returns this task's arrival index.
+    Task<std::size_t> wait();
+    /// Returns the barrier to the empty state; current waiters get BrokenBarrierError.
+    Task<void> reset();
+    /// Breaks the barrier: current and future wait() calls throw BrokenBarrierError.
+    Task<void> abort();
+
+    [[nodiscard]] std::size_t parties() const noexcept { return parties_; }
+    /// Tasks waiting in the filling state (0 while draining or broken).
+    [[nodiscard]] std::size_t n_waiting() const noexcept;
+    [[nodiscard]] bool broken() const noexcept;
+
+private:
+    enum class State : int { kFilling, kDraining, kResetting, kBroken };
+    Task<void> block();
+    Task<void> wait_filled();
+    void exit_() noexcept;
+    void set_state(State s) noexcept {
+        // relaxed: written under cond_'s lock; the atomic is only for racy readers.
+        state_.store(s, std::memory_order_relaxed);
+    }
+    [[nodiscard]] State state() const noexcept {
+        // relaxed: callers hold cond_'s lock, or want a snapshot.
+        return state_.load(std::memory_order_relaxed);
+    }
+
+    Condition cond_;
+    const std::size_t parties_;
+    std::atomic<State> state_{State::kFilling};  // under cond_'s lock
+    std::atomic<std::size_t> count_{0};          // under cond_'s lock
+};
+
+}  // namespace spindle

@@ -1,0 +1,141 @@
+// sync/src/semaphore.cpp — see spindle/sync/semaphore.hpp.
+#include "spindle/sync/semaphore.hpp"
+
+#include <climits>
+#include <stdexcept>
+#include <string>
+
+#include "spindle/runtime/errors.hpp"
+
+namespace spindle {
+
+namespace {
+std::uint64_t checked_initial(std::ptrdiff_t v) {
+    if (v < 0) throw std::invalid_argument("spindle::Semaphore: initial value must be >= 0");
+    if (v > INT32_MAX)
+        throw std::invalid_argument("spindle::Semaphore: initial value must be < 2^31 (got " + std::to_string(v) +
+                                    ")");
+    return static_cast<std::uint64_t>(v);
+}
+}  // namespace
+
+Semaphore::Semaphore(std::ptrdiff_t value) : Semaphore(value, -1) {}
+
+Semaphore::Semaphore(std::ptrdiff_t value, std::ptrdiff_t bound)
+    : state_(checked_initial(value)),
+      bound_(bound < 0 ? static_cast<std::uint64_t>(INT32_MAX) : static_cast<std::uint64_t>(bound)),
+      bounded_(bound >= 0),
+      q_(this) {}
+
+Semaphore::~Semaphore() = default;
+
+bool Semaphore::try_acquire() noexcept {
+    // relaxed: the CAS validates.
+    std::uint64_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+        if (locked_state(s)) return false;
+        // acquire: pairs with release()'s RMW.
+        if (state_.compare_exchange_weak(s, s - 1, std::memory_order_acquire, std::memory_order_relaxed))
+            return true;
+    }
+}
+
+bool Semaphore::locked() const noexcept {
+    // acquire: a snapshot ordered after the RMWs it reflects.
+    return locked_state(state_.load(std::memory_order_acquire));
+}
+
+std::ptrdiff_t Semaphore::value() const noexcept {
+    // acquire: as in locked().
+    return static_cast<std::ptrdiff_t>(value_of(state_.load(std::memory_order_acquire)));
+}
+
+void Semaphore::release() {
+    // relaxed: the CAS validates.
+    std::uint64_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+        if (value_of(s) >= bound_) {
+            if (bounded_) throw std::invalid_argument("spindle::BoundedSemaphore released too many times");
+            throw std::overflow_error("spindle::Semaphore: value would exceed 2^31 - 1");
+        }
+        // seq_cst: releases the permit holder's work, and is the store half of the
+        // Dekker pair with a waiter that took its cell and then reads state_.
+        if (state_.compare_exchange_weak(s, s + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) break;
+    }
+    if (active_of(s) != 0) wake_up_next();
+}
+
+void Semaphore::put_back() noexcept {
+    // seq_cst: as in release().
+    const std::uint64_t s = state_.fetch_add(1, std::memory_order_seq_cst);
+    if (active_of(s) != 0) wake_up_next();
+}
+
+void Semaphore::wake_up_next() noexcept {
+    // seq_cst: see release().
+    std::uint64_t s = state_.load(std::memory_order_seq_cst);
+    for (;;) {
+        if (value_of(s) == 0 || active_of(s) == 0) return;
+        // Reserve the permit for the waiter we are about to wake.
+        // seq_cst: Dekker with waiters (see release()).
+        if (!state_.compare_exchange_weak(s, s - 1, std::memory_order_seq_cst)) continue;
+        if (q_.grant_first(1) == 1) return;
+        // Nobody waiting (every queued waiter was woken already): give it back.
+        std::uint64_t reserved = s - 1;
+        // seq_cst: as above.
+        if (state_.compare_exchange_strong(reserved, s, std::memory_order_seq_cst)) return;
+        // The state moved meanwhile (a waiter may have queued): give back, look again.
+        s = state_.fetch_add(1, std::memory_order_seq_cst) + 1;  // seq_cst: as above
+    }
+}
+
+void Semaphore::on_waiter_cancelled() noexcept {
+    // seq_cst: the waiter stops counting at once (asyncio: fut.cancelled()).
+    state_.fetch_sub(kActiveOne, std::memory_order_seq_cst);
+}
+
+bool Semaphore::AcquireAwaiter::await_suspend(std::coroutine_handle<> h) {
+    Semaphore& sem = *sem_;
+    w_.self = &detail::waiting_task("Semaphore::acquire");
+    w_.pos = sem.q_.enqueue();
+    // seq_cst: the load half of the Dekker pair with release().
+    std::uint64_t s = sem.state_.load(std::memory_order_seq_cst);
+    for (;;) {
+        if (!locked_state(s)) {  // became acquirable: take a permit after all
+            // seq_cst: as above.
+            if (sem.state_.compare_exchange_weak(s, s - 1, std::memory_order_seq_cst)) {
+                if (sem.q_.abandon(w_.pos)) sem.put_back();  // a deposit made it two
+                return false;
+            }
+            continue;
+        }
+        // seq_cst: as above.
+        if (sem.state_.compare_exchange_weak(s, s + kActiveOne, std::memory_order_seq_cst)) break;
+    }
+    queued_ = true;
+    return w_.park(sem.q_, h);
+}
+
+void Semaphore::AcquireAwaiter::await_resume() {
+    if (!queued_) return;
+    Semaphore& sem = *sem_;
+    bool granted = true;
+    if (w_.suspended) granted = w_.finish(sem.q_);
+    else sem.q_.remove(w_.pos);  // a deposit: granted without suspending
+    if (!granted) {
+        (void)w_.self->consume_cancel();  // cancelled in the queue (already uncounted)
+        throw CancelledError{};
+    }
+    if (w_.suspended && w_.self->consume_cancel()) {
+        // Woken but cancelled before it resumed: the permit goes back, and on.
+        // seq_cst: as in release(); active - 1 and value + 1 in one step.
+        sem.state_.fetch_add(1 - kActiveOne, std::memory_order_seq_cst);
+        sem.wake_up_next();
+        throw CancelledError{};
+    }
+    // seq_cst: as in release().
+    const std::uint64_t s = sem.state_.fetch_sub(kActiveOne, std::memory_order_seq_cst) - kActiveOne;
+    if (value_of(s) > 0) sem.wake_up_next();  // permits still free: wake the next (asyncio)
+}
+
+}  // namespace spindle

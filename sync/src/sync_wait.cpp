@@ -1,0 +1,45 @@
+// sync/src/sync_wait.cpp — see spindle/sync/detail/sync_wait.hpp.
+#include "spindle/sync/detail/sync_wait.hpp"
+
+#include <stdexcept>
+#include <string>
+
+namespace spindle::detail {
+
+TaskHeader& waiting_task(const char* what) {
+    TaskHeader* t = current_task();
+    if (t == nullptr)
+        throw std::logic_error(std::string("spindle: ") + what +
+                               " needs a running task (waking calls work from any thread, waiting calls do not)");
+    return *t;
+}
+
+bool SyncWait::park(WaitQueue& q, std::coroutine_handle<> h) noexcept {
+    token = self->next_token();
+    // seq_cst: visible to a canceller that claims the wait armed below.
+    self->wait_cell_.store(&pos.cell(), std::memory_order_seq_cst);
+    if (!q.install(pos, *self, token)) {
+        // relaxed: nobody can have claimed a wait we never armed.
+        self->wait_cell_.store(nullptr, std::memory_order_relaxed);
+        return false;  // a deposit: granted without suspending
+    }
+    (void)self->arm(nullptr, h);
+    suspended = true;
+    if (self->cancelled_while_arming(token) && q.self_cancel(pos, *self, token)) {
+        q.owner()->on_waiter_cancelled();
+        self->schedule();  // back of the ready queue, as asyncio's call_soon
+    }
+    return true;
+}
+
+bool SyncWait::finish(WaitQueue& q) noexcept {
+    // seq_cst: before the cell is removed (which may let its segment be retired), so
+    // a canceller pinned after this store cannot reach the cell (wait_queue.hpp R4).
+    self->wait_cell_.store(nullptr, std::memory_order_seq_cst);
+    (void)self->claim(token);  // disarm; fails harmlessly if a canceller claimed it
+    const std::uint64_t v = WaitQueue::outcome(pos);
+    q.remove(pos);
+    return v != cell::kCancelled;
+}
+
+}  // namespace spindle::detail
