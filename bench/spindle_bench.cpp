@@ -3,6 +3,10 @@
 #include <spindle/spindle.hpp>
 
 #include <atomic>
+#include <barrier>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "harness.hpp"
@@ -75,14 +79,382 @@ Result fib_spawn() {
     return r;
 }
 
+
+// ───────────── synchronization workloads (spindle) ─────────────
+
+template <class Body>
+double timed_run(Body&& body) {
+    return spindle::run(body(), opts());
+}
+
+Result lock_uncontended() {
+    const long n = S(10'000'000);
+    long c = 0;
+    const double ns = timed_run([&]() -> spindle::Task<double> {
+        spindle::Lock m;
+        auto t0 = bench::clk::now();
+        for (long i = 0; i < n; ++i) {
+            co_await m.acquire();
+            ++c;
+            m.release();
+        }
+        co_return bench::ns_since(t0);
+    });
+    Result r{ns / static_cast<double>(n), "primitive:spindle::Lock"};
+    bench::check(r, c == n, "lock_uncontended count");
+    return r;
+}
+
+Result lock_contended(long tasks, long per_task) {
+    long counter = 0;
+    const double ns = timed_run([&]() -> spindle::Task<double> {
+        spindle::Lock m;
+        auto t0 = bench::clk::now();
+        std::vector<spindle::JoinHandle<void>> hs;
+        for (long t = 0; t < tasks; ++t)
+            hs.push_back(spindle::spawn([](spindle::Lock& l, long& c, long k) -> spindle::Task<void> {
+                for (long i = 0; i < k; ++i) {
+                    co_await l.acquire();
+                    c += 1;
+                    l.release();
+                }
+            }(m, counter, per_task)));
+        for (auto& h : hs) co_await h;
+        co_return bench::ns_since(t0);
+    });
+    Result r{ns / static_cast<double>(tasks * per_task), "primitive:spindle::Lock"};
+    bench::check(r, counter == tasks * per_task, "lock_contended counter");
+    return r;
+}
+
+Result lock_across_await() {
+    const long tasks = S(1'000), iters = 100;
+    long counter = 0;
+    const double ns = timed_run([&]() -> spindle::Task<double> {
+        spindle::Lock m;
+        auto t0 = bench::clk::now();
+        std::vector<spindle::JoinHandle<void>> hs;
+        for (long t = 0; t < tasks; ++t)
+            hs.push_back(spindle::spawn([](spindle::Lock& l, long& c, long k) -> spindle::Task<void> {
+                for (long i = 0; i < k; ++i) {
+                    co_await l.acquire();
+                    co_await spindle::yield_now();
+                    c += 1;
+                    l.release();
+                }
+            }(m, counter, iters)));
+        for (auto& h : hs) co_await h;
+        co_return bench::ns_since(t0);
+    });
+    Result r{ns / static_cast<double>(tasks * iters), "primitive:spindle::Lock,yield:yield_now"};
+    bench::check(r, counter == tasks * iters, "lock_across_await counter");
+    return r;
+}
+
+Result semaphore_throttle() {
+    const long tasks = S(10'000), iters = 20, permits = 8;
+    std::atomic<long> inside{0}, max_inside{0}, ops{0};
+    long final_value = -1;
+    const double ns = timed_run([&]() -> spindle::Task<double> {
+        spindle::Semaphore sem(permits);
+        auto t0 = bench::clk::now();
+        std::vector<spindle::JoinHandle<void>> hs;
+        hs.reserve(static_cast<std::size_t>(tasks));
+        for (long t = 0; t < tasks; ++t)
+            hs.push_back(spindle::spawn([](spindle::Semaphore& s, std::atomic<long>& in, std::atomic<long>& mx,
+                                           std::atomic<long>& o, long k) -> spindle::Task<void> {
+                for (long i = 0; i < k; ++i) {
+                    co_await s.acquire();
+                    // relaxed: counters checked after the join.
+                    const long v = in.fetch_add(1, std::memory_order_relaxed) + 1;
+                    long m = mx.load(std::memory_order_relaxed);  // relaxed: as above
+                    while (v > m && !mx.compare_exchange_weak(m, v, std::memory_order_relaxed)) {
+                    }
+                    co_await spindle::yield_now();
+                    in.fetch_sub(1, std::memory_order_relaxed);  // relaxed: as above
+                    o.fetch_add(1, std::memory_order_relaxed);   // relaxed: as above
+                    s.release();
+                }
+            }(sem, inside, max_inside, ops, iters)));
+        for (auto& h : hs) co_await h;
+        const double d = bench::ns_since(t0);
+        final_value = sem.value();
+        co_return d;
+    });
+    Result r{ns / static_cast<double>(tasks * iters), "primitive:spindle::Semaphore,yield:yield_now"};
+    bench::check(r, ops.load() == tasks * iters, "semaphore_throttle ops");
+    bench::check(r, max_inside.load() <= permits, "semaphore_throttle permits exceeded");
+    bench::check(r, final_value == permits, "semaphore_throttle permit lost");
+    return r;
+}
+
+Result event_broadcast() {
+    const long n = S(100'000);
+    std::atomic<long> resumed{0};
+    bench::clk::time_point t_last{};
+    const double ns = timed_run([&]() -> spindle::Task<double> {
+        spindle::Event ev;
+        std::vector<spindle::JoinHandle<void>> hs;
+        hs.reserve(static_cast<std::size_t>(n));
+        for (long i = 0; i < n; ++i)
+            hs.push_back(spindle::spawn([](spindle::Event& e, std::atomic<long>& r, long total,
+                                           bench::clk::time_point& last) -> spindle::Task<void> {
+                co_await e.wait();
+                // acq_rel: the last resumer's time is read after the join.
+                if (r.fetch_add(1, std::memory_order_acq_rel) + 1 == total) last = bench::clk::now();
+            }(ev, resumed, n, t_last)));
+        while (ev.approx_waiters() < static_cast<std::uint64_t>(n)) co_await spindle::yield_now();
+        auto t0 = bench::clk::now();
+        ev.set();
+        for (auto& h : hs) co_await h;
+        co_return std::chrono::duration<double, std::nano>(t_last - t0).count();
+    });
+    Result r{ns / static_cast<double>(n), "primitive:spindle::Event"};
+    bench::check(r, resumed.load() == n, "event_broadcast resumed");
+    return r;
+}
+
+Result condition_pingpong() {
+    const long rounds = S(500'000);
+    long turns[2] = {0, 0};
+    const double ns = timed_run([&]() -> spindle::Task<double> {
+        spindle::Condition cv;
+        int turn = 0;
+        auto t0 = bench::clk::now();
+        auto player = [](spindle::Condition& c, int& tn, long& mine, int me, long k) -> spindle::Task<void> {
+            for (long i = 0; i < k; ++i) {
+                auto g = co_await c.scoped();
+                co_await c.wait_for([&] { return tn == me; });
+                tn = 1 - me;
+                ++mine;
+                c.notify();
+            }
+        };
+        auto a = spindle::spawn(player(cv, turn, turns[0], 0, rounds));
+        auto b = spindle::spawn(player(cv, turn, turns[1], 1, rounds));
+        co_await a;
+        co_await b;
+        co_return bench::ns_since(t0);
+    });
+    Result r{ns / static_cast<double>(rounds), "primitive:spindle::Condition+Lock"};
+    bench::check(r, turns[0] == rounds && turns[1] == rounds, "condition_pingpong turns");
+    return r;
+}
+
+Result barrier_rounds(long tasks) {
+    const long rounds = S(10'000);
+    std::atomic<long> leaders{0};
+    const double ns = timed_run([&]() -> spindle::Task<double> {
+        spindle::Barrier b(static_cast<std::size_t>(tasks));
+        auto t0 = bench::clk::now();
+        std::vector<spindle::JoinHandle<void>> hs;
+        for (long t = 0; t < tasks; ++t)
+            hs.push_back(spindle::spawn([](spindle::Barrier& bar, std::atomic<long>& l, long k) -> spindle::Task<void> {
+                for (long i = 0; i < k; ++i)
+                    // relaxed: checked after the join.
+                    if (co_await bar.wait() == 0) l.fetch_add(1, std::memory_order_relaxed);
+            }(b, leaders, rounds)));
+        for (auto& h : hs) co_await h;
+        co_return bench::ns_since(t0);
+    });
+    Result r{ns / static_cast<double>(rounds), "primitive:spindle::Barrier"};
+    bench::check(r, leaders.load() == rounds, "barrier_rounds: one index 0 per round");
+    return r;
+}
+
+Result fairness_64() {
+    const long tasks = 64, total = S(2'000'000);
+    std::vector<long> mine(static_cast<std::size_t>(tasks), 0);
+    long counter = 0;
+    timed_run([&]() -> spindle::Task<double> {
+        spindle::Lock m;
+        spindle::Event start;
+        std::vector<spindle::JoinHandle<void>> hs;
+        for (long t = 0; t < tasks; ++t)
+            hs.push_back(spindle::spawn([](spindle::Lock& l, spindle::Event& st, long& c, long& k,
+                                           long tot) -> spindle::Task<void> {
+                co_await st.wait();
+                for (;;) {
+                    co_await l.acquire();
+                    if (c >= tot) {
+                        l.release();
+                        break;
+                    }
+                    ++c;
+                    l.release();
+                    ++k;
+                }
+            }(m, start, counter, mine[static_cast<std::size_t>(t)], total)));
+        while (start.approx_waiters() < static_cast<std::uint64_t>(tasks)) co_await spindle::yield_now();
+        start.set();
+        for (auto& h : hs) co_await h;
+        co_return 0.0;
+    });
+    double idx = 0, mn = 0, mx = 0;
+    bench::jain(mine, idx, mn, mx);
+    Result r{idx, "primitive:spindle::Lock,min_share:" + bench::fmt(mn) + ",max_share:" + bench::fmt(mx)};
+    bench::check(r, counter == total, "fairness_64 total");
+    return r;
+}
+
+Result memory_parked() {
+    const long n = S(1'000'000);
+    long before = 0, peak = 0;
+    std::atomic<long> woke{0};
+    timed_run([&]() -> spindle::Task<double> {
+        spindle::Event ev;
+        std::vector<spindle::JoinHandle<void>> hs;
+        hs.reserve(static_cast<std::size_t>(n));
+        before = bench::vm_rss_bytes();
+        for (long i = 0; i < n; ++i)
+            hs.push_back(spindle::spawn([](spindle::Event& e, std::atomic<long>& w) -> spindle::Task<void> {
+                co_await e.wait();
+                w.fetch_add(1, std::memory_order_relaxed);  // relaxed: checked after the join
+            }(ev, woke)));
+        while (ev.approx_waiters() < static_cast<std::uint64_t>(n)) co_await spindle::yield_now();
+        peak = bench::vm_rss_bytes();
+        ev.set();
+        for (auto& h : hs) co_await h;
+        co_return 0.0;
+    });
+    Result r{static_cast<double>(peak - before) / static_cast<double>(n),
+             "primitive:spindle::Event,includes:frame+JoinHandle_vector_8B"};
+    bench::check(r, woke.load() == n, "memory_parked woke");
+    return r;
+}
+
+// ───────────── std_thread baselines (same workloads, OS threads) ─────────────
+
+template <class F>
+void threads_join(long n, F&& f) {
+    std::vector<std::thread> ts;
+    ts.reserve(static_cast<std::size_t>(n));
+    for (long i = 0; i < n; ++i) ts.emplace_back([&f, i] { f(i); });
+    for (auto& t : ts) t.join();
+}
+
+Result std_lock_uncontended() {
+    const long n = S(10'000'000);
+    std::mutex m;
+    long c = 0;
+    auto t0 = bench::clk::now();
+    std::thread([&] {
+        for (long i = 0; i < n; ++i) {
+            m.lock();
+            ++c;
+            m.unlock();
+        }
+    }).join();
+    Result r{bench::ns_since(t0) / static_cast<double>(n), "primitive:std::mutex"};
+    bench::check(r, c == n, "count");
+    return r;
+}
+
+Result std_lock_contended(long tasks, long per_task) {
+    std::mutex m;
+    long counter = 0;
+    auto t0 = bench::clk::now();
+    threads_join(tasks, [&](long) {
+        for (long i = 0; i < per_task; ++i) {
+            m.lock();
+            counter += 1;
+            m.unlock();
+        }
+    });
+    Result r{bench::ns_since(t0) / static_cast<double>(tasks * per_task), "primitive:std::mutex"};
+    bench::check(r, counter == tasks * per_task, "counter");
+    return r;
+}
+
+Result std_fairness_64() {
+    const long tasks = 64, total = S(2'000'000);
+    std::mutex m;
+    long counter = 0;
+    std::vector<long> mine(static_cast<std::size_t>(tasks), 0);
+    std::atomic<long> ready{0};
+    threads_join(tasks, [&](long t) {
+        // Start together: every thread arrives before any takes the lock.
+        // acq_rel/acquire: a start line, nothing else is published through it.
+        ready.fetch_add(1, std::memory_order_acq_rel);
+        while (ready.load(std::memory_order_acquire) < tasks) std::this_thread::yield();
+        long k = 0;
+        for (;;) {
+            m.lock();
+            if (counter >= total) {
+                m.unlock();
+                break;
+            }
+            ++counter;
+            m.unlock();
+            ++k;
+        }
+        mine[static_cast<std::size_t>(t)] = k;
+    });
+    double idx = 0, mn = 0, mx = 0;
+    bench::jain(mine, idx, mn, mx);
+    return Result{idx, "primitive:std::mutex,min_share:" + bench::fmt(mn) + ",max_share:" + bench::fmt(mx)};
+}
+
+Result std_barrier_rounds_2() {
+    const long rounds = S(10'000);
+    std::barrier b(2);
+    auto t0 = bench::clk::now();
+    threads_join(2, [&](long) {
+        for (long i = 0; i < rounds; ++i) b.arrive_and_wait();
+    });
+    return Result{bench::ns_since(t0) / static_cast<double>(rounds), "primitive:std::barrier"};
+}
+
+Result std_condition_pingpong() {
+    const long rounds = S(50'000);
+    std::mutex m;
+    std::condition_variable cv;
+    int turn = 0;
+    long turns[2] = {0, 0};
+    auto t0 = bench::clk::now();
+    threads_join(2, [&](long me) {
+        for (long i = 0; i < rounds; ++i) {
+            {
+                std::unique_lock lk(m);
+                cv.wait(lk, [&] { return turn == me; });
+                turn = 1 - static_cast<int>(me);
+                ++turns[me];
+            }
+            cv.notify_one();
+        }
+    });
+    Result r{bench::ns_since(t0) / static_cast<double>(rounds), "primitive:std::mutex+std::condition_variable,rounds:" +
+                                                                      std::to_string(rounds)};
+    bench::check(r, turns[0] == rounds && turns[1] == rounds, "turns");
+    return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     bench::parse_args(argc, argv);
-    std::vector<bench::Workload> ws = {
+    // Systems alternate workload by workload, so that machine drift hits them alike.
+    const std::vector<bench::Workload> ws = {
+        {"lock_uncontended", "spindle", "ns/op", lock_uncontended},
+        {"lock_uncontended", "std_thread", "ns/op", std_lock_uncontended},
+        {"lock_contended_2", "spindle", "ns/op", [] { return lock_contended(2, S(1'000'000)); }},
+        {"lock_contended_2", "std_thread", "ns/op", [] { return std_lock_contended(2, S(1'000'000)); }},
+        {"lock_contended_64", "spindle", "ns/op", [] { return lock_contended(64, S(31'250)); }},
+        {"lock_contended_64", "std_thread", "ns/op", [] { return std_lock_contended(64, S(31'250)); }},
+        {"lock_across_await", "spindle", "ns/op", lock_across_await},
+        {"semaphore_throttle", "spindle", "ns/op", semaphore_throttle},
+        {"event_broadcast", "spindle", "ns/waiter", event_broadcast},
+        {"condition_pingpong", "spindle", "ns/roundtrip", condition_pingpong},
+        {"condition_pingpong", "std_thread", "ns/roundtrip", std_condition_pingpong},
+        {"barrier_rounds", "spindle", "ns/round", [] { return barrier_rounds(64); }},
+        {"barrier_rounds_2", "spindle", "ns/round", [] { return barrier_rounds(2); }},
+        {"barrier_rounds_2", "std_thread", "ns/round", std_barrier_rounds_2},
         {"spawn_join", "spindle", "ns/task", spawn_join},
         {"yield_many", "spindle", "ns/yield", yield_many},
         {"fib_spawn", "spindle", "ms", fib_spawn},
+        {"memory_parked", "spindle", "bytes/task", memory_parked, true},
+        {"fairness_64", "spindle", "jain", fairness_64},
+        {"fairness_64", "std_thread", "jain", std_fairness_64},
     };
     for (auto& w : ws) {
         if (bench::g_opt.list) {
