@@ -22,11 +22,14 @@
 
 namespace spindle::detail {
 
+thread_local std::uint32_t tl_coop_budget = UINT32_MAX;
+
 namespace {
 
 thread_local Worker* tl_worker = nullptr;
 thread_local TaskHeader* tl_task = nullptr;
 thread_local bool tl_completed = false;
+constexpr std::uint32_t kCoopBudget = 128;  // Tokio's default
 
 constexpr std::uint32_t kInjectorEvery = 61;  // Go's fairness tick for the global queue
 constexpr std::size_t kMaxWorkers = 1024;
@@ -486,7 +489,12 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
             return;
         }
     }
-    t->resume_.resume();
+    tl_coop_budget = single_ ? UINT32_MAX : kCoopBudget;
+    ResumeHook* hook = t->resume_hook_;
+    t->resume_hook_ = nullptr;
+    if (hook == nullptr || hook->before_resume(*t)) {
+        t->resume_.resume();
+    }
     tl_task = nullptr;
     if (tl_completed) return;  // the frame may be gone
     // acq_rel: releases the task's writes to the next worker; observes a kNotified

@@ -38,8 +38,36 @@ void Lock::on_waiter_cancelled() noexcept {
 }
 
 bool Lock::AcquireAwaiter::await_suspend(std::coroutine_handle<> h) {
+    detail::TaskHeader& self = detail::waiting_task("Lock::acquire");
+    w_.self = &self;
+    if (!coop_ && detail::tl_coop_budget == 0) {
+        // Cooperative yield: go to the back of the ready queue; the worker retries
+        // the acquisition (before_resume) when our turn comes.
+        coop_ = true;
+        self.resume_ = h;
+        self.resume_hook_ = this;
+        self.schedule();
+        return true;
+    }
+    return queue(h);
+}
+
+bool Lock::AcquireAwaiter::before_resume(detail::TaskHeader& task) noexcept {
+    if (task.cancel_pending()) return true;  // delivered in await_resume
+    if (lock_->try_acquire()) {
+        acquired_ = true;
+        return true;
+    }
+    w_.self = &task;
+    try {
+        return !queue(task.resume_);
+    } catch (...) {  // enqueue cannot fail short of memory exhaustion (it aborts)
+        return true;
+    }
+}
+
+bool Lock::AcquireAwaiter::queue(std::coroutine_handle<> h) {
     Lock& l = *lock_;
-    w_.self = &detail::waiting_task("Lock::acquire");
     w_.pos = l.q_.enqueue();
     // seq_cst: the load half of the Dekker pair with release() (see there).
     std::uint64_t s = l.state_.load(std::memory_order_seq_cst);
@@ -48,6 +76,7 @@ bool Lock::AcquireAwaiter::await_suspend(std::coroutine_handle<> h) {
             // seq_cst: as above; acquires the previous critical section.
             if (l.state_.compare_exchange_weak(s, kLocked, std::memory_order_seq_cst)) {
                 (void)l.q_.abandon(w_.pos);  // a deposit here only said "it is yours"
+                acquired_ = true;
                 return false;
             }
             continue;
@@ -60,7 +89,12 @@ bool Lock::AcquireAwaiter::await_suspend(std::coroutine_handle<> h) {
 }
 
 void Lock::AcquireAwaiter::await_resume() {
-    if (!queued_) return;
+    if (!queued_) {
+        if (fast_ || acquired_) return;
+        // Yielded for the budget and resumed with a cancellation pending.
+        (void)w_.self->consume_cancel();
+        throw CancelledError{};
+    }
     Lock& l = *lock_;
     bool granted = true;
     if (w_.suspended) granted = w_.finish(l.q_);

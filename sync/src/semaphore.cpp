@@ -95,8 +95,34 @@ void Semaphore::on_waiter_cancelled() noexcept {
 }
 
 bool Semaphore::AcquireAwaiter::await_suspend(std::coroutine_handle<> h) {
+    detail::TaskHeader& self = detail::waiting_task("Semaphore::acquire");
+    w_.self = &self;
+    if (!coop_ && detail::tl_coop_budget == 0) {
+        // Cooperative yield (see Lock::AcquireAwaiter::await_suspend).
+        coop_ = true;
+        self.resume_ = h;
+        self.resume_hook_ = this;
+        self.schedule();
+        return true;
+    }
+    return queue(h);
+}
+
+bool Semaphore::AcquireAwaiter::before_resume(detail::TaskHeader& task) noexcept {
+    if (task.cancel_pending()) return true;  // delivered in await_resume
+    if (sem_->try_acquire()) {
+        acquired_ = true;
+        return true;
+    }
+    try {
+        return !queue(task.resume_);
+    } catch (...) {
+        return true;
+    }
+}
+
+bool Semaphore::AcquireAwaiter::queue(std::coroutine_handle<> h) {
     Semaphore& sem = *sem_;
-    w_.self = &detail::waiting_task("Semaphore::acquire");
     w_.pos = sem.q_.enqueue();
     // seq_cst: the load half of the Dekker pair with release().
     std::uint64_t s = sem.state_.load(std::memory_order_seq_cst);
@@ -105,6 +131,7 @@ bool Semaphore::AcquireAwaiter::await_suspend(std::coroutine_handle<> h) {
             // seq_cst: as above.
             if (sem.state_.compare_exchange_weak(s, s - 1, std::memory_order_seq_cst)) {
                 if (sem.q_.abandon(w_.pos)) sem.put_back();  // a deposit made it two
+                acquired_ = true;
                 return false;
             }
             continue;
@@ -117,7 +144,11 @@ bool Semaphore::AcquireAwaiter::await_suspend(std::coroutine_handle<> h) {
 }
 
 void Semaphore::AcquireAwaiter::await_resume() {
-    if (!queued_) return;
+    if (!queued_) {
+        if (fast_ || acquired_) return;
+        (void)w_.self->consume_cancel();  // yielded for the budget, then cancelled
+        throw CancelledError{};
+    }
     Semaphore& sem = *sem_;
     bool granted = true;
     if (w_.suspended) granted = w_.finish(sem.q_);

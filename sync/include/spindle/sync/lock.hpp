@@ -42,17 +42,29 @@ public:
     Lock(const Lock&) = delete;
     Lock& operator=(const Lock&) = delete;
 
-    class AcquireAwaiter {
+    class AcquireAwaiter : private detail::ResumeHook {
     public:
         explicit AcquireAwaiter(Lock& l) noexcept : lock_(&l) {}
-        bool await_ready() noexcept { return lock_->try_acquire(); }
+        AcquireAwaiter(const AcquireAwaiter& o) noexcept : lock_(o.lock_) {}  // before use only
+        AcquireAwaiter& operator=(const AcquireAwaiter&) = delete;
+        bool await_ready() noexcept {
+            if (!detail::coop_consume()) return false;  // budget spent: yield first
+            fast_ = lock_->try_acquire();
+            return fast_;
+        }
         bool await_suspend(std::coroutine_handle<> h);
         void await_resume();
 
     private:
+        bool before_resume(detail::TaskHeader& task) noexcept override;
+        bool queue(std::coroutine_handle<> h);  // slow path; true = suspended
+
         Lock* lock_;
         detail::SyncWait w_;
-        bool queued_ = false;
+        bool fast_ = false;       // took the lock in await_ready
+        bool queued_ = false;     // took a cell in the queue
+        bool coop_ = false;       // yielded for the budget
+        bool acquired_ = false;   // took the lock without queueing after the yield
     };
 
     /// `co_await lock.acquire()`: waits until the lock is ours.

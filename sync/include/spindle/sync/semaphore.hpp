@@ -43,17 +43,29 @@ public:
     Semaphore(const Semaphore&) = delete;
     Semaphore& operator=(const Semaphore&) = delete;
 
-    class AcquireAwaiter {
+    class AcquireAwaiter : private detail::ResumeHook {
     public:
         explicit AcquireAwaiter(Semaphore& s) noexcept : sem_(&s) {}
-        bool await_ready() noexcept { return sem_->try_acquire(); }
+        AcquireAwaiter(const AcquireAwaiter& o) noexcept : sem_(o.sem_) {}  // before use only
+        AcquireAwaiter& operator=(const AcquireAwaiter&) = delete;
+        bool await_ready() noexcept {
+            if (!detail::coop_consume()) return false;  // budget spent: yield first
+            fast_ = sem_->try_acquire();
+            return fast_;
+        }
         bool await_suspend(std::coroutine_handle<> h);
         void await_resume();
 
     private:
+        bool before_resume(detail::TaskHeader& task) noexcept override;
+        bool queue(std::coroutine_handle<> h);  // slow path; true = suspended
+
         Semaphore* sem_;
         detail::SyncWait w_;
+        bool fast_ = false;
         bool queued_ = false;
+        bool coop_ = false;
+        bool acquired_ = false;
     };
 
     AcquireAwaiter acquire() noexcept { return AcquireAwaiter(*this); }

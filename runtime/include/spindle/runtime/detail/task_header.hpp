@@ -75,6 +75,27 @@ protected:
     ~WaitNode() = default;
 };
 
+/// Run by the worker just before it resumes the task (after a cooperative yield):
+/// true = resume the coroutine now; false = the hook parked the task again (it is
+/// treated as if the coroutine had suspended).
+struct ResumeHook {
+    virtual bool before_resume(TaskHeader& task) noexcept = 0;
+
+protected:
+    ~ResumeHook() = default;
+};
+
+/// Cooperative budget (Tokio's coop): operations that complete without suspending
+/// draw on it; when it is spent, the next one yields first, so a task that never
+/// suspends cannot starve the others. Refilled each time a worker resumes a task;
+/// unlimited with one worker (asyncio has no such thing, and one worker = asyncio).
+extern thread_local std::uint32_t tl_coop_budget;
+inline bool coop_consume() noexcept {
+    if (tl_coop_budget == 0) return false;
+    --tl_coop_budget;
+    return true;
+}
+
 /// A registration in a task's list of joiners (a task awaiting a JoinHandle, or a
 /// thread in block_on). Lives in the joiner's awaiter; unlinked under kJoinLock.
 struct JoinNode {
@@ -195,6 +216,7 @@ public:
     Scheduler* sched_ = nullptr;            // set at spawn; null for a nested Task
     JoinNode* joiners_ = nullptr;           // under kJoinLock
     CompletionHook* hook_ = nullptr;        // set before the task is first queued
+    ResumeHook* resume_hook_ = nullptr;     // task sets before yielding; worker takes it
     TaskHeader* reg_prev_ = nullptr;        // live-task registry, under its shard lock
     TaskHeader* reg_next_ = nullptr;
     const char* name_ = nullptr;            // owned (malloc'd) when named_ is set
