@@ -97,7 +97,7 @@ void TaskHeader::schedule() noexcept {
         // run the task (its fetch_add in run_task acquires); acquires the task's own
         // writes before it suspended.
         if (state_.compare_exchange_weak(s, s | kNotified, std::memory_order_acq_rel, std::memory_order_relaxed)) {
-            if ((s & kRunning) == 0U) sched_->enqueue(this);
+            if ((s & kRunning) == 0U) sched_->wake(this);
             return;
         }
     }
@@ -348,6 +348,20 @@ void Scheduler::enqueue(TaskHeader* t) noexcept {
     }
 }
 
+void Scheduler::wake(TaskHeader* t) noexcept {
+    Worker* w = tl_worker;
+    if (single_ || w == nullptr || w->sched != this) {
+        enqueue(t);
+        return;
+    }
+    TaskHeader* displaced = w->lifo;
+    w->lifo = t;
+    if (displaced != nullptr) {
+        push_local(*w, displaced);
+        notify_one();
+    }
+}
+
 void Scheduler::push_local(Worker& w, TaskHeader* t) noexcept {
     if (single_) {
         if (!w.overflow.empty() || !w.queue.push(t)) w.overflow.push_back(t);
@@ -443,6 +457,15 @@ void Scheduler::worker_main(Worker& w) {
 }
 
 TaskHeader* Scheduler::next_local(Worker& w) noexcept {
+    if (TaskHeader* t = w.lifo) {
+        w.lifo = nullptr;
+        if (w.lifo_runs < 3) {
+            ++w.lifo_runs;
+            return t;
+        }
+        push_local(w, t);  // ran from the slot 3 times in a row: to the tail
+    }
+    w.lifo_runs = 0;
     if (w.batch_left == 0) batch_boundary(w);
     if (w.batch_left > 0) --w.batch_left;
     TaskHeader* t = w.queue.pop();

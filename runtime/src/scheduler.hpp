@@ -11,6 +11,12 @@
 // a moodycamel::ConcurrentQueue (the injector); `injected_` counts its items exactly
 // (the queue's own size is approximate) so that a parking worker can re-check it.
 //
+// LIFO slot (2+ workers; Tokio's lifo_slot). A task woken by the task running on
+// a worker (a lock handed over, a set event, a joined task) goes to that worker's
+// slot and runs next, on the same core, unless the slot already ran 3 times in a
+// row (then it goes to the tail: no starvation). The slot is not stealable. With
+// one worker there is no slot: the ready queue stays strictly FIFO (asyncio).
+//
 // Batches. A worker runs its queue in batches, as asyncio's _run_once does: at each
 // batch boundary it fires due timers (appending their tasks in deadline order) and
 // pulls from the injector, then runs as many tasks as its queue held at that moment.
@@ -67,6 +73,8 @@ struct alignas(64) Worker {
     std::uint32_t index = 0;
     LocalQueue queue;
     std::deque<TaskHeader*> overflow;  // workers == 1 only; owner only
+    TaskHeader* lifo = nullptr;        // 2+ workers: the task woken last; owner only, never stolen
+    std::uint32_t lifo_runs = 0;       // consecutive runs from `lifo` (capped)
     std::uint32_t batch_left = 0;      // owner only
     std::uint64_t rng = 0;             // owner only
     bool searching = false;            // owner only
@@ -107,8 +115,11 @@ public:
     Scheduler& operator=(const Scheduler&) = delete;
 
     void spawn(TaskHeader& t, std::string_view name);
-    /// `t` just got kNotified: put it in a run queue.
+    /// A spawned task: put it at the tail of a run queue.
     void enqueue(TaskHeader* t) noexcept;
+    /// `t` was woken (a grant, a timer, a join): with 2+ workers it runs next on
+    /// this worker (the LIFO slot), so a lock handed over stays on a hot core.
+    void wake(TaskHeader* t) noexcept;
     void on_complete(TaskHeader& t) noexcept;
 
     [[nodiscard]] std::int64_t now_ns() const noexcept;
