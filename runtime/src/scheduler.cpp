@@ -457,6 +457,8 @@ void Scheduler::worker_main(Worker& w) {
 }
 
 TaskHeader* Scheduler::next_local(Worker& w) noexcept {
+    // First: the batch boundary fires timers, whose wakes may land in the LIFO slot.
+    if (w.batch_left == 0) batch_boundary(w);
     if (TaskHeader* t = w.lifo) {
         w.lifo = nullptr;
         if (w.lifo_runs < 3) {
@@ -466,7 +468,6 @@ TaskHeader* Scheduler::next_local(Worker& w) noexcept {
         push_local(w, t);  // ran from the slot 3 times in a row: to the tail
     }
     w.lifo_runs = 0;
-    if (w.batch_left == 0) batch_boundary(w);
     if (w.batch_left > 0) --w.batch_left;
     TaskHeader* t = w.queue.pop();
     if (t == nullptr && single_ && !w.overflow.empty()) {
@@ -582,7 +583,7 @@ bool Scheduler::work_available(const Worker& self) const noexcept {
     if (injected_.load(std::memory_order_seq_cst) > 0) return true;
     for (const auto& w : workers_)
         if (w->queue.approx_size() > 0) return true;
-    if (!self.overflow.empty()) return true;
+    if (!self.overflow.empty() || self.lifo != nullptr) return true;
     if (!opts_.virtual_time && next_deadline_.load(std::memory_order_seq_cst) <= now_ns()) return true;
     return stop_.load(std::memory_order_seq_cst);
 }
