@@ -104,7 +104,7 @@ void collect_orphans(std::uint64_t epoch) noexcept {
                 list->next = head;
                 // release: publishes the batch to the next collector.
             } while (!g_orphans.compare_exchange_weak(head, list, std::memory_order_release,
-                                                      std::memory_order_relaxed));
+                                                      std::memory_order_relaxed));  // failure: retry
         }
         list = next;
     }
@@ -127,7 +127,7 @@ struct ThreadHandle {
                 o->next = head;
                 // release: publishes the batch to collectors (acquire exchange).
             } while (!g_orphans.compare_exchange_weak(head, o, std::memory_order_release,
-                                                      std::memory_order_relaxed));
+                                                      std::memory_order_relaxed));  // failure: retry
         }
         // release: pairs with the acquire CAS of the next owner in acquire_record().
         rec->in_use.store(false, std::memory_order_release);

@@ -67,7 +67,7 @@ public:
             TaskHeader* t = slots_[head & kMask].load(std::memory_order_relaxed);
             // acq_rel: pairs with thieves' CAS on head_ and with push's acquire load.
             if (head_.compare_exchange_weak(head, head + 1, std::memory_order_acq_rel,
-                                            std::memory_order_acquire))
+                                            std::memory_order_acquire))  // failure: acquire, re-read head_ (thieves' CAS)
                 return t;
         }
     }
@@ -110,7 +110,7 @@ public:
             for (std::uint32_t i = 0; i < n; ++i)
                 // relaxed: published by the acquire load of tail_; validated by the CAS.
                 into.slots_[(dst_tail + i) & kMask].store(slots_[(head + i) & kMask].load(std::memory_order_relaxed),
-                                                          std::memory_order_relaxed);
+                                                          std::memory_order_relaxed);  // relaxed: published by the release store of into.tail_
             // acq_rel: claims the n tasks (invariant 3).
             if (head_.compare_exchange_weak(head, head + n, std::memory_order_acq_rel, std::memory_order_acquire)) {
                 // relaxed: the last task is handed back directly, not published.

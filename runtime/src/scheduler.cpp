@@ -332,7 +332,7 @@ void Scheduler::spawn(TaskHeader& t, std::string_view name) {
     Worker* w = tl_worker;
     // relaxed: metrics.
     if (w != nullptr && w->sched == this) w->m_spawned.fetch_add(1, std::memory_order_relaxed);
-    else m_external_spawns_.fetch_add(1, std::memory_order_relaxed);
+    else m_external_spawns_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
     // relaxed: the frame is published to the worker by the queue (release/acquire).
     t.state_.store(TaskHeader::kNotified, std::memory_order_relaxed);
     enqueue(&t);
@@ -500,7 +500,7 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
     // acquire: pairs with the acq_rel CAS in schedule() / the relaxed store in spawn
     // published by the queue; clears kNotified and sets kRunning in one step.
     const std::uint32_t prev =
-        t->state_.fetch_add(TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_acquire);
+        t->state_.fetch_add(TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_acquire);  // acquire: pairs with schedule()'s acq_rel CAS
     tl_task = t;
     tl_completed = false;
     if (!t->started_) {
@@ -977,15 +977,15 @@ RuntimeMetrics Scheduler::metrics() const {
     for (const auto& w : workers_) {
         // relaxed: counters are independent and read as a snapshot.
         m.steals += w->m_steals.load(std::memory_order_relaxed);
-        m.parks += w->m_parks.load(std::memory_order_relaxed);
+        m.parks += w->m_parks.load(std::memory_order_relaxed);  // relaxed: a statistic
         m.unparks += w->m_unparks.load(std::memory_order_relaxed);
-        m.timers_fired += w->m_timers.load(std::memory_order_relaxed);
+        m.timers_fired += w->m_timers.load(std::memory_order_relaxed);  // relaxed: a statistic
         m.tasks_spawned += w->m_spawned.load(std::memory_order_relaxed);
-        m.tasks_completed += w->m_completed.load(std::memory_order_relaxed);
+        m.tasks_completed += w->m_completed.load(std::memory_order_relaxed);  // relaxed: a statistic
     }
     // relaxed: a snapshot.
     m.injections = m_injections_.load(std::memory_order_relaxed);
-    m.tasks_spawned += m_external_spawns_.load(std::memory_order_relaxed);
+    m.tasks_spawned += m_external_spawns_.load(std::memory_order_relaxed);  // relaxed: a statistic
     m.workers = workers_.size();
     return m;
 }

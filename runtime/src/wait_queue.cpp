@@ -49,7 +49,7 @@ WaitQueue::WaitQueue(WaitQueueOwner* owner) : owner_(owner) {
     Segment* s = new (alloc_segment_memory()) Segment(0, this);
     // relaxed: the queue is not shared yet.
     head_.store(s, std::memory_order_relaxed);
-    tail_.store(s, std::memory_order_relaxed);
+    tail_.store(s, std::memory_order_relaxed);  // relaxed: not shared yet
 }
 
 WaitQueue::~WaitQueue() {
@@ -61,7 +61,7 @@ WaitQueue::~WaitQueue() {
     const std::uint64_t end = enq_.load(std::memory_order_relaxed);  // relaxed: as above
     for (std::uint64_t i = front_.load(std::memory_order_relaxed); i < end; ++i) {  // relaxed: as above
         Segment* seg = s;
-        while (seg != nullptr && seg->id != i / Segment::kCells) seg = seg->next.load(std::memory_order_relaxed);
+        while (seg != nullptr && seg->id != i / Segment::kCells) seg = seg->next.load(std::memory_order_relaxed);  // relaxed: single-threaded (destructor)
         if (seg == nullptr) break;
         if (cell::is_waiting(seg->cells[i % Segment::kCells].load(std::memory_order_relaxed))) {  // relaxed: as above
             std::fprintf(stderr,
@@ -111,7 +111,7 @@ void WaitQueue::move_forward(std::atomic<Segment*>& ptr, Segment* to) noexcept {
     Segment* cur = ptr.load(std::memory_order_acquire);
     // release: publishes `to` (already linked) to later readers of ptr.
     while (cur->id < to->id &&
-           !ptr.compare_exchange_weak(cur, to, std::memory_order_acq_rel, std::memory_order_acquire)) {
+           !ptr.compare_exchange_weak(cur, to, std::memory_order_acq_rel, std::memory_order_acquire)) {  // failure: acquire the newer segment
     }
 }
 
@@ -136,7 +136,7 @@ bool WaitQueue::install(const WaitPosition& p, TaskHeader& t, std::uint64_t toke
     // acq_rel: release publishes the task's writes before it waits (the granter
     // acquires them); acquire sees a deposit's grant.
     return p.cell().compare_exchange_strong(expected, cell::waiting(&t, token), std::memory_order_acq_rel,
-                                            std::memory_order_acquire);
+                                            std::memory_order_acquire);  // failure: acquire the deposit
 }
 
 bool WaitQueue::abandon(const WaitPosition& p) noexcept {
@@ -152,7 +152,7 @@ bool WaitQueue::self_cancel(const WaitPosition& p, const TaskHeader& t, std::uin
     std::uint64_t expected = cell::waiting(&t, token);
     // acq_rel: the same arbitration as a canceller's (cancel_cell_wait).
     return p.cell().compare_exchange_strong(expected, cell::kCancelled, std::memory_order_acq_rel,
-                                            std::memory_order_acquire);
+                                            std::memory_order_acquire);  // failure: acquire the winner's value
 }
 
 std::uint64_t WaitQueue::outcome(const WaitPosition& p) noexcept {
@@ -258,7 +258,7 @@ void cancel_cell_wait(TaskHeader& t, std::uint64_t token) noexcept {
         std::uint64_t expected = cell::waiting(&t, token);
         // acq_rel: the arbitration against a granter (see the header).
         won = c->compare_exchange_strong(expected, cell::kCancelled, std::memory_order_acq_rel,
-                                         std::memory_order_acquire);
+                                         std::memory_order_acquire);  // failure: acquire the winner's value
         if (won) segment_of(c)->queue->owner()->on_waiter_cancelled();
     }
     if (won) t.schedule();  // the cell is ours: we are the only one to wake the task

@@ -14,7 +14,7 @@ bool Lock::try_acquire() noexcept {
     std::uint64_t free_state = 0;  // unlocked and nobody queued
     // acquire: pairs with release()'s RMW (the previous critical section).
     return state_.compare_exchange_strong(free_state, kLocked, std::memory_order_acquire,
-                                          std::memory_order_relaxed);
+                                          std::memory_order_relaxed);  // failure: nothing is read
 }
 
 bool Lock::locked() const noexcept {

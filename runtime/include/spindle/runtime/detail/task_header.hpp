@@ -149,7 +149,7 @@ public:
         // claimer's prior writes (e.g. a grant) to the task, which reads them after
         // the scheduler hands it over.
         return wait_.compare_exchange_strong(token, token & ~kArmed, std::memory_order_acq_rel,
-                                             std::memory_order_relaxed);
+                                             std::memory_order_relaxed);  // failure: nothing is read
     }
 
     /// After arming: if a cancellation is pending, take the wait back and report
