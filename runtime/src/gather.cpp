@@ -1,6 +1,8 @@
 // runtime/src/gather.cpp — ChildSet, the engine of gather and TaskGroup.
 #include "spindle/runtime/gather.hpp"
 
+#include "spindle/runtime/time.hpp"
+
 namespace spindle::detail {
 
 ChildSet::ChildSet(bool count_cancelled, bool cancel_on_failure) noexcept
@@ -98,22 +100,34 @@ bool ChildSet::Wait::await_suspend(std::coroutine_handle<> h) {
     return true;
 }
 
-bool ChildSet::Wait::await_resume() noexcept {
-    if (!suspended) return false;
+ChildSet::WaitResult ChildSet::Wait::await_resume() noexcept {
+    if (!suspended) return WaitResult::kReady;
     {
         std::lock_guard lk(set->mx_);
         if (set->waiter_ == self) set->waiter_ = nullptr;
     }
-    return self->consume_cancel();
+    return self->consume_cancel() ? WaitResult::kCancelled : WaitResult::kWoken;
 }
 
 Task<void> finish_children(ChildSet& set, bool stop_on_failure) {
-    bool cancelled = co_await set.wait(stop_on_failure);
+    auto r = co_await set.wait(stop_on_failure);
+    bool cancelled = (r == ChildSet::WaitResult::kCancelled);
     if (cancelled || (stop_on_failure && set.failed())) set.cancel_all();
     while (!set.all_done()) {
-        if (co_await set.wait(false)) {
+        r = co_await set.wait(false);
+        if (r == ChildSet::WaitResult::kCancelled) {
             cancelled = true;
             set.cancel_all();
+        }
+    }
+    // CPython wakes the awaiting task in two ready-queue steps (a child's done
+    // callback sets the outer future, whose callback wakes the task); one worker
+    // must interleave the same, so a wake by a child costs one more step here.
+    if (r == ChildSet::WaitResult::kWoken) {
+        try {
+            co_await yield_now();
+        } catch (const CancelledError&) {
+            cancelled = true;
         }
     }
     if (stop_on_failure) {  // gather: a cancellation of the awaiting task wins

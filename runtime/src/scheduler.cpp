@@ -204,6 +204,7 @@ void spawn_root(Scheduler* s, TaskHeader& t, std::string_view name, CompletionHo
 }
 
 void wait_external(Scheduler& s, TaskHeader& t) { s.wait_external(t); }
+void check_block_on(Scheduler& s) { s.check_not_own_worker("Runtime::block_on"); }
 
 std::string task_display_name(const TaskHeader& t) {
     if (t.name_ != nullptr) return t.name_;
@@ -750,20 +751,27 @@ bool Scheduler::advance_virtual_clock() noexcept {
 void Scheduler::fire_due_timers(Worker& w) noexcept {
     // seq_cst: see add_timer.
     if (next_deadline_.load(std::memory_order_seq_cst) > now_ns()) return;
-    std::lock_guard lk(timer_mx_);
-    const std::int64_t now = now_ns();
-    while (!heap_.empty() && heap_[0]->deadline <= now) {
-        TimerEntry* e = heap_[0];
-        heap_remove_at(heap_, 0);
-        // Still under timer_mx_: the awaiter cannot leave before we are done with e.
-        if (e->task->claim(e->token)) {
-            e->task->schedule();
-            // relaxed: metrics.
-            w.m_timers.fetch_add(1, std::memory_order_relaxed);
+    std::vector<TaskHeader*>& fired = w.fired;
+    {
+        std::lock_guard lk(timer_mx_);
+        const std::int64_t now = now_ns();
+        while (!heap_.empty() && heap_[0]->deadline <= now) {
+            TimerEntry* e = heap_[0];
+            heap_remove_at(heap_, 0);
+            // Still under timer_mx_: the awaiter cannot leave before we are done with e.
+            // A won claim freezes the task until we schedule it, so its header stays
+            // valid after we unlock.
+            if (e->task->claim(e->token)) fired.push_back(e->task);
         }
+        // seq_cst: see add_timer.
+        next_deadline_.store(heap_.empty() ? INT64_MAX : heap_[0]->deadline, std::memory_order_seq_cst);
     }
-    // seq_cst: see add_timer.
-    next_deadline_.store(heap_.empty() ? INT64_MAX : heap_[0]->deadline, std::memory_order_seq_cst);
+    // Scheduled outside timer_mx_: waking may take idle_mx_, and park() takes
+    // timer_mx_ under idle_mx_ (one lock order: idle_mx_ before timer_mx_).
+    for (TaskHeader* t : fired) t->schedule();  // deadline order
+    // relaxed: metrics.
+    w.m_timers.fetch_add(fired.size(), std::memory_order_relaxed);
+    fired.clear();
 }
 
 // ── blocking pool ──
@@ -858,7 +866,12 @@ void Scheduler::registry_remove(TaskHeader& t) noexcept {
     if (t.reg_prev_ != nullptr) t.reg_prev_->reg_next_ = t.reg_next_;
     else s.head = t.reg_next_;
     if (t.reg_next_ != nullptr) t.reg_next_->reg_prev_ = t.reg_prev_;
-    --s.count;
+}
+
+void Scheduler::registry_done(std::size_t shard) noexcept {
+    RegistryShard& s = shards_[shard];
+    std::lock_guard lk(s.mx);
+    --s.count;  // after the task's frame was released: shutdown() waits for 0
 }
 
 std::size_t Scheduler::live_count() const noexcept {
@@ -892,7 +905,9 @@ void Scheduler::on_complete(TaskHeader& t) noexcept {
         w->m_completed.fetch_add(1, std::memory_order_relaxed);
     tl_completed = true;
     if (CompletionHook* h = t.hook_) h->on_done(h, t);
-    t.release();
+    const std::size_t shard = t.shard_;
+    t.release();  // may destroy the frame: t is not touched after this
+    registry_done(shard);
     // relaxed: only set while shutdown() waits; a missed notify costs one 20 ms poll.
     if (shutting_down_.load(std::memory_order_relaxed)) {
         std::lock_guard lk(live_mx_);
@@ -913,9 +928,7 @@ struct ExternalJoin : JoinNode {
 }  // namespace
 
 void Scheduler::wait_external(TaskHeader& t) {
-    if (tl_worker != nullptr)
-        throw std::logic_error("spindle: block_on called from a worker thread of a runtime "
-                               "(await the task instead)");
+    check_not_own_worker("Runtime::block_on");
     ExternalJoin node;
     node.notify = &ExternalJoin::notify_fn;
     t.lock_joiners();
@@ -931,8 +944,14 @@ void Scheduler::wait_external(TaskHeader& t) {
     t.unlock_joiners();
 }
 
+void Scheduler::check_not_own_worker(const char* what) const {
+    if (tl_worker != nullptr && tl_worker->sched == this)
+        throw std::logic_error(std::string("spindle: ") + what +
+                               " called from one of the runtime's own workers (it would wait for itself)");
+}
+
 void Scheduler::shutdown() {
-    if (tl_worker != nullptr) throw std::logic_error("spindle: Runtime shutdown from one of its own workers");
+    check_not_own_worker("Runtime shutdown");
     shutting_down_.store(true);
     for (;;) {
         std::vector<TaskHeader*> live;
@@ -943,15 +962,16 @@ void Scheduler::shutdown() {
                 live.push_back(t);
             }
         }
-        if (live.empty()) break;
         for (TaskHeader* t : live) {
             t->cancel();
             t->release();
         }
+        // Done when every task has completed *and* released its frame (the count
+        // drops after the frame is gone, the list entry before). Re-cancel
+        // stragglers (spawned during shutdown, or that swallowed the cancellation)
+        // every 20 ms.
         std::unique_lock lk(live_mx_);
-        // Re-cancel stragglers (tasks spawned during shutdown, or that swallowed the
-        // cancellation) every 20 ms.
-        live_cv_.wait_for(lk, std::chrono::milliseconds(20), [this] { return live_count() == 0; });
+        if (live_cv_.wait_for(lk, std::chrono::milliseconds(20), [this] { return live_count() == 0; })) break;
     }
     shutting_down_.store(false);
 }

@@ -35,7 +35,7 @@
 // Timers. One binary heap of intrusive entries (in the sleeping awaiter) under
 // timer_mx_, keyed (deadline, seq) so equal deadlines fire in the order they were
 // scheduled. An entry is only touched under timer_mx_; the firing worker claims the
-// task's wait and schedules it while holding the lock, and the awaiter removes its
+// task's wait under the lock (and schedules it after unlocking), and the awaiter removes its
 // entry (if still queued) under the lock before it can leave, so an entry is never
 // touched after its frame is gone. next_deadline_ mirrors the heap top for lock-free
 // polling. In real time, one parked worker (the timer owner) sleeps with a timeout
@@ -75,6 +75,7 @@ struct alignas(64) Worker {
     std::deque<TaskHeader*> overflow;  // workers == 1 only; owner only
     TaskHeader* lifo = nullptr;        // 2+ workers: the task woken last; owner only, never stolen
     std::uint32_t lifo_runs = 0;       // consecutive runs from `lifo` (capped)
+    std::vector<TaskHeader*> fired;    // fire_due_timers' scratch list; owner only
     std::uint32_t batch_left = 0;      // owner only
     std::uint64_t rng = 0;             // owner only
     bool searching = false;            // owner only
@@ -131,6 +132,8 @@ public:
 
     void wait_external(TaskHeader& t);
     void shutdown();
+    /// std::logic_error when the caller is one of this runtime's workers.
+    void check_not_own_worker(const char* what) const;
 
     [[nodiscard]] std::string dump() const;
     [[nodiscard]] RuntimeMetrics metrics() const;
@@ -164,7 +167,8 @@ private:
     void wake_timer_owner() noexcept;
 
     void registry_insert(TaskHeader& t) noexcept;
-    void registry_remove(TaskHeader& t) noexcept;
+    void registry_remove(TaskHeader& t) noexcept;  // unlinks (before the frame may die)
+    void registry_done(std::size_t shard) noexcept;  // uncounts (after it may have died)
 
     void blocking_thread_main();
 

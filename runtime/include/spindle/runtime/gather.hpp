@@ -92,6 +92,7 @@ private:
     const bool cancel_on_failure_;
 
 public:
+    enum class WaitResult { kReady, kWoken, kCancelled };
     struct Wait : WaitNode {
         ChildSet* set;
         bool wake_on_failure;
@@ -99,8 +100,9 @@ public:
         bool suspended = false;
         bool await_ready() const noexcept;
         bool await_suspend(std::coroutine_handle<> h);
-        /// True when the wait was cancelled (the cancellation is consumed).
-        bool await_resume() noexcept;
+        /// kReady: did not suspend; kWoken: a child's completion woke us;
+        /// kCancelled: the wait was cancelled (the cancellation is consumed).
+        WaitResult await_resume() noexcept;
     };
 };
 

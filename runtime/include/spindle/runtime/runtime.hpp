@@ -71,6 +71,8 @@ namespace detail {
 void spawn_root(Scheduler* s, TaskHeader& t, std::string_view name, CompletionHook* hook = nullptr);
 /// Blocks the calling (non-worker) thread until `t` completes.
 void wait_external(Scheduler& s, TaskHeader& t);
+/// std::logic_error when called on one of `s`'s workers (before anything is spawned).
+void check_block_on(Scheduler& s);
 
 struct JoinAwaiterBase : WaitNode, JoinNode {
     explicit JoinAwaiterBase(TaskHeader* t) noexcept : target(t) {}
@@ -193,6 +195,7 @@ public:
     /// rethrows. Throws std::logic_error when called from one of the workers.
     template <class T>
     T block_on(Task<T> task) {
+        detail::check_block_on(*sched_);
         JoinHandle<T> h = detail::spawn_on(sched_.get(), std::move(task), "main");
         detail::wait_external(*sched_, *h.header());
         auto& p = detail::promise_of<T>(h.header());

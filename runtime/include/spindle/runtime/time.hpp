@@ -107,16 +107,31 @@ struct JoinOrTimeout : WaitNode, JoinNode {
 /// The body of wait_for once the inner operation runs as `child`.
 template <class R>
 Task<R> wait_for_child(JoinHandle<R> child, std::int64_t ns) {
-    auto outcome = JoinOrTimeout::Outcome::kCompleted;
-    outcome = co_await JoinOrTimeout{child.header(), ns};
-    if (outcome == JoinOrTimeout::Outcome::kCompleted || child.done()) co_return co_await std::move(child);
+    JoinOrTimeout first{child.header(), ns};
+    auto outcome = co_await first;
+    if (outcome == JoinOrTimeout::Outcome::kCompleted || child.done()) {
+        // CPython: the inner task's done callback releases the waiter future, whose
+        // callback wakes us: one more ready-queue step than a direct join.
+        if (first.suspended && outcome == JoinOrTimeout::Outcome::kCompleted) co_await detail::YieldAwaiter{};
+        co_return co_await std::move(child);
+    }
     // Timed out or cancelled: cancel the inner operation and wait until it is done.
     child.cancel();
+    bool woken_by_child = false;
     while (!child.done()) {
         // Wait (no deadline) until the inner operation has finished; a cancellation
         // of ours meanwhile is remembered and re-raised after it.
-        auto again = co_await JoinOrTimeout{child.header(), -1};
-        if (again == JoinOrTimeout::Outcome::kCancelled) outcome = again;
+        JoinOrTimeout again{child.header(), -1};
+        auto r = co_await again;
+        if (r == JoinOrTimeout::Outcome::kCancelled) outcome = r;
+        woken_by_child = again.suspended && r == JoinOrTimeout::Outcome::kCompleted;
+    }
+    if (woken_by_child) {  // CPython's _cancel_and_wait: the same extra step
+        try {
+            co_await detail::YieldAwaiter{};
+        } catch (const CancelledError&) {
+            outcome = JoinOrTimeout::Outcome::kCancelled;
+        }
     }
     if (outcome == JoinOrTimeout::Outcome::kCancelled) throw CancelledError{};
     try {
@@ -153,6 +168,8 @@ Task<detail::await_result_t<A>> wait_for(A aw, std::chrono::duration<Rep, Period
     JoinHandle<R> child;
     if constexpr (std::is_same_v<std::remove_cvref_t<A>, Task<R>>) {
         child = spawn(std::move(aw));
+    } else if constexpr (std::is_same_v<std::remove_cvref_t<A>, JoinHandle<R>>) {
+        child = std::move(aw);  // asyncio.wait_for(task): the timeout cancels that task
     } else {
         child = spawn(detail::as_task(std::move(aw)));
     }

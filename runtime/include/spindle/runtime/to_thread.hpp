@@ -88,7 +88,8 @@ struct ToThreadAwaiter : WaitNode {
     }
     R await_resume() {
         if (self->consume_cancel()) throw CancelledError{};
-        if (job->error) std::rethrow_exception(job->error);
+        // Take the exception out, so its last reference dies here, not on the pool thread.
+        if (job->error) std::rethrow_exception(std::exchange(job->error, nullptr));
         if constexpr (!std::is_void_v<R>) return std::move(*job->value);
     }
 };
