@@ -115,11 +115,12 @@ bool TaskHeader::cancel() noexcept {
     // seq_cst: must not be reordered before the fetch_or above.
     const std::uint64_t w = wait_.load(std::memory_order_seq_cst);
     if ((w & kArmed) != 0U && claim(w)) {
-        // acquire: pairs with the seq_cst store the task made before arming.
-        if (wait_cell_.load(std::memory_order_acquire) != nullptr) cancel_cell_wait(*this, w);
-        else if (wait_node_ != nullptr) wait_node_->on_cancel(*this);
-        // else: a sync wait the task is finishing right now (it cleared wait_cell_
-        // and will disarm); it sees kCancelReq when it checks for cancellation.
+        // The token says what kind of wait we claimed. A sync wait's waker does not
+        // claim, so the task may already be past it: only its cell (validated by
+        // tag, under EBR) is touched, never wait_node_. A node wait's claim freezes
+        // the task, so its wait_node_ is the one armed with `w`.
+        if ((w & kSyncWait) != 0U) cancel_cell_wait(*this, w);
+        else wait_node_->on_cancel(*this);
     }
     return true;
 }
@@ -227,12 +228,13 @@ bool JoinAwaiterBase::await_suspend(std::coroutine_handle<> h) {
         target->unlock_joiners();
         return false;  // completed meanwhile: no suspension, a pending cancel stays pending
     }
-    token = self->arm(this, h);
+    const std::uint64_t tok = self->arm(this, h);
+    token = tok;
     target->unlock_joiners();
     suspended = true;
     // A cancellation pending (or arriving now) is forwarded to the awaited task, as
     // asyncio does when a task with a pending cancel awaits a future; we keep waiting.
-    if (self->cancelled_while_arming(token)) on_cancel(*self);
+    if (self->cancelled_while_arming(tok)) on_cancel(*self);
     return true;
 }
 
@@ -253,11 +255,13 @@ void JoinAwaiterBase::on_cancel(TaskHeader& task) noexcept {
         task.schedule();  // completion ran while we held the claim: wake it ourselves
         return;
     }
-    token = task.arm(this, task.resume_);
+    const std::uint64_t tok = task.arm(this, task.resume_);
+    token = tok;
     target->unlock_joiners();
-    // A second cancel() that arrived while the wait was disarmed left its flag set:
-    // forward it too (loop, since each forward re-arms).
-    if (task.cancelled_while_arming(token)) on_cancel(task);
+    // From here the target may complete and the awaiter die: touch `this` again
+    // only after winning a claim. A second cancel() that arrived while the wait was
+    // disarmed left its flag set: forward it too (each forward re-arms).
+    if (task.cancelled_while_arming(tok)) on_cancel(task);
 }
 
 void JoinAwaiterBase::finish_resume() {
@@ -394,9 +398,7 @@ void Scheduler::inject(TaskHeader* t) noexcept {
     if (sleepers_of(idle) == 0) return;
     std::unique_lock lk(idle_mx_);
     if (sleepers_.empty()) return;
-    Worker* s = sleepers_.back();
-    sleepers_.pop_back();
-    s->sleeping = false;
+    Worker* s = take_sleeper();
     // seq_cst: keeps idle_ exact for the Dekker re-checks.
     idle_.fetch_sub(kSleeperOne, std::memory_order_seq_cst);
     lk.unlock();
@@ -424,15 +426,23 @@ void Scheduler::notify_one() noexcept {
     // relaxed: re-read under the lock; every change to idle_ happens under idle_mx_.
     const std::uint64_t again = idle_.load(std::memory_order_relaxed);
     if (searchers_of(again) != 0 || sleepers_.empty()) return;
-    Worker* s = sleepers_.back();
-    sleepers_.pop_back();
-    s->sleeping = false;
+    Worker* s = take_sleeper();
     // The woken worker starts as a searcher, so concurrent notifiers do not wake more.
     // seq_cst: part of the Dekker protocol on idle_.
     idle_.fetch_add(kSearcherOne - kSleeperOne, std::memory_order_seq_cst);
     s->searching = true;  // s reads it after re-taking idle_mx_ in park()
     lk.unlock();
     wake_worker(*s);
+}
+
+Worker* Scheduler::take_sleeper() noexcept {
+    // Prefer a sleeper that is not the timer owner, so the timer role stays put.
+    auto it = sleepers_.end() - 1;
+    if (*it == timer_owner_ && sleepers_.size() > 1) --it;
+    Worker* s = *it;
+    sleepers_.erase(it);
+    s->sleeping = false;
+    return s;
 }
 
 void Scheduler::wake_worker(Worker& w) noexcept {
@@ -498,6 +508,10 @@ void Scheduler::batch_boundary(Worker& w) noexcept {
 }
 
 void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
+    // A worker woken as a searcher that found work without searching (its LIFO
+    // slot, the injector at a batch boundary) stops counting as one, or every
+    // later notify_one() would think someone is already looking.
+    if (w.searching) stop_searching(w);
     // acquire: pairs with the acq_rel CAS in schedule() / the relaxed store in spawn
     // published by the queue; clears kNotified and sets kRunning in one step.
     const std::uint32_t prev =
@@ -606,23 +620,25 @@ void Scheduler::park(Worker& w) {
             return;
         }
     }
+    w.sleeping = true;
+    sleepers_.push_back(&w);
+    // relaxed: the seq_cst RMW on idle_ below orders it before the futex wait.
+    w.wake_word.store(0, std::memory_order_relaxed);
+    // seq_cst: announce the sleeper before the re-checks (Dekker with producers, and
+    // with add_timer's read of idle_ after it stores next_deadline_).
+    idle_.fetch_add(kSleeperOne, std::memory_order_seq_cst);
+    // relaxed: metrics.
+    w.m_parks.fetch_add(1, std::memory_order_relaxed);
     std::int64_t timeout = -1;
     if (!opts_.virtual_time) {
-        const std::int64_t d = next_deadline_.load(std::memory_order_seq_cst);  // seq_cst: Dekker with add_timer
+        // seq_cst: read after the announcement above (Dekker with add_timer).
+        const std::int64_t d = next_deadline_.load(std::memory_order_seq_cst);
         if (d != INT64_MAX && (timer_owner_ == nullptr || d < timer_owner_deadline_)) {
             timer_owner_ = &w;
             timer_owner_deadline_ = d;
             timeout = std::max<std::int64_t>(0, d - now_ns());
         }
     }
-    w.sleeping = true;
-    sleepers_.push_back(&w);
-    // relaxed: the seq_cst RMW on idle_ below orders it before the futex wait.
-    w.wake_word.store(0, std::memory_order_relaxed);
-    // seq_cst: announce the sleeper before the re-check (Dekker).
-    idle_.fetch_add(kSleeperOne, std::memory_order_seq_cst);
-    // relaxed: metrics.
-    w.m_parks.fetch_add(1, std::memory_order_relaxed);
     lk.unlock();
     if (!work_available(w)) futex_wait(w.wake_word, 0, timeout);
     lk.lock();
@@ -635,8 +651,22 @@ void Scheduler::park(Worker& w) {
         // relaxed: metrics.
         w.m_unparks.fetch_add(1, std::memory_order_relaxed);
     }
-    if (timer_owner_ == &w) timer_owner_ = nullptr;
+    Worker* successor = nullptr;
+    if (timer_owner_ == &w) {
+        timer_owner_ = nullptr;
+        // We leave while timers are pending: another sleeper must take the timer
+        // role, or a due timer would wait for someone to finish running.
+        // seq_cst: as in add_timer.
+        if (!opts_.virtual_time && next_deadline_.load(std::memory_order_seq_cst) != INT64_MAX && !sleepers_.empty()) {
+            successor = sleepers_.back();
+            sleepers_.pop_back();
+            successor->sleeping = false;
+            // seq_cst: part of the Dekker protocol on idle_.
+            idle_.fetch_sub(kSleeperOne, std::memory_order_seq_cst);
+        }
+    }
     lk.unlock();
+    if (successor != nullptr) wake_worker(*successor);
     if (!opts_.virtual_time) fire_due_timers(w);
 }
 

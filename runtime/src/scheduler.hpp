@@ -159,6 +159,7 @@ private:
     void inject(TaskHeader* t) noexcept;
     TaskHeader* pop_injector() noexcept;
     void notify_one() noexcept;
+    Worker* take_sleeper() noexcept;  // under idle_mx_, sleepers_ not empty
     void wake_worker(Worker& w) noexcept;
     [[nodiscard]] bool work_available(const Worker& self) const noexcept;
     void fire_due_timers(Worker& w) noexcept;

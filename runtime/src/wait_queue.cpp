@@ -71,9 +71,11 @@ WaitQueue::~WaitQueue() {
         }
     }
 #endif
+    // Through EBR, not directly: a canceller that claimed a wait which has since
+    // ended may still be pinned with a pointer to a cell here (R4).
     while (s != nullptr) {
         Segment* next = s->next.load(std::memory_order_relaxed);  // relaxed: single-threaded
-        free_segment(s);
+        ebr::retire(s, &free_segment);
         s = next;
     }
 }
@@ -161,8 +163,9 @@ std::uint64_t WaitQueue::outcome(const WaitPosition& p) noexcept {
 }
 
 void WaitQueue::remove(const WaitPosition& p) noexcept {
-    // release: our reads of the cell happen before front_ can pass it.
-    p.cell().store(cell::kRemoved, std::memory_order_release);
+    // seq_cst: our reads of the cell happen before front_ can pass it, and the Lock's
+    // re-check of a CANCELLED front (is_removed) pairs with this store.
+    p.cell().store(cell::kRemoved, std::memory_order_seq_cst);
     advance_front();
 }
 
@@ -193,7 +196,7 @@ void WaitQueue::advance_front() noexcept {
     }
 }
 
-std::size_t WaitQueue::grant(std::size_t limit, bool front_only) noexcept {
+std::size_t WaitQueue::grant(std::size_t limit) noexcept {
     std::size_t granted = 0;
     if (limit == 0) return 0;
     ebr::Guard g;
@@ -231,13 +234,64 @@ std::size_t WaitQueue::grant(std::size_t limit, bool front_only) noexcept {
             }
             break;  // DEPOSIT, GRANTED, CANCELLED or REMOVED
         }
-        if (took) {
-            if (++granted == limit || front_only) return granted;
-            continue;
-        }
-        if (front_only && v != cell::kRemoved) return granted;
+        if (took && ++granted == limit) return granted;
     }
     return granted;
+}
+
+WaitQueue::FrontGrant WaitQueue::grant_front() noexcept {
+    FrontGrant r;
+    ebr::Guard g;
+    // acquire: pairs with move_forward (head_ before front_, as in grant()).
+    Segment* s = head_.load(std::memory_order_acquire);
+    // acquire: pairs with advance_front's CAS.
+    std::uint64_t i = front_.load(std::memory_order_acquire);
+    // seq_cst: the Dekker pair described in enqueue().
+    const std::uint64_t end = enq_.load(std::memory_order_seq_cst);
+    for (; i < end; ++i) {
+        s = find(s, i / Segment::kCells);
+        std::atomic<std::uint64_t>& c = s->cells[i % Segment::kCells];
+        // seq_cst: a CANCELLED front is re-checked by the Lock after it drops its
+        // reservation (Dekker with the waiter's REMOVED store + state read).
+        std::uint64_t v = c.load(std::memory_order_seq_cst);
+        for (;;) {
+            if (v == cell::kEmpty) {
+                // acq_rel: publishes the grant to the waiter (its install acquires).
+                if (c.compare_exchange_weak(v, cell::kDeposit, std::memory_order_acq_rel, std::memory_order_acquire)) {
+                    r.granted = true;
+                    return r;
+                }
+                continue;
+            }
+            if (cell::is_waiting(v)) {
+                // acq_rel: the arbitration against a canceller; releases the grant.
+                if (c.compare_exchange_weak(v, cell::kGranted, std::memory_order_acq_rel, std::memory_order_acquire)) {
+                    cell::task_of(v)->schedule();
+                    r.granted = true;
+                    return r;
+                }
+                continue;
+            }
+            break;
+        }
+        if (v == cell::kCancelled) {
+            r.blocked = i;
+            return r;
+        }
+        // REMOVED, or GRANTED/DEPOSIT of a waiter that holds the lock and is leaving.
+    }
+    return r;
+}
+
+bool WaitQueue::is_removed(std::uint64_t index) noexcept {
+    ebr::Guard g;
+    // acquire: pairs with move_forward (head_ before front_).
+    Segment* h = head_.load(std::memory_order_acquire);
+    // seq_cst: the load half of the Lock's Dekker re-check (see grant_front).
+    if (index < front_.load(std::memory_order_seq_cst)) return true;
+    Segment* s = find(h, index / Segment::kCells);
+    // seq_cst: as above.
+    return s->cells[index % Segment::kCells].load(std::memory_order_seq_cst) == cell::kRemoved;
 }
 
 std::uint64_t WaitQueue::approx_size() const noexcept {

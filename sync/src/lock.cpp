@@ -1,6 +1,8 @@
 // sync/src/lock.cpp — see spindle/sync/lock.hpp.
 #include "spindle/sync/lock.hpp"
 
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "spindle/runtime/errors.hpp"
@@ -10,27 +12,37 @@ namespace spindle {
 Lock::Lock() : q_(this) {}
 Lock::~Lock() = default;
 
-bool Lock::try_acquire() noexcept {
-    std::uint64_t free_state = 0;  // unlocked and nobody queued
-    // acquire: pairs with release()'s RMW (the previous critical section).
-    return state_.compare_exchange_strong(free_state, kLocked, std::memory_order_acquire,
-                                          std::memory_order_relaxed);  // failure: nothing is read
-}
-
-bool Lock::locked() const noexcept {
-    // acquire: pairs with the RMWs that lock/unlock.
-    return (state_.load(std::memory_order_acquire) & kLocked) != 0U;
-}
-
-void Lock::release() {
-    // seq_cst: releases the critical section, and is the store half of the Dekker
-    // pair with a waiter that took its cell (enq_) and then reads state_.
-    const std::uint64_t prev = state_.fetch_and(~kLocked, std::memory_order_seq_cst);
+void Lock::release_slow(std::uint64_t prev) {
     if ((prev & kLocked) == 0U) throw std::logic_error("spindle::Lock::release: Lock is not acquired");
     if (active_of(prev) != 0) wake_up_first();
 }
 
-void Lock::wake_up_first() noexcept { (void)q_.grant_front(); }
+bool Lock::try_reserve() noexcept {
+    // seq_cst: part of the Dekker pairs on state_ (release/queue, and L4).
+    std::uint64_t s = state_.load(std::memory_order_seq_cst);
+    for (;;) {
+        if ((s & (kLocked | kReserved)) != 0U || active_of(s) == 0) return false;
+        // seq_cst: as above.
+        if (state_.compare_exchange_weak(s, s | kReserved, std::memory_order_seq_cst)) return true;
+    }
+}
+
+void Lock::hand_off() noexcept {
+    for (;;) {
+        const detail::WaitQueue::FrontGrant r = q_.grant_front();
+        if (r.granted) return;  // the grantee turns `reserved` into `locked` (L3)
+        // Nobody to hand to now: drop the reservation, then re-check a cancelled
+        // front (L4) — its waiter hands off itself if it leaves after this.
+        // seq_cst: the store half of L4's Dekker pair.
+        state_.fetch_and(~kReserved, std::memory_order_seq_cst);
+        if (r.blocked == UINT64_MAX || !q_.is_removed(r.blocked)) return;
+        if (!try_reserve()) return;
+    }
+}
+
+void Lock::wake_up_first() noexcept {
+    if (try_reserve()) hand_off();
+}
 
 void Lock::on_waiter_cancelled() noexcept {
     // seq_cst: the waiter stops counting at once (asyncio: fut.cancelled()).
@@ -75,7 +87,9 @@ bool Lock::AcquireAwaiter::queue(std::coroutine_handle<> h) {
         if (s == 0) {  // became free with nobody queued: take it after all
             // seq_cst: as above; acquires the previous critical section.
             if (l.state_.compare_exchange_weak(s, kLocked, std::memory_order_seq_cst)) {
-                (void)l.q_.abandon(w_.pos);  // a deposit here only said "it is yours"
+                // No deposit can be here: a grant needs `reserved`, so the word was
+                // not 0 while one was in flight (L2).
+                (void)l.q_.abandon(w_.pos);
                 acquired_ = true;
                 return false;
             }
@@ -96,26 +110,39 @@ void Lock::AcquireAwaiter::await_resume() {
         throw CancelledError{};
     }
     Lock& l = *lock_;
-    bool granted = true;
-    if (w_.suspended) granted = w_.finish(l.q_);
-    else l.q_.remove(w_.pos);  // a deposit: granted without suspending
+    // A deposit (granted before we slept) is a grant without a suspension point.
+    const bool granted = w_.suspended ? w_.finish_keep() : true;
     if (granted && !(w_.suspended && w_.self->consume_cancel())) {
-        // Take the reserved lock: active - 1, locked.
+        // L3: take the reserved lock — reserved -> locked, active - 1 — then leave.
         // relaxed: the CAS validates.
         std::uint64_t s = l.state_.load(std::memory_order_relaxed);
-        // seq_cst: acquires the previous critical section; Dekker as in release().
-        while (!l.state_.compare_exchange_weak(s, (s - kActiveOne) | kLocked, std::memory_order_seq_cst)) {
+        for (;;) {
+            if ((s & kReserved) == 0U || (s & kLocked) != 0U) {
+                std::fprintf(stderr, "spindle: internal error: Lock granted without a reservation\n");
+                std::abort();
+            }
+            // seq_cst: acquires the previous critical section; Dekker as in release().
+            if (l.state_.compare_exchange_weak(s, ((s - kActiveOne) & ~kReserved) | kLocked,
+                                               std::memory_order_seq_cst))
+                break;
         }
+        l.q_.remove(w_.pos);
         return;
     }
     if (granted) {
-        // Woken but cancelled before it resumed: stop counting; pass the lock on.
+        // Woken but cancelled before it resumed: stop counting, keep the reservation
+        // and hand the lock to the next front waiter (asyncio: wake_up_first).
         // seq_cst: as in on_waiter_cancelled().
         l.state_.fetch_sub(kActiveOne, std::memory_order_seq_cst);
+        l.q_.remove(w_.pos);
+        l.hand_off();
     } else {
-        (void)w_.self->consume_cancel();  // cancelled in the queue (already uncounted)
+        // Cancelled in the queue (already uncounted): leave, then asyncio's
+        // `if not locked: wake_up_first()`.
+        (void)w_.self->consume_cancel();
+        l.q_.remove(w_.pos);
+        l.wake_up_first();
     }
-    if (!l.locked()) l.wake_up_first();
     throw CancelledError{};
 }
 

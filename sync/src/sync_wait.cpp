@@ -15,7 +15,7 @@ TaskHeader& waiting_task(const char* what) {
 }
 
 bool SyncWait::park(WaitQueue& q, std::coroutine_handle<> h) noexcept {
-    token = self->next_token();
+    token = self->next_token(/*sync=*/true);
     // seq_cst: visible to a canceller that claims the wait armed below.
     self->wait_cell_.store(&pos.cell(), std::memory_order_seq_cst);
     if (!q.install(pos, *self, token)) {
@@ -33,13 +33,17 @@ bool SyncWait::park(WaitQueue& q, std::coroutine_handle<> h) noexcept {
 }
 
 bool SyncWait::finish(WaitQueue& q) noexcept {
+    const bool granted = finish_keep();
+    q.remove(pos);
+    return granted;
+}
+
+bool SyncWait::finish_keep() noexcept {
     // seq_cst: before the cell is removed (which may let its segment be retired), so
     // a canceller pinned after this store cannot reach the cell (wait_queue.hpp R4).
     self->wait_cell_.store(nullptr, std::memory_order_seq_cst);
     (void)self->claim(token);  // disarm; fails harmlessly if a canceller claimed it
-    const std::uint64_t v = WaitQueue::outcome(pos);
-    q.remove(pos);
-    return v != cell::kCancelled;
+    return WaitQueue::outcome(pos) != cell::kCancelled;
 }
 
 }  // namespace spindle::detail

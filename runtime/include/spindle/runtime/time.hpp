@@ -112,7 +112,14 @@ Task<R> wait_for_child(JoinHandle<R> child, std::int64_t ns) {
     if (outcome == JoinOrTimeout::Outcome::kCompleted || child.done()) {
         // CPython: the inner task's done callback releases the waiter future, whose
         // callback wakes us: one more ready-queue step than a direct join.
-        if (first.suspended && outcome == JoinOrTimeout::Outcome::kCompleted) co_await detail::YieldAwaiter{};
+        if (first.suspended && outcome == JoinOrTimeout::Outcome::kCompleted) {
+            try {
+                co_await YieldAwaiter{};
+            } catch (const CancelledError&) {
+                // CPython 3.11: cancelled after the inner task finished -> its result
+                // is returned (`if fut.done(): return fut.result()`), never lost.
+            }
+        }
         co_return co_await std::move(child);
     }
     // Timed out or cancelled: cancel the inner operation and wait until it is done.

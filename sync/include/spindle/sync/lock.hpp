@@ -14,12 +14,24 @@
 //
 // State word state_ (one atomic, so the uncontended acquire and release are one
 // read-modify-write each):
-//   bit 0        locked
-//   bits 32..63  active: queued waiters not cancelled and not yet resumed
-//                (WAITING or woken-not-resumed), asyncio's "waiters not cancelled"
-// Invariants: active counts exactly the cells in q_ that are WAITING, DEPOSIT or
-// GRANTED and whose waiter counted itself; the fast path needs locked == 0 and
-// active == 0.
+//   bit 0        locked    (asyncio's _locked; what locked() answers)
+//   bit 1        reserved  a grant is in flight: the lock is handed to the front
+//                          waiter, which turns reserved into locked when it resumes
+//                          (asyncio's "unlocked but reserved" window)
+//   bits 32..63  active    queued waiters not cancelled and not yet resumed
+// Invariants:
+//   L1 locked and reserved are never both set; at most one grant is in flight, and
+//      only the holder of `reserved` may call q_.grant_front().
+//   L2 the fast path (try_acquire) needs the whole word to be 0: unlocked, nothing
+//      reserved, nobody queued — so nobody can barge past a reservation or a waiter.
+//   L3 a granted waiter takes the lock with one CAS reserved -> locked (and only
+//      then removes its cell); a woken-but-cancelled one keeps `reserved` and hands
+//      the lock to the next front waiter; a cancelled one, on leaving, reserves the
+//      lock if it is free and waiters remain (asyncio: `if not locked: wake first`).
+//   L4 a hand-off that finds a CANCELLED front drops `reserved`, then re-checks that
+//      cell: its waiter stores REMOVED and then reads state_ (seq_cst both sides),
+//      so either it sees the reservation gone and hands off itself, or we see the
+//      cell removed and try again.
 //
 // THREAD SAFETY: acquire/scoped inside a task; release/try_acquire/locked from any
 // thread (a Lock has no owner, as in asyncio).
@@ -72,20 +84,38 @@ public:
     /// `auto guard = co_await lock.scoped();` — released when the guard dies.
     detail::ScopedAwaiter<Lock, AcquireAwaiter> scoped() noexcept { return {*this, AcquireAwaiter(*this)}; }
     /// Takes the lock if acquire() would not wait.
-    bool try_acquire() noexcept;
+    bool try_acquire() noexcept {
+        std::uint64_t free_state = 0;  // unlocked and nobody queued
+        // acquire: pairs with release()'s RMW (the previous critical section).
+        return state_.compare_exchange_strong(free_state, kLocked, std::memory_order_acquire,
+                                              std::memory_order_relaxed);  // failure: nothing is read
+    }
     /// Unlocks; std::logic_error if not locked.
-    void release();
-    [[nodiscard]] bool locked() const noexcept;
+    void release() {
+        // seq_cst: releases the critical section, and is the store half of the Dekker
+        // pair with a waiter that took its cell (enq_) and then reads state_.
+        const std::uint64_t prev = state_.fetch_and(~kLocked, std::memory_order_seq_cst);
+        if (prev != kLocked) release_slow(prev);  // not locked, or waiters to wake
+    }
+    [[nodiscard]] bool locked() const noexcept {
+        // acquire: pairs with the RMWs that lock/unlock.
+        return (state_.load(std::memory_order_acquire) & kLocked) != 0U;
+    }
     /// Queued waiters (approximate; diagnostics).
     [[nodiscard]] std::uint64_t approx_waiters() const noexcept { return q_.approx_size(); }
 
 private:
     static constexpr std::uint64_t kLocked = 1;
+    static constexpr std::uint64_t kReserved = 2;
     static constexpr std::uint64_t kActiveOne = std::uint64_t{1} << 32;
+    static_assert((kLocked | kReserved) < kActiveOne, "flag bits below the waiter count");
     static std::uint64_t active_of(std::uint64_t s) noexcept { return s >> 32; }
 
     void on_waiter_cancelled() noexcept override;
-    void wake_up_first() noexcept;
+    void wake_up_first() noexcept;      // reserve if free and waited for, then hand off
+    bool try_reserve() noexcept;        // (unlocked, unreserved, active > 0) -> reserved
+    void hand_off() noexcept;           // with `reserved` held: grant the front or drop it
+    void release_slow(std::uint64_t prev);
 
     std::atomic<std::uint64_t> state_{0};
     detail::WaitQueue q_;

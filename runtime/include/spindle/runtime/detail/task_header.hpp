@@ -118,7 +118,10 @@ public:
     static constexpr std::uint32_t kComplete = 1U << 2;
     static constexpr std::uint32_t kCancelReq = 1U << 3;
     static constexpr std::uint32_t kJoinLock = 1U << 4;
+    // wait_ = epoch << 2 | kSyncWait (a WaitQueue cell wait) | kArmed.
     static constexpr std::uint64_t kArmed = 1;
+    static constexpr std::uint64_t kSyncWait = 2;
+    static constexpr unsigned kEpochShift = 2;
     static_assert((kNotified | kRunning | kComplete | kCancelReq | kJoinLock) == 0x1F,
                   "state bits must be distinct");
 
@@ -126,17 +129,19 @@ public:
 
     /// The token the next arm() will return (sync waits install it in their cell
     /// before arming, so a canceller that claims the wait finds the cell ready).
-    [[nodiscard]] std::uint64_t next_token() const noexcept {
+    [[nodiscard]] std::uint64_t next_token(bool sync) const noexcept {
         // relaxed: only this task writes new epochs.
-        return ((wait_.load(std::memory_order_relaxed) | kArmed) + 1) | kArmed;
+        const std::uint64_t epoch = (wait_.load(std::memory_order_relaxed) >> kEpochShift) + 1;
+        return (epoch << kEpochShift) | (sync ? kSyncWait : 0) | kArmed;
     }
 
-    /// Starts a new wait: returns its token. `h` is the coroutine to resume.
+    /// Starts a new wait: returns its token. `h` is the coroutine to resume. A null
+    /// `node` marks a sync (cell) wait: a canceller then goes through wait_cell_ and
+    /// never touches wait_node_ (see cancel()).
     std::uint64_t arm(WaitNode* node, std::coroutine_handle<> h) noexcept {
         resume_ = h;
         wait_node_ = node;
-        // relaxed: only this task writes new epochs, so its own last value is current.
-        const std::uint64_t token = ((wait_.load(std::memory_order_relaxed) | kArmed) + 1) | kArmed;
+        const std::uint64_t token = next_token(node == nullptr);
         // seq_cst: half of the Dekker pair with cancel() (flag store, then wait_ load).
         // It also publishes resume_/wait_node_ to the claim winner (its CAS acquires).
         wait_.store(token, std::memory_order_seq_cst);

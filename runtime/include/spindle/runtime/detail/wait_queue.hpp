@@ -85,7 +85,7 @@ constexpr std::uint64_t kRemoved = 4;
 constexpr std::uint64_t kMaxSpecial = 4;
 constexpr unsigned kTagShift = 48;
 inline std::uint64_t waiting(const TaskHeader* t, std::uint64_t token) noexcept {
-    return reinterpret_cast<std::uintptr_t>(t) | (((token >> 1) & 0xFFFFU) << kTagShift);
+    return reinterpret_cast<std::uintptr_t>(t) | (((token >> TaskHeader::kEpochShift) & 0xFFFFU) << kTagShift);
 }
 inline TaskHeader* task_of(std::uint64_t v) noexcept {
     return reinterpret_cast<TaskHeader*>(v & ((std::uint64_t{1} << kTagShift) - 1));
@@ -142,17 +142,25 @@ public:
     /// Grants up to `n` of the first WAITING (or EMPTY: deposit) cells from the
     /// front, in order, skipping cells already granted/cancelled/removed
     /// (Semaphore, Condition, Event). Returns how many were granted.
-    std::size_t grant_first(std::size_t n = 1) noexcept { return grant(n, false); }
-    /// Grants the front cell (the first not REMOVED) only if it is WAITING or EMPTY
-    /// (asyncio Lock's _wake_up_first). Returns 1 if it did.
-    std::size_t grant_front() noexcept { return grant(1, true); }
+    std::size_t grant_first(std::size_t n = 1) noexcept { return grant(n); }
+    /// asyncio Lock's _wake_up_first: looks at the front waiter (the first cell not
+    /// REMOVED; GRANTED/DEPOSIT cells there belong to a waiter that already took the
+    /// lock and is leaving, so they are passed too) and grants it if it is WAITING or
+    /// EMPTY. A CANCELLED front stops it: `blocked` is that cell's index.
+    struct FrontGrant {
+        bool granted = false;
+        std::uint64_t blocked = UINT64_MAX;
+    };
+    FrontGrant grant_front() noexcept;
+    /// Whether cell `index` has been REMOVED (or passed by front_).
+    [[nodiscard]] bool is_removed(std::uint64_t index) noexcept;
 
     /// Racy count of cells between front_ and enq_ (for diagnostics).
     [[nodiscard]] std::uint64_t approx_size() const noexcept;
     [[nodiscard]] WaitQueueOwner* owner() const noexcept { return owner_; }
 
 private:
-    std::size_t grant(std::size_t limit, bool front_only) noexcept;
+    std::size_t grant(std::size_t limit) noexcept;
     Segment* find(Segment* from, std::uint64_t id) noexcept;
     Segment* new_segment(std::uint64_t id) noexcept;
     void advance_front() noexcept;

@@ -27,8 +27,11 @@ struct SyncWait {
 
     /// Steps 2: false when a deposit granted us already (do not suspend).
     bool park(WaitQueue& q, std::coroutine_handle<> h) noexcept;
-    /// Step 3: true if granted, false if cancelled in the queue.
+    /// Step 3: true if granted, false if cancelled in the queue. The cell is removed.
     bool finish(WaitQueue& q) noexcept;
+    /// Step 3 without removing the cell (the caller calls q.remove(pos) after it has
+    /// acted on the outcome).
+    bool finish_keep() noexcept;
 };
 
 /// Throws std::logic_error naming `what` when called outside a task.
