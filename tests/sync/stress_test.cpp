@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <cstdlib>
 #include <deque>
 #include <functional>
@@ -771,7 +772,10 @@ STRESS_TEST(SyncStress, SemaphoreCancelStorm, 2, 120s) {
         survivors.push_back(
             spindle::spawn(sem_victim(sem, inside, max_inside, i, static_cast<int>(stress_size(150, 4)), true)));
     for (int i = 0; i < victims_n; ++i)
-        victims.push_back(spindle::spawn(sem_victim(sem, inside, max_inside, 1000 + i, 1'000'000, false)));
+        // Victims run until cancelled: a lost cancellation hangs (ctest TIMEOUT), while
+        // a finite count could finish before a slow killer thread gets to them.
+        victims.push_back(spindle::spawn(
+            sem_victim(sem, inside, max_inside, 1000 + i, std::numeric_limits<int>::max(), false)));
     std::vector<JoinHandle<void>> odd;
     for (int i = 1; i < victims_n; i += 2) odd.push_back(victims[static_cast<std::size_t>(i)]);
     std::thread killer([odd]() mutable {
