@@ -510,12 +510,12 @@ class PyState:
         self.nlog += 1
 
 
-# ─────────────── known issues K2, K4: spindle::wait_for vs asyncio ───────────────
+# ───────────── known issues K2, K4, K6: spindle::wait_for vs asyncio ─────────────
 #
-# (K1, fixed upstream in a401073: spindle::wait_for used to resume its caller one
-# loop iteration earlier than asyncio.wait_for, whose inner task's done-callback
-# _release_waiter and then the waiter's callback take two call_soon hops. spindle
-# now takes one hop plus a yield. regressions/k1_wait_for_hops.prog guards it.)
+# (K1, fixed upstream in a401073: spindle::wait_for resumed its caller one loop
+# iteration before asyncio.wait_for, whose inner task's done-callback _release_waiter
+# and then the waiter's callback take two call_soon hops. spindle now takes one hop
+# (JoinOrTimeout) plus a yield. regressions/k1_wait_for_hops.prog guards it.)
 #
 # K2 (second cancellation). When wait_for has cancelled its inner task (timeout or
 # cancellation) and waits for it to finish (_cancel_and_wait), a cancellation of the
@@ -525,28 +525,36 @@ class PyState:
 # (runtime/include/spindle/runtime/time.hpp, wait_for_child's `while (!child.done())`
 # loop) — which is what asyncio does from 3.12 on, not 3.11.
 #
-# K4 (cancellation swallowed by a finished wait_for). Once the inner task has
-# finished, asyncio.wait_for returns its outcome even if the caller is cancelled in
-# the two hops before it resumes (`except CancelledError: if fut.done(): return
-# fut.result()`; a cancellation landing after the waiter completed is thrown into
-# `await waiter` and ends up there too). spindle's K1 fix resumes the caller after
-# one hop and then `co_await detail::YieldAwaiter{}` (time.hpp, wait_for_child), which
-# delivers such a cancellation as CancelledError instead of the inner outcome.
+# K4 (a cancellation between the inner task's end and the caller's resumption).
+# asyncio: if it lands before _release_waiter ran, waiter.cancel() queues the caller
+# *behind everything already ready*; wait_for then returns the inner outcome
+# (`if fut.done(): return fut.result()`). spindle's caller was already queued by the
+# inner task's completion (JoinOrTimeout::notify_fn) and keeps that earlier place:
+# same outcome, one step early. (Before ce8b4b0 spindle also raised CancelledError
+# from its extra yield instead of returning the outcome; that part is fixed.)
+#
+# K6 (the outcome of an inner task that completed although wait_for cancelled it,
+# when the caller was cancelled too). asyncio 3.11: `await _cancel_and_wait(fut);
+# raise` — CancelledError, the inner result is dropped (a lock or permit it acquired
+# stays taken by nobody). spindle (uncommitted change to wait_for_child at the time
+# of writing): returns the result and re-requests the caller's cancellation for its
+# next suspension point (3.12 behaviour, "cancellation never loses a grant").
 #
 # _wait_for_variant below is CPython 3.11's wait_for statement for statement, with
 # switches: one_hop (the inner task releases the waiter synchronously as it
-# finishes, as spindle's JoinOrTimeout does), extra_step (then a cancellable
-# `sleep(0)`, as spindle's yield) and wait_out (spindle's loop). With all off it is
-# asyncio.wait_for (the self-test checks the traces are identical). It is never the
-# reference: `check` uses it only to tell whether a divergence is explained by these
-# known issues alone — the whole trace must then match.
+# finishes, as spindle's JoinOrTimeout does; then, to keep asyncio's step count, a
+# `sleep(0)` that swallows a cancellation — spindle's extra yield), wait_out (K2:
+# spindle's loop) and keep_result (K6). With all off it is asyncio.wait_for (the
+# self-test checks the traces are identical). It is never the reference: `check`
+# uses it only to tell whether a divergence is explained by known issues alone —
+# the whole trace must then match.
 
 def _release_waiter(waiter, *args):
     if not waiter.done():
         waiter.set_result(None)
 
 
-async def _wait_for_variant(aw, timeout, one_hop, wait_out, extra_step):
+async def _wait_for_variant(aw, timeout, one_hop, wait_out, keep_result):
     loop = asyncio.get_running_loop()
     box = [None]    # one_hop: the waiter to release as the inner operation finishes
 
@@ -573,6 +581,7 @@ async def _wait_for_variant(aw, timeout, one_hop, wait_out, extra_step):
         return undo
 
     async def cancel_and_wait(fut):
+        """Returns normally, or raises CancelledError (the caller was cancelled)."""
         if not wait_out:                # asyncio.tasks._cancel_and_wait
             waiter = loop.create_future()
             undo = watch(fut, waiter)
@@ -581,7 +590,7 @@ async def _wait_for_variant(aw, timeout, one_hop, wait_out, extra_step):
                 await waiter
             finally:
                 undo()
-            if extra_step:
+            if one_hop:
                 await asyncio.sleep(0)
             return
         fut.cancel()                    # spindle: wait it out, re-raise afterwards
@@ -598,13 +607,20 @@ async def _wait_for_variant(aw, timeout, one_hop, wait_out, extra_step):
                 woken_by_child = False
             finally:
                 undo()
-        if woken_by_child and extra_step:
+        if woken_by_child and one_hop:
             try:
                 await asyncio.sleep(0)
             except asyncio.CancelledError:
                 cancelled = True
         if cancelled:
             raise asyncio.CancelledError()
+
+    def cancelled_but_done(fut):
+        """K6: the caller was cancelled, the inner task completed anyway."""
+        if keep_result and fut.done() and not fut.cancelled():
+            asyncio.current_task().cancel()     # delivered at the next suspension
+            return True
+        return False
 
     waiter = loop.create_future()
     timeout_handle = loop.call_later(timeout, _release_waiter, waiter)
@@ -618,15 +634,28 @@ async def _wait_for_variant(aw, timeout, one_hop, wait_out, extra_step):
                 return fut.result()
             else:
                 undo()
-                await cancel_and_wait(fut)
+                try:
+                    await cancel_and_wait(fut)
+                except asyncio.CancelledError:
+                    pass
+                if cancelled_but_done(fut):
+                    return fut.result()
                 raise
         if fut.done():
-            if extra_step:
-                await asyncio.sleep(0)
+            if one_hop:
+                try:
+                    await asyncio.sleep(0)
+                except asyncio.CancelledError:
+                    pass
             return fut.result()
         else:
             undo()
-            await cancel_and_wait(fut)
+            try:
+                await cancel_and_wait(fut)
+            except asyncio.CancelledError:
+                if cancelled_but_done(fut):
+                    return fut.result()
+                raise
             try:
                 return fut.result()
             except asyncio.CancelledError as exc:
@@ -635,8 +664,8 @@ async def _wait_for_variant(aw, timeout, one_hop, wait_out, extra_step):
         timeout_handle.cancel()
 
 
-def _variant(one_hop, wait_out, extra_step):
-    return lambda aw, timeout: _wait_for_variant(aw, timeout, one_hop, wait_out, extra_step)
+def _variant(one_hop, wait_out, keep_result):
+    return lambda aw, timeout: _wait_for_variant(aw, timeout, one_hop, wait_out, keep_result)
 
 
 # ────────────── known issue K5: the order in which joiners are woken ──────────────
@@ -666,8 +695,11 @@ def _task_factory(cls):
     return factory
 
 
-MODELS = ('asyncio', 'plain', 'pytask', 'K2', 'K4', 'K5', 'K2+K4', 'K2+K5', 'K4+K5', 'K2+K4+K5')
-MODEL_ORDER = ('K2', 'K4', 'K5', 'K2+K4', 'K2+K5', 'K4+K5', 'K2+K4+K5')   # tried by check
+ISSUES_MODELLED = ('K2', 'K4', 'K5', 'K6')
+# Every combination, smallest first: `check` reports the first that explains a divergence.
+MODEL_ORDER = tuple('+'.join(c) for n in range(1, len(ISSUES_MODELLED) + 1)
+                    for c in itertools.combinations(ISSUES_MODELLED, n))
+MODELS = ('asyncio', 'plain', 'pytask') + MODEL_ORDER
 
 
 def _apply_model(loop, model):
@@ -676,9 +708,8 @@ def _apply_model(loop, model):
     ks = set(model.split('+'))
     if model == 'plain':
         _wait_for = _variant(False, False, False)       # self-test: must equal asyncio
-    elif ks & {'K2', 'K4'}:
-        k4 = 'K4' in ks
-        _wait_for = _variant(k4, 'K2' in ks, k4)
+    elif ks & {'K2', 'K4', 'K6'}:
+        _wait_for = _variant('K4' in ks, 'K2' in ks, 'K6' in ks)
     else:
         _wait_for = asyncio.wait_for
     if model == 'pytask':
@@ -692,10 +723,12 @@ KNOWN_ISSUES = {
           'even when the caller is cancelled again; asyncio 3.11 leaves at once',
     'K3': 'a ScopedRelease guard whose release() throws calls std::terminate '
           '(asyncio: `async with` raises RuntimeError/ValueError)',
-    'K4': 'a cancellation that reaches spindle::wait_for after its inner operation finished '
-          '(before the caller resumed) raises CancelledError; asyncio returns the inner outcome',
+    'K4': 'a cancellation landing between the end of wait_for\'s inner task and the caller\'s '
+          'resumption: spindle resumes the caller at its earlier place, asyncio queues it behind',
     'K5': 'the tasks awaiting a task are woken last-come first when it finishes; asyncio runs '
           'done-callbacks first-come first',
+    'K6': 'wait_for cancelled while its cancelled inner operation completes anyway: spindle '
+          'returns the result and re-cancels the caller, asyncio 3.11 raises CancelledError',
 }
 _wait_for = asyncio.wait_for
 

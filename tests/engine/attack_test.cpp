@@ -309,7 +309,8 @@ TEST(EngineAttack, CancelVsEventSetThenNodeWait) {
 // the free; in a plain build it is silent.
 Task<void> long_sleeper() { co_await spindle::sleep(30s); }
 Task<void> inner_join(JoinHandle<void> h) { co_await h; }
-Task<void> outer_join(JoinHandle<void> h) {
+Task<void> outer_join(JoinHandle<void> h, std::atomic<bool>& entered) {
+    entered.store(true);
     try {
         co_await inner_join(std::move(h));
     } catch (const CancelledError&) {
@@ -320,8 +321,12 @@ TEST(EngineAttack, JoinCancelReadsAwaiterAfterUnlock) {
     Runtime rt(RuntimeOptions{.workers = 2});
     for (int i = 0; i < 20; ++i) {
         auto b = rt.spawn(long_sleeper());
-        auto t = rt.spawn(outer_join(b));
-        std::this_thread::sleep_for(3ms);  // t is parked on b
+        std::atomic<bool> entered{false};
+        auto t = rt.spawn(outer_join(b, entered));
+        // Cancel once t runs (a cancel before it first runs would never reach b, as
+        // in asyncio); t is about to await b or already does, and either way the
+        // cancellation must be forwarded to b.
+        while (!entered.load()) std::this_thread::yield();
         EXPECT_TRUE(t.cancel());
         EXPECT_TRUE(wait_done(t, 10s));
         EXPECT_TRUE(wait_done(b, 10s));

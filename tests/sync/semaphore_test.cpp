@@ -602,7 +602,7 @@ CO_TEST_OPTS(SyncSemaphoreAsyncio, SemWaitForCancelledAfterInnerCompleted, one_w
 
 // The same one step later: CPython's wait_for resumes through its waiter future, so o
 // is still inside wait_for; it returns the permit all the same.
-// RUNTIME BUG (deterministic): expected "o-got o-returned value=0 locked=1" (CPython
+// FIXED RUNTIME BUG (deterministic): expected "o-got o-returned value=0 locked=1" (CPython
 // 3.11, 3.12 and 3.13 alike), actual "o-cancelled value=0 locked=1" -- the permit the
 // inner task acquired is gone for good (value 0, nobody holds it). Diagnosis:
 // wait_for_child (runtime/include/spindle/runtime/time.hpp:115) yields once after the

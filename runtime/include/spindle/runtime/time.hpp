@@ -140,7 +140,15 @@ Task<R> wait_for_child(JoinHandle<R> child, std::int64_t ns) {
             outcome = JoinOrTimeout::Outcome::kCancelled;
         }
     }
-    if (outcome == JoinOrTimeout::Outcome::kCancelled) throw CancelledError{};
+    if (outcome == JoinOrTimeout::Outcome::kCancelled) {
+        if (child.cancelled() || !child.done()) throw CancelledError{};
+        // We were cancelled, but the inner operation completed anyway (a lock or a
+        // permit may now be ours): never lose it (DESIGN: cancellation never loses a
+        // grant). Return it and re-request the cancellation, delivered at our next
+        // suspension point. (CPython 3.11 drops the result here; 3.12 fixed it.)
+        (void)require_task("wait_for").cancel();
+        co_return co_await std::move(child);
+    }
     try {
         co_return co_await std::move(child);  // it finished anyway: its value wins (asyncio)
     } catch (const CancelledError&) {
