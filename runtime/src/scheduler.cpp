@@ -922,7 +922,16 @@ void Scheduler::on_complete(TaskHeader& t) noexcept {
     t.lock_joiners();
     // release: publishes the outcome to complete() readers (acquire).
     t.state_.fetch_or(TaskHeader::kComplete, std::memory_order_release);
+    // The list is newest-first; asyncio runs done-callbacks first-come first, so
+    // reverse it before notifying.
+    JoinNode* fifo = nullptr;
     for (JoinNode* n = t.joiners_; n != nullptr;) {
+        JoinNode* next = n->next;
+        n->next = fifo;
+        fifo = n;
+        n = next;
+    }
+    for (JoinNode* n = fifo; n != nullptr;) {
         JoinNode* next = n->next;  // read before notify: the node may die after it
         n->prev = n->next = nullptr;
         n->notify(n);

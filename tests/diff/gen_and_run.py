@@ -536,9 +536,10 @@ class PyState:
 # K6 (the outcome of an inner task that completed although wait_for cancelled it,
 # when the caller was cancelled too). asyncio 3.11: `await _cancel_and_wait(fut);
 # raise` — CancelledError, the inner result is dropped (a lock or permit it acquired
-# stays taken by nobody). spindle (uncommitted change to wait_for_child at the time
-# of writing): returns the result and re-requests the caller's cancellation for its
-# next suspension point (3.12 behaviour, "cancellation never loses a grant").
+# stays taken by nobody). spindle (wait_for_child since 339dcf3) returns the result
+# and re-requests the caller's cancellation for its next suspension point (3.12
+# behaviour, "cancellation never loses a grant"). With the ops generated here an inner
+# task that was cancelled always ends cancelled, on both sides: K6 cannot show.
 #
 # _wait_for_variant below is CPython 3.11's wait_for statement for statement, with
 # switches: one_hop (the inner task releases the waiter synchronously as it

@@ -260,7 +260,8 @@ CO_TEST_OPTS(EngineAttack, CancelVsGrantThenNodeWait, (RuntimeOptions{.workers =
 }
 
 // Event flavour of the same race, with a dedicated setter thread (grants from outside).
-Task<void> event_loop(Event& ev, std::atomic<bool>& stop, std::atomic<long>& n) {
+Task<void> event_loop(Event& ev, std::atomic<bool>& stop, std::atomic<long>& n, std::atomic<int>& started) {
+    started.fetch_add(1);
     while (!stop.load(std::memory_order_relaxed)) {
         try {
             const bool r = co_await ev.wait();
@@ -280,8 +281,12 @@ TEST(EngineAttack, CancelVsEventSetThenNodeWait) {
     Event ev;
     std::atomic<bool> stop{false};
     std::atomic<long> n{0};
+    std::atomic<int> started{0};
     std::vector<JoinHandle<void>> hs;
-    for (int i = 0; i < 3; ++i) hs.push_back(rt.spawn(event_loop(ev, stop, n)));
+    for (int i = 0; i < 3; ++i) hs.push_back(rt.spawn(event_loop(ev, stop, n, started)));
+    // Cancel only tasks that run: one cancelled before its first run never runs its
+    // body (asyncio), and on a loaded machine that would leave n at 0.
+    while (started.load() < 3) std::this_thread::yield();
     std::thread setter([&] {
         while (!stop.load()) {
             ev.set();
