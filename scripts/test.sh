@@ -12,7 +12,7 @@ jobs="${SPINDLE_JOBS:-2}"
 scale="${SPINDLE_STRESS_SCALE:-1}"
 variants=("$@")
 [ ${#variants[@]} -eq 0 ] && variants=(release tsan asan)
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/sanitizers/tsan.supp ${TSAN_OPTIONS:-}"
 export ASAN_OPTIONS="detect_leaks=1 abort_on_error=1 ${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1 ${UBSAN_OPTIONS:-}"
 status=0
