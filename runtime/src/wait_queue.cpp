@@ -1,6 +1,8 @@
 // runtime/src/wait_queue.cpp — see spindle/runtime/detail/wait_queue.hpp.
 #include "spindle/runtime/detail/wait_queue.hpp"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <cstdlib>
 #include <new>
@@ -206,8 +208,21 @@ std::size_t WaitQueue::grant(std::size_t limit) noexcept {
     Segment* s = head_.load(std::memory_order_acquire);
     // acquire: pairs with advance_front's CAS.
     std::uint64_t i = front_.load(std::memory_order_acquire);
+    // Skip the cells a previous grant found settled (G3 in the header).
+    // relaxed: only a lower bound; every cell below it is settled for good.
+    i = std::max(i, scan_.load(std::memory_order_relaxed));
     // seq_cst: the other half of the Dekker pair described in enqueue().
     const std::uint64_t end = enq_.load(std::memory_order_seq_cst);
+    struct Publish {  // on every exit: cells below `at` were all settled when we looked
+        std::atomic<std::uint64_t>& hint;
+        std::uint64_t& at;
+        ~Publish() {
+            // relaxed: a monotone hint; the cells themselves are read with acquire.
+            std::uint64_t cur = hint.load(std::memory_order_relaxed);
+            while (cur < at && !hint.compare_exchange_weak(cur, at, std::memory_order_relaxed)) {
+            }
+        }
+    } publish{scan_, i};
     for (; i < end; ++i) {
         s = find(s, i / Segment::kCells);
         std::atomic<std::uint64_t>& c = s->cells[i % Segment::kCells];
@@ -234,7 +249,10 @@ std::size_t WaitQueue::grant(std::size_t limit) noexcept {
             }
             break;  // DEPOSIT, GRANTED, CANCELLED or REMOVED
         }
-        if (took && ++granted == limit) return granted;
+        if (took && ++granted == limit) {
+            ++i;  // this cell is settled too
+            return granted;
+        }
     }
     return granted;
 }
@@ -292,6 +310,11 @@ bool WaitQueue::is_removed(std::uint64_t index) noexcept {
     Segment* s = find(h, index / Segment::kCells);
     // seq_cst: as above.
     return s->cells[index % Segment::kCells].load(std::memory_order_seq_cst) == cell::kRemoved;
+}
+
+std::uint64_t WaitQueue::enqueued() const noexcept {
+    // seq_cst: read after a grant scan, ordered with enqueue()'s fetch_add.
+    return enq_.load(std::memory_order_seq_cst);
 }
 
 std::uint64_t WaitQueue::approx_size() const noexcept {

@@ -991,3 +991,157 @@ STRESS_TEST(SyncStress, LockCancelledWaitersRacingTheGrantee, 2, 120s) {
     EXPECT_FALSE(lock.locked());
     EXPECT_EQ(lock.approx_waiters(), 0u);
 }
+
+// ───────────────────────────── Queue ─────────────────────────────
+namespace {
+
+using Item = std::pair<int, int>;  // (producer, sequence)
+
+struct QueueLedger {
+    QueueLedger(int producers, int per_producer)
+        : per(per_producer), seen(static_cast<std::size_t>(producers) * static_cast<std::size_t>(per_producer)) {}
+    const int per;
+    std::vector<std::atomic<int>> seen;  // deliveries per item: must end at exactly 1
+    std::atomic<long> delivered{0};
+    std::atomic<long> out_of_order{0};
+    void record(Item it) {
+        seen[static_cast<std::size_t>(it.first * per + it.second)].fetch_add(1);
+        delivered.fetch_add(1);
+    }
+    [[nodiscard]] long bad_counts() const {
+        long bad = 0;
+        for (const auto& s : seen) bad += s.load() != 1 ? 1 : 0;
+        return bad;
+    }
+};
+
+template <class Q>
+std::string queue_state(const Q& q) {
+    return "Queue{qsize=" + std::to_string(q.qsize()) + ", full=" + std::to_string(q.full()) +
+           ", shutdown=" + std::to_string(q.is_shutdown()) + ", approx_getters=" + std::to_string(q.approx_getters()) +
+           ", approx_putters=" + std::to_string(q.approx_putters()) + ", " + q.debug_state() + "}";
+}
+
+Task<void> queue_producer(spindle::Queue<Item>& q, int p, int per, bool impatient) {
+    Rng rng(static_cast<std::uint64_t>(p) + 77);
+    for (int i = 0; i < per; ++i) {
+        if (!impatient) {
+            co_await q.put({p, i});
+            continue;
+        }
+        for (;;) {  // a timed-out put inserts nothing, so retrying cannot duplicate
+            try {
+                co_await spindle::wait_for(q.put({p, i}), std::chrono::microseconds(rng.below(200)));
+                break;
+            } catch (const spindle::TimeoutError&) {
+            }
+        }
+    }
+}
+
+// Drains until the queue is shut down and empty; checks each producer's order.
+Task<void> queue_consumer(spindle::Queue<Item>& q, QueueLedger& L, int seed, bool impatient) {
+    Rng rng(static_cast<std::uint64_t>(seed) + 1000);
+    std::vector<int> last(64, -1);
+    for (;;) {
+        Item it;
+        try {
+            if (impatient) {
+                it = co_await spindle::wait_for(q.get(), std::chrono::microseconds(rng.below(200)));
+            } else {
+                it = co_await q.get();
+            }
+        } catch (const spindle::TimeoutError&) {
+            continue;
+        } catch (const spindle::QueueShutDown&) {
+            co_return;
+        }
+        L.record(it);
+        if (it.second <= last[static_cast<std::size_t>(it.first)]) L.out_of_order.fetch_add(1);
+        last[static_cast<std::size_t>(it.first)] = it.second;
+    }
+}
+
+// A getter that is cancelled at a random moment: whatever it received, it recorded.
+Task<void> queue_victim(spindle::Queue<Item>& q, QueueLedger& L) {
+    try {
+        Item it = co_await q.get();
+        L.record(it);
+    } catch (const spindle::QueueShutDown&) {
+    }
+}
+
+}  // namespace
+
+// Many producers and consumers on a small queue: every item delivered exactly once,
+// each producer's items in order at every consumer.
+STRESS_TEST(SyncStress, QueueMpmcExactlyOnce, 2, 20s) {
+    constexpr int kProducers = 6;
+    const int per = static_cast<int>(stress_size(20000, 8));
+    spindle::Queue<Item> q(8);
+    describe = [&] { return queue_state(q); };
+    QueueLedger L(kProducers, per);
+    std::vector<JoinHandle<void>> ps, cs;
+    for (int c = 0; c < 3; ++c) cs.push_back(spindle::spawn(queue_consumer(q, L, c, false)));
+    for (int p = 0; p < kProducers; ++p) ps.push_back(spindle::spawn(queue_producer(q, p, per, false)));
+    for (auto& h : ps) co_await h;
+    q.shutdown();  // consumers drain what is left, then leave
+    for (auto& h : cs) co_await h;
+    EXPECT_EQ(L.delivered.load(), static_cast<long>(kProducers) * per);
+    EXPECT_EQ(L.bad_counts(), 0) << "an item was lost or delivered twice";
+    EXPECT_EQ(L.out_of_order.load(), 0);
+    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.approx_getters(), 0u);
+    EXPECT_EQ(q.approx_putters(), 0u);
+}
+
+// Timeouts of 0-200 us on both sides, getters cancelled at random, a plain thread
+// putting from outside: a cancelled or timed-out get never loses an item, a cancelled
+// put never inserts one.
+STRESS_TEST(SyncStress, QueueCancelAndTimeoutStorm, 2, 120s) {
+    constexpr int kProducers = 4;  // the last one is a plain thread
+    const int per = static_cast<int>(stress_size(5000, 8));
+    spindle::Queue<Item> q(4);
+    describe = [&] { return queue_state(q); };
+    QueueLedger L(kProducers, per);
+    std::vector<JoinHandle<void>> ps, cs;
+    for (int c = 0; c < 4; ++c) cs.push_back(spindle::spawn(queue_consumer(q, L, c, /*impatient=*/c != 0)));
+    for (int p = 0; p < kProducers - 1; ++p)
+        ps.push_back(spindle::spawn(queue_producer(q, p, per, /*impatient=*/p % 2 == 0)));
+    std::atomic<bool> thread_done{false};
+    std::thread outside([&] {
+        for (int i = 0; i < per;) {
+            try {
+                q.put_nowait({kProducers - 1, i});
+                ++i;
+            } catch (const spindle::QueueFull&) {
+                std::this_thread::yield();
+            }
+        }
+        thread_done = true;
+    });
+    // Victims: getters cancelled after a random number of yields.
+    Rng rng(4242);
+    const int victims = static_cast<int>(stress_size(2000, 8));
+    for (int v = 0; v < victims; ++v) {
+        auto h = spindle::spawn(queue_victim(q, L));
+        const auto yields = rng.below(3);
+        for (std::uint64_t y = 0; y < yields; ++y) co_await spindle::yield_now();
+        (void)h.cancel();
+        try {
+            co_await h;
+        } catch (const CancelledError&) {
+        }
+    }
+    for (auto& h : ps) co_await h;
+    while (!thread_done.load()) co_await spindle::sleep(100us);
+    outside.join();
+    q.shutdown();
+    for (auto& h : cs) co_await h;
+    EXPECT_EQ(L.delivered.load(), static_cast<long>(kProducers) * per);
+    EXPECT_EQ(L.bad_counts(), 0) << "an item was lost or delivered twice";
+    EXPECT_EQ(L.out_of_order.load(), 0);
+    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.approx_getters(), 0u);
+    EXPECT_EQ(q.approx_putters(), 0u);
+}

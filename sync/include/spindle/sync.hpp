@@ -7,4 +7,5 @@
 #include "spindle/sync/event.hpp"
 #include "spindle/sync/lock.hpp"
 #include "spindle/sync/scoped.hpp"
+#include "spindle/sync/queue.hpp"
 #include "spindle/sync/semaphore.hpp"

@@ -31,6 +31,15 @@
 // (waiter abandons), WAITING->GRANTED (granter), WAITING->CANCELLED (canceller or
 // the waiter itself), {DEPOSIT,GRANTED,CANCELLED}->REMOVED (the waiter, once).
 //
+// Grant scans (grant_first) skip settled cells:
+//   G3 A cell that is DEPOSIT, GRANTED, CANCELLED or REMOVED never becomes EMPTY or
+//      WAITING again, so once a scan has seen every cell below index k settled, no
+//      later scan needs to look there: scan_ keeps the largest such k (a monotone
+//      hint; scans start at max(front_, scan_)). Without it a waiter that is slow to
+//      resume after its grant holds front_ back and every grant rescans the cells
+//      behind it. The cells between front_ and scan_ are still in linked segments
+//      (they are not REMOVED past front_), so the walk to scan_ is safe under R4.
+//
 // The single arbitration between a grant and a cancellation is the CAS on the cell:
 // whoever moves it out of WAITING wins and is the only party that schedules the task.
 // So a grant is never lost (the loser sees it in the cell) and never given twice.
@@ -155,6 +164,10 @@ public:
     /// Whether cell `index` has been REMOVED (or passed by front_).
     [[nodiscard]] bool is_removed(std::uint64_t index) noexcept;
 
+    /// Cells handed out so far (enq_). A primitive that reserved grants for waiters
+    /// it counted compares it before and after a short grant_first(): unchanged
+    /// means every cell that existed was examined.
+    [[nodiscard]] std::uint64_t enqueued() const noexcept;
     /// Racy count of cells between front_ and enq_ (for diagnostics).
     [[nodiscard]] std::uint64_t approx_size() const noexcept;
     [[nodiscard]] WaitQueueOwner* owner() const noexcept { return owner_; }
@@ -171,6 +184,7 @@ private:
     std::atomic<Segment*> tail_;                        // hint: segment of enq_ (R2)
     alignas(64) std::atomic<std::uint64_t> front_{0};  // oldest cell not REMOVED (R1)
     std::atomic<Segment*> head_;                        // segment of front_ (R2)
+    std::atomic<std::uint64_t> scan_{0};               // G3: cells below are settled
 };
 
 /// Installed as TaskHeader's sync-cancellation path: the canceller holds the claim

@@ -1,0 +1,507 @@
+// spindle/sync/queue.hpp — asyncio.Queue, LifoQueue and PriorityQueue, safe across
+// cores, with direct hand-off (DESIGN.md section 2, "Queue — the one deliberate
+// departure, for fairness").
+//
+// ─────────────────────────────── Semantics ───────────────────────────────
+// Python 3.13's asyncio.Queue, except that nobody can take what was handed to a
+// waiter:
+//   * put() with getters waiting hands the item to the longest-waiting live getter:
+//     the getter is woken with an item reserved for it, and a newcomer's get() /
+//     get_nowait() cannot take it (asyncio lets the newcomer take it and sends the
+//     woken getter to the back of the line). Which stored item the woken getter
+//     receives is decided when it resumes, in the queue's order (FIFO, LIFO,
+//     lowest first) — at one worker exactly the item asyncio would give it.
+//   * get() with items takes one and grants one slot of space to the longest
+//     waiting putter; the slot stays reserved (full() counts it) until that putter
+//     resumes and stores its item. A newcomer's put() cannot take that slot.
+//   * A getter woken but cancelled before it resumed hands its reservation to the
+//     next live getter, or leaves the item in the queue. A putter granted a slot but
+//     cancelled before it resumed passes the slot to the next putter. A cancelled
+//     put() never inserts; a cancelled get() never loses an item.
+//   * qsize() counts the items a newcomer could take (stored items minus those
+//     handed to woken getters); empty() is qsize() == 0, exactly when get_nowait()
+//     raises QueueEmpty; full() is when stored items plus reserved slots reach
+//     maxsize(), exactly when put_nowait() raises QueueFull. An item handed to a
+//     woken getter keeps its slot until that getter resumes, so for that moment
+//     full() can be true while qsize() < maxsize(). The queue never holds more than
+//     maxsize() items.
+//   * shutdown(immediate) is 3.13's: put()/put_nowait() raise QueueShutDown
+//     afterwards; get() drains what is left, then raises QueueShutDown (at once with
+//     immediate, which discards the items and counts them as done for join());
+//     every waiting getter and putter is woken to re-check.
+//   * task_done() more often than items were put: std::invalid_argument
+//     (ValueError). join() waits until every item put was marked done.
+//   * Negative maxsize: std::invalid_argument (asyncio treats it as unbounded; in C++
+//     a negative size is a bug at the call). 0 = unbounded.
+//   * Works for move-only T. If T's move throws, the operation fails with that
+//     exception and the queue is unchanged.
+//
+// ─────────────────────────────── Design ───────────────────────────────
+// Waiters park in two CQS waiter queues (runtime/detail/wait_queue.hpp) — the same
+// lock-free, abortable engine as every other primitive: one for getters, one for
+// putters. The items themselves live in an ordinary container (deque, vector, heap)
+// guarded by a short spin lock, as Go's channels guard their ring buffer: FIFO
+// across producers needs one order, and a lock-free MPMC FIFO with priorities and
+// LIFO is not worth its cost here. The lock is never held while a task is woken.
+//
+// State under the lock (core_):
+//   n        items stored
+//   r_get    items reserved for getters woken but not yet resumed      (r_get <= n)
+//   r_put    slots reserved for putters woken but not yet resumed
+//   live     per side: waiters queued, not cancelled, not yet granted
+// Invariants (at every unlock, apart from grants in flight):
+//   D1 n + r_put <= maxsize (bounded queues).
+//   D2 live getters > 0 implies n == r_get; live putters > 0 implies n + r_put ==
+//      maxsize. dispatch() restores it after every change: it reserves an item per
+//      live getter it can serve, a slot per live putter, and the caller grants that
+//      many cells (grant_first) after unlocking.
+//   D3 Reservations are fungible: a grant scan takes the first waiting cells, which
+//      may be waiters another granter reserved for, so a scan that comes up short
+//      looks again while cells are being added. A scan that saw every cell and still
+//      came up short proves that a counted waiter was cancelled and its
+//      on_waiter_cancelled() (which takes it off live) has not run yet: the
+//      reservation is undone and the count given back to live (the callback takes
+//      it off); dispatch() runs again only if a waiter queued since the scan began
+//      (it saw the reservation hide the item or slot), so a stale count costs one
+//      scan per operation until the callback runs, never a spin.
+//   D4 A waiter takes its cell (enqueue) and is counted in live in the same
+//      critical section in which it saw nothing to take, so no grant can miss it.
+// The counts are fungible: a getter woken by shutdown() holds no reservation, so it
+// takes one only if it resumes while one is left over, and raises QueueShutDown
+// otherwise.
+//
+// THREAD SAFETY: get/put/join inside a task; the rest from any thread.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "spindle/runtime/detail/wait_queue.hpp"
+#include "spindle/runtime/errors.hpp"
+#include "spindle/sync/detail/sync_wait.hpp"
+#include "spindle/sync/event.hpp"
+
+namespace spindle {
+
+/// get_nowait() on an empty queue (asyncio.QueueEmpty).
+struct QueueEmpty : std::runtime_error {
+    QueueEmpty() : std::runtime_error("spindle::QueueEmpty: the queue is empty") {}
+};
+/// put_nowait() on a full queue (asyncio.QueueFull).
+struct QueueFull : std::runtime_error {
+    QueueFull() : std::runtime_error("spindle::QueueFull: the queue is full") {}
+};
+/// put after shutdown(), or get on a shut-down queue with nothing left (asyncio.QueueShutDown).
+struct QueueShutDown : std::runtime_error {
+    QueueShutDown() : std::runtime_error("spindle::QueueShutDown: the queue was shut down") {}
+};
+
+namespace detail {
+
+/// The part of every queue that does not depend on T: counts, the lock, the two
+/// waiter queues, join(). See the header comment for the invariants.
+class QueueCore {
+public:
+    QueueCore(const QueueCore&) = delete;
+    QueueCore& operator=(const QueueCore&) = delete;
+
+    /// Items a get_nowait() could take now.
+    [[nodiscard]] std::size_t qsize() const noexcept;
+    [[nodiscard]] bool empty() const noexcept { return qsize() == 0; }
+    [[nodiscard]] bool full() const noexcept;
+    /// 0 = unbounded.
+    [[nodiscard]] std::size_t maxsize() const noexcept { return maxsize_; }
+    /// Marks one item done; std::invalid_argument if called more often than items were put.
+    void task_done();
+    /// `co_await q.join()`: until task_done() was called for every item put.
+    Event::WaitAwaiter join() noexcept { return finished_.wait(); }
+    [[nodiscard]] bool is_shutdown() const noexcept;
+    /// Waiters parked (approximate; diagnostics).
+    [[nodiscard]] std::uint64_t approx_getters() const noexcept { return getters_.q.approx_size(); }
+    [[nodiscard]] std::uint64_t approx_putters() const noexcept { return putters_.q.approx_size(); }
+    /// The internal counts, for diagnostics: "stored=.. handed=.. slots_reserved=.. ...".
+    [[nodiscard]] std::string debug_state() const;
+
+protected:
+    explicit QueueCore(std::ptrdiff_t maxsize);
+    ~QueueCore();
+
+    struct Grants {
+        std::int64_t getters = 0;
+        std::int64_t putters = 0;
+    };
+
+    void lock() const noexcept;
+    void unlock() const noexcept {
+        // release: pairs with the acquire exchange in lock().
+        locked_.store(false, std::memory_order_release);
+    }
+    class Guard {
+    public:
+        explicit Guard(const QueueCore& c) noexcept : c_(&c) { c.lock(); }
+        ~Guard() { unlock(); }
+        Guard(const Guard&) = delete;
+        Guard& operator=(const Guard&) = delete;
+        void unlock() noexcept {
+            if (c_ != nullptr) std::exchange(c_, nullptr)->unlock();
+        }
+
+    private:
+        const QueueCore* c_;
+    };
+
+    // ── under the lock ──
+    [[nodiscard]] bool can_take_locked() const noexcept { return n_ > r_get_; }
+    [[nodiscard]] bool has_room_locked() const noexcept { return maxsize_ == 0 || n_ + r_put_ < maxsize_; }
+    /// An item was stored: counts it for join().
+    void stored_locked() noexcept;
+    /// An item was taken out of storage.
+    void taken_locked() noexcept { --n_; }
+    /// A resumed getter: takes its reservation (or a left-over one). False: nothing
+    /// for it (it was woken by shutdown()).
+    bool claim_item_locked() noexcept;
+    /// A getter woken but cancelled: its reservation goes back.
+    void return_item_locked() noexcept {
+        if (r_get_ > 0) --r_get_;
+    }
+    /// A resumed or cancelled putter gives up its slot reservation.
+    void return_slot_locked() noexcept {
+        if (r_put_ > 0) --r_put_;
+    }
+    /// shutdown(): marks the queue; `discarded` items were dropped (immediate).
+    Grants shut_down_locked(std::size_t discarded) noexcept;
+    [[nodiscard]] bool shut_locked() const noexcept { return shutdown_; }
+    [[nodiscard]] std::size_t stored_locked_count() const noexcept { return n_; }
+    /// D2: reserve for every live waiter that can be served.
+    Grants dispatch_locked() noexcept;
+    /// Takes a cell for the current task on one side and counts it (D4).
+    WaitPosition enqueue_getter_locked() { return enqueue_locked(getters_); }
+    WaitPosition enqueue_putter_locked() { return enqueue_locked(putters_); }
+
+    // ── outside the lock ──
+    /// Wakes the waiters dispatch_locked() reserved for (D3 on a miss).
+    void deliver(Grants g) noexcept;
+    /// Wakes the waiters shut_down_locked() counted (no reservations).
+    void wake_all(Grants g) noexcept;
+    WaitQueue& getter_queue() noexcept { return getters_.q; }
+    WaitQueue& putter_queue() noexcept { return putters_.q; }
+
+private:
+    struct Side final : WaitQueueOwner {
+        explicit Side(QueueCore* c) : core(c), q(this) {}
+        void on_waiter_cancelled() noexcept override;
+        QueueCore* const core;
+        WaitQueue q;
+        std::int64_t live = 0;  // under the core's lock; < 0 for a moment (D3)
+    };
+    WaitPosition enqueue_locked(Side& s);
+    struct Shortfall {
+        std::int64_t missing = 0;
+        std::uint64_t seen = 0;  // the queue's enqueued() when the short scan began
+    };
+    /// grant_first(k) until k cells are granted or a scan that saw every cell came
+    /// up short (D3).
+    static Shortfall grant(Side& side, std::int64_t k) noexcept;
+
+    mutable std::atomic<bool> locked_{false};
+    const std::size_t maxsize_;
+    std::size_t n_ = 0;           // under the lock
+    std::size_t r_get_ = 0;       // under the lock
+    std::size_t r_put_ = 0;       // under the lock
+    std::size_t unfinished_ = 0;  // under the lock
+    bool shutdown_ = false;       // under the lock
+    Event finished_;              // set iff unfinished_ == 0 (changed under the lock)
+    Side getters_{this};
+    Side putters_{this};
+};
+
+/// Storage policies: push, pop, clear. pop() moves the next item out.
+template <class T>
+struct FifoStorage {
+    std::deque<T> items;
+    void push(T&& v) { items.push_back(std::move(v)); }
+    T pop() {
+        T v = std::move(items.front());
+        items.pop_front();
+        return v;
+    }
+};
+template <class T>
+struct LifoStorage {
+    std::vector<T> items;
+    void push(T&& v) { items.push_back(std::move(v)); }
+    T pop() {
+        T v = std::move(items.back());
+        items.pop_back();
+        return v;
+    }
+};
+template <class T, class Compare>
+struct HeapStorage {
+    std::vector<T> items;
+    Compare comp;
+    // A max-heap on the reversed order: the front is the lowest item (heapq).
+    bool later(const T& a, const T& b) { return comp(b, a); }
+    void push(T&& v) {
+        items.push_back(std::move(v));
+        try {
+            std::push_heap(items.begin(), items.end(), [this](const T& a, const T& b) { return later(a, b); });
+        } catch (...) {
+            items.pop_back();  // a throwing Compare: leave the queue as it was
+            throw;
+        }
+    }
+    T pop() {
+        std::pop_heap(items.begin(), items.end(), [this](const T& a, const T& b) { return later(a, b); });
+        T v = std::move(items.back());
+        items.pop_back();
+        return v;
+    }
+};
+
+/// Queue<T>, LifoQueue<T>, PriorityQueue<T, C>: QueueCore + a storage policy.
+template <class T, class Storage>
+class BasicQueue : public QueueCore {
+public:
+    /// 0 = unbounded; std::invalid_argument if negative.
+    explicit BasicQueue(std::ptrdiff_t maxsize = 0) : QueueCore(maxsize) {}
+
+    class [[nodiscard]] GetAwaiter {
+    public:
+        explicit GetAwaiter(BasicQueue& q) noexcept : q_(&q) {}
+        bool await_ready() {
+            if (!coop_consume()) return false;  // budget spent: take, then yield
+            return q_->take_now(item_);
+        }
+        bool await_suspend(std::coroutine_handle<> h) {
+            TaskHeader& self = waiting_task("Queue::get");
+            w_.self = &self;
+            Guard g(*q_);
+            if (q_->can_take_locked()) {
+                item_.emplace(q_->storage_.pop());
+                q_->taken_locked();
+                const Grants gr = q_->dispatch_locked();
+                g.unlock();
+                q_->deliver(gr);
+                return q_->yield_after(self, h);
+            }
+            if (q_->shut_locked()) throw QueueShutDown{};
+            w_.pos = q_->enqueue_getter_locked();
+            queued_ = true;
+            g.unlock();
+            return w_.park(q_->getter_queue(), h);
+        }
+        T await_resume() {
+            if (!queued_) return std::move(*item_);
+            BasicQueue& q = *q_;
+            bool granted = true;
+            if (w_.suspended) granted = w_.finish(q.getter_queue());
+            else q.getter_queue().remove(w_.pos);  // a deposit: granted without suspending
+            if (!granted) {
+                (void)w_.self->consume_cancel();  // cancelled in the queue (already uncounted)
+                throw CancelledError{};
+            }
+            const bool cancelled = w_.suspended && w_.self->consume_cancel();
+            Guard g(q);
+            if (cancelled) {
+                // Woken but cancelled before it resumed: the item goes to the next getter.
+                q.return_item_locked();
+                const Grants gr = q.dispatch_locked();
+                g.unlock();
+                q.deliver(gr);
+                throw CancelledError{};
+            }
+            if (!q.claim_item_locked()) throw QueueShutDown{};  // woken by shutdown()
+            std::optional<T> v;
+            try {
+                v.emplace(q.storage_.pop());
+                q.taken_locked();
+            } catch (...) {  // T's move threw: the item stays, free for the next getter
+                const Grants gr = q.dispatch_locked();
+                g.unlock();
+                q.deliver(gr);
+                throw;
+            }
+            const Grants gr = q.dispatch_locked();
+            g.unlock();
+            q.deliver(gr);
+            return std::move(*v);
+        }
+
+    private:
+        BasicQueue* q_;
+        std::optional<T> item_;
+        SyncWait w_;
+        bool queued_ = false;
+    };
+
+    class [[nodiscard]] PutAwaiter {
+    public:
+        PutAwaiter(BasicQueue& q, T&& v) : q_(&q), item_(std::move(v)) {}
+        bool await_ready() {
+            if (!coop_consume()) return false;  // budget spent: store, then yield
+            return q_->store_now(item_);
+        }
+        bool await_suspend(std::coroutine_handle<> h) {
+            TaskHeader& self = waiting_task("Queue::put");
+            w_.self = &self;
+            Guard g(*q_);
+            if (q_->shut_locked()) throw QueueShutDown{};
+            if (q_->has_room_locked()) {
+                q_->storage_.push(std::move(item_));
+                q_->stored_locked();
+                const Grants gr = q_->dispatch_locked();
+                g.unlock();
+                q_->deliver(gr);
+                return q_->yield_after(self, h);
+            }
+            w_.pos = q_->enqueue_putter_locked();
+            queued_ = true;
+            g.unlock();
+            return w_.park(q_->putter_queue(), h);
+        }
+        void await_resume() {
+            if (!queued_) return;
+            BasicQueue& q = *q_;
+            bool granted = true;
+            if (w_.suspended) granted = w_.finish(q.putter_queue());
+            else q.putter_queue().remove(w_.pos);  // a deposit
+            if (!granted) {
+                (void)w_.self->consume_cancel();  // cancelled in the queue: never inserts
+                throw CancelledError{};
+            }
+            const bool cancelled = w_.suspended && w_.self->consume_cancel();
+            Guard g(q);
+            if (cancelled || q.shut_locked()) {
+                // The slot passes to the next putter (asyncio: wake the next putter).
+                q.return_slot_locked();
+                const Grants gr = q.dispatch_locked();
+                g.unlock();
+                q.deliver(gr);
+                if (cancelled) throw CancelledError{};
+                throw QueueShutDown{};
+            }
+            try {
+                q.storage_.push(std::move(item_));
+            } catch (...) {
+                q.return_slot_locked();
+                const Grants gr = q.dispatch_locked();
+                g.unlock();
+                q.deliver(gr);
+                throw;
+            }
+            q.return_slot_locked();
+            q.stored_locked();
+            const Grants gr = q.dispatch_locked();
+            g.unlock();
+            q.deliver(gr);
+        }
+
+    private:
+        BasicQueue* q_;
+        T item_;
+        SyncWait w_;
+        bool queued_ = false;
+    };
+
+    /// `T v = co_await q.get();` — waits for an item; QueueShutDown once shut down and drained.
+    GetAwaiter get() noexcept { return GetAwaiter(*this); }
+    /// `co_await q.put(std::move(v));` — waits for room; QueueShutDown after shutdown().
+    PutAwaiter put(T v) { return PutAwaiter(*this, std::move(v)); }
+
+    /// Takes an item now: QueueEmpty (or QueueShutDown once shut down) if none.
+    T get_nowait() {
+        std::optional<T> v;
+        if (!take_now(v)) throw QueueEmpty{};
+        return std::move(*v);
+    }
+    /// Stores an item now: QueueFull if full(), QueueShutDown after shutdown().
+    void put_nowait(T v) {
+        if (!store_now(v)) throw QueueFull{};
+    }
+
+    /// Python 3.13's Queue.shutdown (see the header comment).
+    void shutdown(bool immediate = false) {
+        Storage dropped;  // destroyed outside the lock (an item's destructor may do anything)
+        Guard g(*this);
+        std::size_t discarded = 0;
+        if (immediate) {
+            discarded = stored_locked_count();
+            std::swap(dropped, storage_);
+        }
+        const Grants gr = shut_down_locked(discarded);
+        g.unlock();
+        wake_all(gr);
+    }
+
+private:
+    // Fast paths shared by the awaiters' await_ready and the *_nowait calls.
+    bool take_now(std::optional<T>& out) {
+        Guard g(*this);
+        if (!can_take_locked()) {
+            if (shut_locked()) throw QueueShutDown{};
+            return false;
+        }
+        out.emplace(storage_.pop());
+        taken_locked();
+        const Grants gr = dispatch_locked();
+        g.unlock();
+        deliver(gr);
+        return true;
+    }
+    bool store_now(T& v) {
+        Guard g(*this);
+        if (shut_locked()) throw QueueShutDown{};
+        if (!has_room_locked()) return false;
+        storage_.push(std::move(v));
+        stored_locked();
+        const Grants gr = dispatch_locked();
+        g.unlock();
+        deliver(gr);
+        return true;
+    }
+    /// After completing without waiting in await_suspend (the budget was spent):
+    /// yield to the back of the ready queue; the result is already in the awaiter.
+    static bool yield_after(TaskHeader& self, std::coroutine_handle<> h) noexcept {
+        if (tl_coop_budget != 0) return false;
+        self.resume_ = h;
+        self.schedule();
+        return true;
+    }
+
+    Storage storage_;  // under the lock
+};
+
+}  // namespace detail
+
+/// FIFO queue (asyncio.Queue).
+template <class T>
+class Queue : public detail::BasicQueue<T, detail::FifoStorage<T>> {
+public:
+    using detail::BasicQueue<T, detail::FifoStorage<T>>::BasicQueue;
+};
+
+/// LIFO queue (asyncio.LifoQueue): the most recently put item first.
+template <class T>
+class LifoQueue : public detail::BasicQueue<T, detail::LifoStorage<T>> {
+public:
+    using detail::BasicQueue<T, detail::LifoStorage<T>>::BasicQueue;
+};
+
+/// Priority queue (asyncio.PriorityQueue): the lowest item by Compare first.
+template <class T, class Compare = std::less<T>>
+class PriorityQueue : public detail::BasicQueue<T, detail::HeapStorage<T, Compare>> {
+public:
+    using detail::BasicQueue<T, detail::HeapStorage<T, Compare>>::BasicQueue;
+};
+
+}  // namespace spindle

@@ -1,0 +1,182 @@
+// sync/src/queue.cpp — the T-independent core of Queue/LifoQueue/PriorityQueue.
+// See spindle/sync/queue.hpp for the semantics and the invariants D1–D4.
+#include "spindle/sync/queue.hpp"
+
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SPINDLE_CPU_RELAX() _mm_pause()
+#else
+#define SPINDLE_CPU_RELAX() ((void)0)
+#endif
+
+namespace spindle::detail {
+
+namespace {
+std::size_t checked_maxsize(std::ptrdiff_t m) {
+    if (m < 0)
+        throw std::invalid_argument("spindle::Queue: maxsize must be >= 0 (0 = unbounded), got " + std::to_string(m));
+    return static_cast<std::size_t>(m);
+}
+}  // namespace
+
+QueueCore::QueueCore(std::ptrdiff_t maxsize) : maxsize_(checked_maxsize(maxsize)) {
+    finished_.set();  // nothing unfinished yet (asyncio: self._finished.set())
+}
+
+QueueCore::~QueueCore() = default;
+
+void QueueCore::lock() const noexcept {
+    for (unsigned spins = 0;; ++spins) {
+        // acquire: pairs with the release store in unlock().
+        if (!locked_.exchange(true, std::memory_order_acquire)) return;
+        // relaxed: only a hint; the exchange above decides.
+        while (locked_.load(std::memory_order_relaxed)) {
+            if (++spins < 64) {
+                SPINDLE_CPU_RELAX();
+            } else {
+                std::this_thread::yield();  // the holder may have been preempted
+                spins = 0;
+            }
+        }
+    }
+}
+
+std::size_t QueueCore::qsize() const noexcept {
+    Guard g(*this);
+    return n_ - r_get_;
+}
+
+bool QueueCore::full() const noexcept {
+    Guard g(*this);
+    return maxsize_ != 0 && n_ + r_put_ >= maxsize_;
+}
+
+std::string QueueCore::debug_state() const {
+    Guard g(*this);
+    return "stored=" + std::to_string(n_) + " handed=" + std::to_string(r_get_) +
+           " slots_reserved=" + std::to_string(r_put_) + " live_getters=" + std::to_string(getters_.live) +
+           " live_putters=" + std::to_string(putters_.live) + " unfinished=" + std::to_string(unfinished_) +
+           (shutdown_ ? " shutdown" : "");
+}
+
+bool QueueCore::is_shutdown() const noexcept {
+    Guard g(*this);
+    return shutdown_;
+}
+
+void QueueCore::task_done() {
+    Guard g(*this);
+    if (unfinished_ == 0) throw std::invalid_argument("spindle::Queue::task_done() called too many times");
+    if (--unfinished_ == 0) finished_.set();  // under the lock: ordered with stored_locked()'s clear()
+}
+
+void QueueCore::stored_locked() noexcept {
+    ++n_;
+    if (unfinished_++ == 0) finished_.clear();
+}
+
+bool QueueCore::claim_item_locked() noexcept {
+    if (r_get_ > 0) {
+        --r_get_;  // ours (or another woken getter's: the counts are fungible)
+        return true;
+    }
+    return n_ > 0;  // a left-over: a woken-but-cancelled getter returned one
+}
+
+QueueCore::Grants QueueCore::dispatch_locked() noexcept {
+    Grants g;
+    if (getters_.live > 0 && n_ > r_get_) {
+        const auto k = std::min<std::int64_t>(getters_.live, static_cast<std::int64_t>(n_ - r_get_));
+        getters_.live -= k;
+        r_get_ += static_cast<std::size_t>(k);
+        g.getters = k;
+    }
+    if (maxsize_ != 0 && putters_.live > 0 && n_ + r_put_ < maxsize_) {
+        const auto k = std::min<std::int64_t>(putters_.live, static_cast<std::int64_t>(maxsize_ - n_ - r_put_));
+        putters_.live -= k;
+        r_put_ += static_cast<std::size_t>(k);
+        g.putters = k;
+    }
+    return g;
+}
+
+QueueCore::Shortfall QueueCore::grant(Side& side, std::int64_t k) noexcept {
+    while (k > 0) {
+        const std::uint64_t seen = side.q.enqueued();
+        k -= static_cast<std::int64_t>(side.q.grant_first(static_cast<std::size_t>(k)));
+        if (k == 0) break;
+        // Short. Reservations are fungible, so another granter may have taken "our"
+        // waiter's cell while we scanned only the cells that existed when we
+        // started: if cells were added since, scan again (D3).
+        if (side.q.enqueued() == seen) return {k, seen};
+    }
+    return {};
+}
+
+void QueueCore::deliver(Grants g) noexcept {
+    for (;;) {
+        const Shortfall get = grant(getters_, g.getters);
+        const Shortfall put = grant(putters_, g.putters);
+        if (get.missing == 0 && put.missing == 0) return;
+        // D3: every cell that existed was looked at and none could take the grant:
+        // a counted waiter was cancelled and its on_waiter_cancelled() has not
+        // taken it off `live` yet. Undo the reservation and give the count back
+        // (the callback will take it off).
+        Guard lk(*this);
+        r_get_ -= static_cast<std::size_t>(get.missing);
+        getters_.live += get.missing;
+        r_put_ -= static_cast<std::size_t>(put.missing);
+        putters_.live += put.missing;
+        // A waiter that queued since (it saw the reservation hide the item or the
+        // slot) is served now; otherwise stop: dispatching again on the count that
+        // the callback is about to take off would only scan in vain.
+        if ((get.missing != 0 && getters_.q.enqueued() != get.seen) ||
+            (put.missing != 0 && putters_.q.enqueued() != put.seen)) {
+            g = dispatch_locked();
+        } else {
+            return;
+        }
+    }
+}
+
+QueueCore::Grants QueueCore::shut_down_locked(std::size_t discarded) noexcept {
+    shutdown_ = true;
+    if (discarded > 0) {  // immediate: the items are gone, and so are the getters' claims
+        n_ = 0;
+        r_get_ = 0;
+        unfinished_ -= std::min(discarded, unfinished_);
+        if (unfinished_ == 0) finished_.set();  // release join() (3.13)
+    }
+    Grants g{getters_.live, putters_.live};
+    getters_.live = 0;
+    putters_.live = 0;
+    return g;
+}
+
+void QueueCore::wake_all(Grants g) noexcept {
+    // No waiter queues after shutdown(): a shortfall is a cancellation in flight
+    // whose callback will take the count back off `live` (D3).
+    const Shortfall get = grant(getters_, g.getters);
+    const Shortfall put = grant(putters_, g.putters);
+    if (get.missing == 0 && put.missing == 0) return;
+    Guard lk(*this);
+    getters_.live += get.missing;
+    putters_.live += put.missing;
+}
+
+WaitPosition QueueCore::enqueue_locked(Side& s) {
+    WaitPosition p = s.q.enqueue();
+    ++s.live;
+    return p;
+}
+
+void QueueCore::Side::on_waiter_cancelled() noexcept {
+    Guard g(*core);
+    --live;  // may go below 0 for a moment when a reservation took the count (D3)
+}
+
+}  // namespace spindle::detail
