@@ -45,7 +45,7 @@ spindle::Task<void> slow_holder(spindle::Lock& lock) {
 spindle::Task<void> impatient_client(spindle::Lock& lock) {
     try {
         co_await spindle::wait_for(lock.acquire(), 1s);
-        lock.release();  // not reached here
+        lock.release();  // (had we got it in time)
     } catch (const spindle::TimeoutError&) {
         std::printf("[%4lld ms] client: gave up after 1 s (TimeoutError); locked() = %s\n", ms(),
                     lock.locked() ? "true" : "false");
