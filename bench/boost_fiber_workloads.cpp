@@ -29,11 +29,10 @@ constexpr long kParkedFibers = 50'000;     // spec 1,000,000: bytes/task is flat
 constexpr long kPingpongRounds = 100'000;  // spec 500,000: both workers spin; a round trip can
                                            // cost a time slice when another process runs
 
+void install_scheduler_only();
 // Installs work_stealing on this (the main) thread and on workers-1 helper threads whose
 // main fibers park until the process exits (_Exit in the forked child).
-void install_scheduler() {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, -1);
+void install_scheduler_only() {
     const auto n = static_cast<std::uint32_t>(g_opt.workers);
     struct Parker {
         bf::mutex m;
@@ -47,6 +46,11 @@ void install_scheduler() {
             parker->cv.wait(lk, [] { return false; });
         }).detach();
     bf::use_scheduling_algorithm<bf::algo::work_stealing>(n);  // returns once all n joined
+}
+void install_scheduler() {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, -1);
+    install_scheduler_only();
 }
 
 struct Event {
@@ -404,7 +408,7 @@ std::vector<Workload> boost_fiber_workloads() {
     };
     for (auto& w : ws) {
         w.isolate = true;
-        w.setup = install_scheduler;
+        w.setup = install_scheduler;  // memory_parked (cold): a fresh process per run
     }
     return ws;
 }

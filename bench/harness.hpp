@@ -166,14 +166,14 @@ inline bool wanted(const std::vector<std::string>& set, const std::string& x) {
 }
 
 /// Runs one workload in this process: warm-up, --runs timed runs, prints the median line.
-inline void run_here(const Workload& w) {
+inline void run_here(const Workload& w, const std::function<Result()>& once = {}) {
     if (w.cold) malloc_trim(0);
     for (int i = 0; i < (w.cold ? 0 : g_opt.warmup); ++i) (void)w.fn();
     std::vector<double> vals;
     bool ok = true;
     for (int i = 0; i < g_opt.runs; ++i) {
         if (w.cold) malloc_trim(0);
-        Result r = w.fn();
+        Result r = once ? once() : w.fn();
         ok = ok && r.ok;
         vals.push_back(r.value);
         std::fprintf(stderr, "  %s/%s run %d: %s %s\n", w.name.c_str(), w.system.c_str(), i + 1,
@@ -200,6 +200,43 @@ inline void run_here(const Workload& w) {
     if (!ok) g_failed = true;
 }
 
+/// One run of `w` in a fresh forked child (setup, then fn); the Result comes back on a pipe.
+/// For cold + isolate workloads (boost_fiber memory_parked): the fiber scheduler frees
+/// stacks lazily, so a second run in the same process measures reused memory.
+inline Result run_in_child(const Workload& w) {
+    int fd[2];
+    if (pipe(fd) != 0) return Result{NAN, "error:pipe", false};
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        if (w.setup) w.setup();
+        malloc_trim(0);
+        const Result r = w.fn();
+        const std::string msg = fmt(r.value) + " " + (r.ok ? "1" : "0") + " " + r.extra;
+        (void)!write(fd[1], msg.data(), msg.size());
+        std::_Exit(0);
+    }
+    close(fd[1]);
+    std::string msg;
+    char buf[512];
+    for (ssize_t k; (k = read(fd[0], buf, sizeof buf)) > 0;) msg.append(buf, static_cast<std::size_t>(k));
+    close(fd[0]);
+    int status = 0;
+    if (pid > 0)
+        while (waitpid(pid, &status, 0) < 0) {
+        }
+    Result r{NAN, "error:child_failed", false};
+    const std::size_t a = msg.find(' '), b = a == std::string::npos ? a : msg.find(' ', a + 1);
+    if (b != std::string::npos) {
+        r.value = std::atof(msg.substr(0, a).c_str());
+        r.ok = msg.substr(a + 1, b - a - 1) == "1";
+        r.extra = msg.substr(b + 1) + ",process_per_run";
+    }
+    return r;
+}
+
 /// Runs one workload (in a child process when `isolate`), or prints its n/a line.
 inline void run_one(const Workload& w) {
     if (!w.na.empty()) {
@@ -210,6 +247,10 @@ inline void run_one(const Workload& w) {
     }
     if (!w.isolate) {
         run_here(w);
+        return;
+    }
+    if (w.cold) {
+        run_here(w, [&w] { return run_in_child(w); });
         return;
     }
     std::fflush(stdout);
