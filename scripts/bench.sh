@@ -24,6 +24,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
+orig_args="$*"
 peers=0 micro=0 workers="" pass=() only="" runs=3 scale="" systems=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -58,7 +59,7 @@ mkdir -p "$out"
 raw="$out/raw.txt"
 {
   echo "# date: $(date -Is)"
-  echo "# command: scripts/bench.sh ${*:-}"
+  echo "# command: scripts/bench.sh $orig_args"
   echo "# git: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!results' 2>/dev/null || echo '+dirty')"
   echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$raw"
