@@ -4,6 +4,8 @@
 #pragma once
 
 #include <malloc.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -86,12 +88,32 @@ inline void jain(const std::vector<long>& xs, double& index, double& min_share, 
     max_share = s > 0 ? static_cast<double>(mx) / s : NAN;
 }
 
+inline void add_extra(std::string& extra, const std::string& kv) {
+    if (!extra.empty()) extra += ",";
+    extra += kv;
+}
+inline std::string kv(const char* k, double v) { return std::string(k) + ":" + fmt(v); }
+inline std::string kv(const char* k, long v) { return std::string(k) + ":" + std::to_string(v); }
+/// A baseline run at a smaller size than WORKLOADS.md says (`n` instead of `spec`) is
+/// marked `scaled:<n/spec>` (per-op units stay comparable; totals do not).
+inline void add_scaled(std::string& extra, long n, long spec) {
+    if (n != spec) add_extra(extra, kv("scaled", static_cast<double>(n) / static_cast<double>(spec)));
+}
+
 struct Workload {
     std::string name;
     std::string system;
     std::string unit;
     std::function<Result()> fn;
     bool cold = false;  // memory: no warm-up, malloc_trim before each run
+    /// Run in a forked child process (warm-up, runs and the line), with `setup` called
+    /// there first: Boost.Fiber's work_stealing scheduler can be installed once per
+    /// process and its idle workers spin, so each boost_fiber workload gets its own
+    /// process, as in ../shared/peers/cpp/run.sh.
+    bool isolate = false;
+    std::function<void()> setup{};
+    /// Not applicable to this system: prints value=nan with extra=n_a:<why>, runs nothing.
+    std::string na{};
 };
 
 inline std::vector<std::string> split(const std::string& s) {
@@ -143,15 +165,15 @@ inline bool wanted(const std::vector<std::string>& set, const std::string& x) {
     return set.empty() || std::find(set.begin(), set.end(), x) != set.end();
 }
 
-/// Runs one workload: warm-up, --runs timed runs, prints the median line.
-inline void run_one(const Workload& w) {
+/// Runs one workload in this process: warm-up, --runs timed runs, prints the median line.
+inline void run_here(const Workload& w, const std::function<Result()>& once = {}) {
     if (w.cold) malloc_trim(0);
     for (int i = 0; i < (w.cold ? 0 : g_opt.warmup); ++i) (void)w.fn();
     std::vector<double> vals;
     bool ok = true;
     for (int i = 0; i < g_opt.runs; ++i) {
         if (w.cold) malloc_trim(0);
-        Result r = w.fn();
+        Result r = once ? once() : w.fn();
         ok = ok && r.ok;
         vals.push_back(r.value);
         std::fprintf(stderr, "  %s/%s run %d: %s %s\n", w.name.c_str(), w.system.c_str(), i + 1,
@@ -176,6 +198,90 @@ inline void run_one(const Workload& w) {
         }
     }
     if (!ok) g_failed = true;
+}
+
+/// One run of `w` in a fresh forked child (setup, then fn); the Result comes back on a pipe.
+/// For cold + isolate workloads (boost_fiber memory_parked): the fiber scheduler frees
+/// stacks lazily, so a second run in the same process measures reused memory.
+inline Result run_in_child(const Workload& w) {
+    int fd[2];
+    if (pipe(fd) != 0) return Result{NAN, "error:pipe", false};
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        if (w.setup) w.setup();
+        malloc_trim(0);
+        const Result r = w.fn();
+        const std::string msg = fmt(r.value) + " " + (r.ok ? "1" : "0") + " " + r.extra;
+        (void)!write(fd[1], msg.data(), msg.size());
+        std::_Exit(0);
+    }
+    close(fd[1]);
+    std::string msg;
+    char buf[512];
+    for (ssize_t k; (k = read(fd[0], buf, sizeof buf)) > 0;) msg.append(buf, static_cast<std::size_t>(k));
+    close(fd[0]);
+    int status = 0;
+    if (pid > 0)
+        while (waitpid(pid, &status, 0) < 0) {
+        }
+    Result r{NAN, "error:child_failed", false};
+    const std::size_t a = msg.find(' '), b = a == std::string::npos ? a : msg.find(' ', a + 1);
+    if (b != std::string::npos) {
+        r.value = std::atof(msg.substr(0, a).c_str());
+        r.ok = msg.substr(a + 1, b - a - 1) == "1";
+        r.extra = msg.substr(b + 1) + ",process_per_run";
+    }
+    return r;
+}
+
+/// Runs one workload (in a child process when `isolate`), or prints its n/a line.
+inline void run_one(const Workload& w) {
+    if (!w.na.empty()) {
+        std::printf("workload=%s system=%s value=nan unit=%s extra=n_a:%s\n", w.name.c_str(), w.system.c_str(),
+                    w.unit.c_str(), w.na.c_str());
+        std::fflush(stdout);
+        return;
+    }
+    if (!w.isolate) {
+        run_here(w);
+        return;
+    }
+    if (w.cold) {
+        run_here(w, [&w] { return run_in_child(w); });
+        return;
+    }
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const pid_t pid = fork();
+    if (pid < 0) {
+        std::perror("fork");
+        g_failed = true;
+        return;
+    }
+    if (pid == 0) {
+        if (w.setup) w.setup();
+        run_here(w);
+        std::fflush(stdout);
+        std::fflush(stderr);
+        std::_Exit(g_failed ? 1 : 0);  // skip static teardown of the child's scheduler
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 1) {
+        g_failed = true;  // a check failed; the child printed its line with check:FAIL
+    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        const std::string why = WIFSIGNALED(status) ? "signal_" + std::to_string(WTERMSIG(status))
+                                                    : "exit_" + std::to_string(WEXITSTATUS(status));
+        std::fprintf(stderr, "FAILED: %s/%s %s\n", w.name.c_str(), w.system.c_str(), why.c_str());
+        std::printf("workload=%s system=%s value=nan unit=%s extra=error:%s\n", w.name.c_str(), w.system.c_str(),
+                    w.unit.c_str(), why.c_str());
+        std::fflush(stdout);
+        g_failed = true;
+    }
 }
 
 }  // namespace bench

@@ -1,15 +1,27 @@
-// bench/spindle_bench.cpp — the workloads of ../shared/WORKLOADS.md for system=spindle.
-// Prints one WORKLOADS.md line per workload (median of --runs); checks each result.
+// bench/spindle_bench.cpp — the workloads of ../shared/WORKLOADS.md for system=spindle,
+// and main(), which runs them beside the C++ baselines (std_thread_workloads.cpp,
+// boost_fiber_workloads.cpp), alternating systems workload by workload. Prints one
+// WORKLOADS.md line per (workload, system) (median of --runs); checks each result and
+// exits 1 when a check fails.
 #include <spindle/spindle.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <iterator>
 #include <barrier>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 #include <vector>
 
-#include "harness.hpp"
+#include "workloads.hpp"
+
+#if __has_include("spindle/sync/queue.hpp")
+#include "spindle/sync/queue.hpp"
+#define SPINDLE_BENCH_HAS_QUEUE 1
+#else
+#define SPINDLE_BENCH_HAS_QUEUE 0
+#endif
 
 #if __has_include(<mimalloc.h>)
 #include <mimalloc.h>
@@ -72,14 +84,13 @@ spindle::Task<long> fib(int n) {
     auto b = spindle::spawn(fib(n - 2));
     co_return co_await std::move(a) + co_await std::move(b);
 }
-long fib_ref(int n) { return n < 2 ? n : fib_ref(n - 1) + fib_ref(n - 2); }
 
 Result fib_spawn() {
     const int n = bench::g_opt.scale >= 1.0 ? 27 : 20;
     auto t0 = bench::clk::now();
     const long v = spindle::run(fib(n), opts());
     Result r{bench::ns_since(t0) / 1e6, "primitive:spawn+JoinHandle,n:" + std::to_string(n)};
-    bench::check(r, v == fib_ref(n), "fib value");
+    bench::check(r, v == bench::fib_ref(n), "fib value");
     return r;
 }
 
@@ -254,9 +265,10 @@ Result barrier_rounds(long tasks) {
         std::vector<spindle::JoinHandle<void>> hs;
         for (long t = 0; t < tasks; ++t)
             hs.push_back(spindle::spawn([](spindle::Barrier& bar, std::atomic<long>& l, long k) -> spindle::Task<void> {
-                for (long i = 0; i < k; ++i)
-                    // relaxed: checked after the join.
-                    if (co_await bar.wait() == 0) l.fetch_add(1, std::memory_order_relaxed);
+                for (long i = 0; i < k; ++i) {
+                    const std::size_t index = co_await bar.wait();
+                    if (index == 0) l.fetch_add(1, std::memory_order_relaxed);  // relaxed: checked after the join
+                }
             }(b, leaders, rounds)));
         for (auto& h : hs) co_await h;
         co_return bench::ns_since(t0);
@@ -330,146 +342,99 @@ Result memory_parked() {
     return r;
 }
 
-// ───────────── std_thread baselines (same workloads, OS threads) ─────────────
-
-template <class F>
-void threads_join(long n, F&& f) {
-    std::vector<std::thread> ts;
-    ts.reserve(static_cast<std::size_t>(n));
-    for (long i = 0; i < n; ++i) ts.emplace_back([&f, i] { f(i); });
-    for (auto& t : ts) t.join();
-}
-
-Result std_lock_uncontended() {
-    const long n = S(10'000'000);
-    std::mutex m;
-    long c = 0;
-    auto t0 = bench::clk::now();
-    std::thread([&] {
-        for (long i = 0; i < n; ++i) {
-            m.lock();
-            ++c;
-            m.unlock();
-        }
-    }).join();
-    Result r{bench::ns_since(t0) / static_cast<double>(n), "primitive:std::mutex"};
-    bench::check(r, c == n, "count");
-    return r;
-}
-
-Result std_lock_contended(long tasks, long per_task) {
-    std::mutex m;
-    long counter = 0;
-    auto t0 = bench::clk::now();
-    threads_join(tasks, [&](long) {
-        for (long i = 0; i < per_task; ++i) {
-            m.lock();
-            counter += 1;
-            m.unlock();
-        }
-    });
-    Result r{bench::ns_since(t0) / static_cast<double>(tasks * per_task), "primitive:std::mutex"};
-    bench::check(r, counter == tasks * per_task, "counter");
-    return r;
-}
-
-Result std_fairness_64() {
-    const long tasks = 64, total = S(2'000'000);
-    std::mutex m;
-    long counter = 0;
-    std::vector<long> mine(static_cast<std::size_t>(tasks), 0);
-    std::atomic<long> ready{0};
-    threads_join(tasks, [&](long t) {
-        // Start together: every thread arrives before any takes the lock.
-        // acq_rel/acquire: a start line, nothing else is published through it.
-        ready.fetch_add(1, std::memory_order_acq_rel);
-        while (ready.load(std::memory_order_acquire) < tasks) std::this_thread::yield();
-        long k = 0;
-        for (;;) {
-            m.lock();
-            if (counter >= total) {
-                m.unlock();
-                break;
+#if SPINDLE_BENCH_HAS_QUEUE
+// queue_mpsc: Queue(1024), 4 producers put 1..n, one consumer gets and sums them.
+Result queue_mpsc() {
+    const long producers = 4, total = S(4'000'000, producers), per = total / producers;
+    const auto n = static_cast<std::uint64_t>(per * producers);
+    std::uint64_t sum = 0, got = 0;
+    const double ns = timed_run([&]() -> spindle::Task<double> {
+        spindle::Queue<std::uint64_t> q(1024);
+        auto t0 = bench::clk::now();
+        auto consumer = spindle::spawn([](spindle::Queue<std::uint64_t>& qu, std::uint64_t k, std::uint64_t& s,
+                                          std::uint64_t& g) -> spindle::Task<void> {
+            for (std::uint64_t i = 0; i < k; ++i) {
+                const std::uint64_t v = co_await qu.get();
+                s += v;
+                ++g;
             }
-            ++counter;
-            m.unlock();
-            ++k;
-        }
-        mine[static_cast<std::size_t>(t)] = k;
+        }(q, n, sum, got));
+        std::vector<spindle::JoinHandle<void>> ps;
+        for (long p = 0; p < producers; ++p)
+            ps.push_back(spindle::spawn([](spindle::Queue<std::uint64_t>& qu, long first, long k) -> spindle::Task<void> {
+                for (long i = 0; i < k; ++i) {
+                    auto item = static_cast<std::uint64_t>(first + i + 1);
+                    co_await qu.put(std::move(item));
+                }
+            }(q, p * per, per)));
+        for (auto& h : ps) co_await h;
+        co_await consumer;
+        co_return bench::ns_since(t0);
     });
-    double idx = 0, mn = 0, mx = 0;
-    bench::jain(mine, idx, mn, mx);
-    return Result{idx, "primitive:std::mutex,min_share:" + bench::fmt(mn) + ",max_share:" + bench::fmt(mx)};
-}
-
-Result std_barrier_rounds_2() {
-    const long rounds = S(10'000);
-    std::barrier b(2);
-    auto t0 = bench::clk::now();
-    threads_join(2, [&](long) {
-        for (long i = 0; i < rounds; ++i) b.arrive_and_wait();
-    });
-    return Result{bench::ns_since(t0) / static_cast<double>(rounds), "primitive:std::barrier"};
-}
-
-Result std_condition_pingpong() {
-    const long rounds = S(50'000);
-    std::mutex m;
-    std::condition_variable cv;
-    int turn = 0;
-    long turns[2] = {0, 0};
-    auto t0 = bench::clk::now();
-    threads_join(2, [&](long me) {
-        for (long i = 0; i < rounds; ++i) {
-            {
-                std::unique_lock lk(m);
-                cv.wait(lk, [&] { return turn == me; });
-                turn = 1 - static_cast<int>(me);
-                ++turns[me];
-            }
-            cv.notify_one();
-        }
-    });
-    Result r{bench::ns_since(t0) / static_cast<double>(rounds), "primitive:std::mutex+std::condition_variable,rounds:" +
-                                                                      std::to_string(rounds)};
-    bench::check(r, turns[0] == rounds && turns[1] == rounds, "turns");
+    Result r{ns / static_cast<double>(n), "primitive:spindle::Queue,capacity:1024"};
+    bench::check(r, got == n && bench::queue_sum_ok(sum, n), "queue_mpsc sum");
     return r;
 }
+#endif
 
 }  // namespace
 
+std::vector<bench::Workload> bench::spindle_workloads() {
+    const std::string sys = "spindle";
+    return {
+        {"lock_uncontended", sys, "ns/op", lock_uncontended},
+        {"lock_contended_2", sys, "ns/op", [] { return lock_contended(2, S(1'000'000)); }},
+        {"lock_contended_64", sys, "ns/op", [] { return lock_contended(64, S(31'250)); }},
+        {"lock_across_await", sys, "ns/op", lock_across_await},
+        {"semaphore_throttle", sys, "ns/op", semaphore_throttle},
+        {"event_broadcast", sys, "ns/waiter", event_broadcast},
+        {"condition_pingpong", sys, "ns/roundtrip", condition_pingpong},
+        {"barrier_rounds", sys, "ns/round", [] { return barrier_rounds(64); }},
+        {"barrier_rounds_2", sys, "ns/round", [] { return barrier_rounds(2); }},
+#if SPINDLE_BENCH_HAS_QUEUE
+        {"queue_mpsc", sys, "ns/item", queue_mpsc},
+#else
+        {"queue_mpsc", sys, "ns/item", {}, false, false, {}, "spindle::Queue_not_in_this_build"},
+#endif
+        {"spawn_join", sys, "ns/task", spawn_join},
+        {"yield_many", sys, "ns/yield", yield_many},
+        {"fib_spawn", sys, "ms", fib_spawn},
+        {"memory_parked", sys, "bytes/task", memory_parked, true},
+        {"fairness_64", sys, "jain", fairness_64},
+    };
+}
+
 int main(int argc, char** argv) {
     bench::parse_args(argc, argv);
-    // Systems alternate workload by workload, so that machine drift hits them alike.
-    const std::vector<bench::Workload> ws = {
-        {"lock_uncontended", "spindle", "ns/op", lock_uncontended},
-        {"lock_uncontended", "std_thread", "ns/op", std_lock_uncontended},
-        {"lock_contended_2", "spindle", "ns/op", [] { return lock_contended(2, S(1'000'000)); }},
-        {"lock_contended_2", "std_thread", "ns/op", [] { return std_lock_contended(2, S(1'000'000)); }},
-        {"lock_contended_64", "spindle", "ns/op", [] { return lock_contended(64, S(31'250)); }},
-        {"lock_contended_64", "std_thread", "ns/op", [] { return std_lock_contended(64, S(31'250)); }},
-        {"lock_across_await", "spindle", "ns/op", lock_across_await},
-        {"semaphore_throttle", "spindle", "ns/op", semaphore_throttle},
-        {"event_broadcast", "spindle", "ns/waiter", event_broadcast},
-        {"condition_pingpong", "spindle", "ns/roundtrip", condition_pingpong},
-        {"condition_pingpong", "std_thread", "ns/roundtrip", std_condition_pingpong},
-        {"barrier_rounds", "spindle", "ns/round", [] { return barrier_rounds(64); }},
-        {"barrier_rounds_2", "spindle", "ns/round", [] { return barrier_rounds(2); }},
-        {"barrier_rounds_2", "std_thread", "ns/round", std_barrier_rounds_2},
-        {"spawn_join", "spindle", "ns/task", spawn_join},
-        {"yield_many", "spindle", "ns/yield", yield_many},
-        {"fib_spawn", "spindle", "ms", fib_spawn},
-        {"memory_parked", "spindle", "bytes/task", memory_parked, true},
-        {"fairness_64", "spindle", "jain", fairness_64},
-        {"fairness_64", "std_thread", "jain", std_fairness_64},
-    };
-    for (auto& w : ws) {
-        if (bench::g_opt.list) {
-            std::printf("%s %s %s\n", w.name.c_str(), w.system.c_str(), w.unit.c_str());
-            continue;
+    // The WORKLOADS.md order; within a workload the systems run one after another, so
+    // that machine drift (other processes on the 2 cores) hits them alike.
+    static const char* const kOrder[] = {
+        "lock_uncontended",   "lock_contended_2", "lock_contended_64", "lock_across_await", "semaphore_throttle",
+        "event_broadcast",    "condition_pingpong", "barrier_rounds",  "barrier_rounds_2",  "queue_mpsc",
+        "spawn_join",         "yield_many",       "fib_spawn",         "memory_parked",     "fairness_64"};
+    std::vector<std::vector<bench::Workload>> systems = {bench::spindle_workloads(), bench::std_thread_workloads(),
+                                                         bench::boost_fiber_workloads()};
+    std::vector<const bench::Workload*> plan;
+    for (const char* name : kOrder)
+        for (auto& sys : systems)
+            for (auto& w : sys)
+                if (w.name == name && bench::wanted(bench::g_opt.only, w.name) &&
+                    bench::wanted(bench::g_opt.systems, w.system))
+                    plan.push_back(&w);
+    for (auto& o : bench::g_opt.only)
+        if (std::find(std::begin(kOrder), std::end(kOrder), o) == std::end(kOrder)) {
+            std::fprintf(stderr, "unknown workload %s (--list shows them)\n", o.c_str());
+            return 2;
         }
-        if (bench::wanted(bench::g_opt.only, w.name) && bench::wanted(bench::g_opt.systems, w.system))
-            bench::run_one(w);
+    if (bench::g_opt.list) {
+        for (auto* w : plan) std::printf("%s %s %s\n", w->name.c_str(), w->system.c_str(), w->unit.c_str());
+        return 0;
     }
+    std::size_t k = 0;
+    for (auto* w : plan) {
+        std::fprintf(stderr, "[%zu/%zu] %s system=%s\n", ++k, plan.size(), w->name.c_str(), w->system.c_str());
+        bench::run_one(*w);
+    }
+    if (bench::g_failed) std::fprintf(stderr, "spindle_bench: a check FAILED (see CHECK FAILED above)\n");
     return bench::g_failed ? 1 : 0;
 }

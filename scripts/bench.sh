@@ -1,17 +1,149 @@
 #!/usr/bin/env bash
-# The README's first command: installs what is missing, builds Release and runs the
-# benchmark comparison (spindle_bench: spindle and the C++ baselines side by side,
-# workload by workload), printing the WORKLOADS.md lines and a table.
-#   scripts/bench.sh [spindle_bench args: --only w1,w2 --scale F --runs N --workers N]
+# The README's first command: installs what is missing (scripts/install-deps.sh --bench),
+# builds Release, and runs the benchmark comparison of ../shared/WORKLOADS.md: spindle
+# beside std threads and Boost.Fiber in one process (spindle_bench), workload by workload.
+# Progress goes to stderr; the result lines, then a table (one row per workload, one
+# column per system, spindle/std and spindle/best-peer ratios) go to stdout. Everything
+# lands in results/<date-time>/: raw.txt (the WORKLOADS.md lines), table.md, table.csv,
+# ratios.png (gnuplot), log.txt (progress and per-run figures).
+#
+#   scripts/bench.sh [--peers] [--micro] [--workers N | --workers 1,2,4] [spindle_bench args]
+#     --runs N      timed runs per workload, median reported (default 3, after 1 warm-up)
+#     --scale F     multiply the WORKLOADS.md counts by F (default 1 = the WORKLOADS.md sizes)
+#     --only a,b    these workloads only;  --system spindle,std_thread,boost_fiber
+#     --workers N   spindle and Boost.Fiber worker threads (default 2)
+#     --workers 1,2,4,...  scaling sweep instead: spawn_join, fib_spawn,
+#                   lock_contended_64, queue_mpsc for spindle at each worker count
+#                   (add --system spindle,boost_fiber to sweep Boost.Fiber too); own table
+#                   (workload x workers) and chart
+#     --peers       also Go, Tokio, asyncio (and oneTBB for spawn_join/fib_spawn) from
+#                   ../shared/peers (or $SPINDLE_PEERS), built in build/peers/, run right
+#                   after spindle_bench for each workload (peers always use 2 workers)
+#     --micro       also run the Google Benchmark micro-benchmarks (bench/micro), briefly
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+
+orig_args="$*"
+peers=0 micro=0 workers="" pass=() only="" runs=3 scale="" systems=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --peers) peers=1; shift ;;
+    --micro) micro=1; shift ;;
+    --workers) workers="$2"; shift 2 ;;
+    --only) only="$2"; shift 2 ;;
+    --runs) runs="$2"; shift 2 ;;
+    --scale) scale="$2"; shift 2 ;;
+    --system) systems="$2"; shift 2 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) pass+=("$1"); shift ;;
+  esac
+done
+common=(--runs "$runs")
+[ -n "$scale" ] && common+=(--scale "$scale")
+
+log() { echo "bench.sh: $*" >&2; }
+
 scripts/install-deps.sh --bench
 jobs="${SPINDLE_JOBS:-2}"
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DSPINDLE_BUILD_TESTS=OFF >/dev/null
-cmake --build build/release -j"$jobs" --target spindle_bench
-mkdir -p results
-out="results/bench-$(date +%Y%m%d-%H%M%S).txt"
-build/release/bench/spindle_bench "$@" | tee "$out"
-python3 scripts/table.py "$out" --csv "${out%.txt}.csv" --png "${out%.txt}.png"
-echo "raw lines: $out" >&2
+log "building Release (build/release, -j$jobs)"
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DSPINDLE_BUILD_TESTS=OFF \
+  -DSPINDLE_BUILD_EXAMPLES=OFF >/dev/null
+targets=(--target spindle_bench)
+[ $micro -eq 1 ] && targets+=(--target spindle_micro_all)
+cmake --build build/release -j"$jobs" "${targets[@]}" >&2
+bin=build/release/bench/spindle_bench
+
+out="results/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$out"
+raw="$out/raw.txt"
+{
+  echo "# date: $(date -Is)"
+  echo "# command: scripts/bench.sh $orig_args"
+  echo "# git: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!results' 2>/dev/null || echo '+dirty')"
+  echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+} > "$raw"
+exec 3>&2 2> >(tee -a "$out/log.txt" >&3)
+status=0
+
+# ───────── scaling sweep ─────────
+if [[ "$workers" == *,* ]]; then
+  IFS=',' read -r -a ws <<< "$workers"
+  sweep_only="${only:-spawn_join,fib_spawn,lock_contended_64,queue_mpsc}"
+  for n in "${ws[@]}"; do
+    log "sweep: --workers $n ($sweep_only)"
+    "$bin" --workers "$n" --only "$sweep_only" --system "${systems:-spindle}" "${common[@]}" "${pass[@]}" \
+      | sed "s/\$/,workers:$n/" | tee -a "$raw" || status=1
+  done
+  python3 scripts/table.py --sweep "$raw" --md "$out/table.md" --csv "$out/table.csv" --png "$out/scaling.png" \
+    | tee "$out/table.txt"
+  log "results: $out/ (raw.txt, table.md, table.csv, scaling.png)"
+  exit $status
+fi
+[ -n "$workers" ] && pass+=(--workers "$workers")
+[ -n "$systems" ] && pass+=(--system "$systems")
+
+# ───────── peers (--peers): built in build/peers/, the shared folder is read-only ─────────
+peer_cmds=()   # "name|command prefix" run as: prefix <workload> --runs N [--scale F]
+if [ $peers -eq 1 ]; then
+  src="${SPINDLE_PEERS:-$root/../shared/peers}"
+  [ -d "$src" ] || src="/work/shared/peers"
+  pb="$root/build/peers"
+  mkdir -p "$pb"
+  if [ -d "$src/go" ] && command -v go >/dev/null; then
+    rsync -a --delete --exclude bench --exclude .gocache "$src/go/" "$pb/go/" 2>/dev/null || cp -r "$src/go/." "$pb/go/"
+    chmod -R u+w "$pb/go"
+    log "building Go peer"
+    if (cd "$pb/go" && ./run.sh --list >/dev/null); then peer_cmds+=("go|$pb/go/run.sh"); else log "Go peer did not build; skipped"; fi
+  else log "no Go peer (go not installed or $src/go missing)"; fi
+  if [ -d "$src/tokio" ] && { command -v cargo >/dev/null || [ -x "${HOME:-/root}/.cargo/bin/cargo" ]; }; then
+    mkdir -p "$pb/tokio" && cp -r "$src/tokio/." "$pb/tokio/" && chmod -R u+w "$pb/tokio"
+    log "building Tokio peer (cargo --release, offline; first time takes a few minutes)"
+    if (cd "$pb/tokio" && ./run.sh --list >/dev/null 2>&1 || [ -x target/release/tokio_bench ]); then
+      peer_cmds+=("tokio|$pb/tokio/target/release/tokio_bench")
+    else log "Tokio peer did not build; skipped"; fi
+  fi
+  if [ -d "$src/asyncio" ] && command -v python3 >/dev/null; then
+    peer_cmds+=("asyncio|$src/asyncio/run.sh")
+  fi
+  if [ -d "$src/cpp" ]; then
+    mkdir -p "$pb/cpp" && cp -r "$src/cpp/." "$pb/cpp/" && chmod -R u+w "$pb/cpp"
+    log "building oneTBB peer"
+    if cmake -S "$pb/cpp" -B "$pb/cpp/build" -DCMAKE_BUILD_TYPE=Release >/dev/null 2>&1 &&
+       cmake --build "$pb/cpp/build" -j"$jobs" --target bench_tbb >/dev/null 2>&1; then
+      peer_cmds+=("tbb|$pb/cpp/build/bench_tbb --only")
+    else log "oneTBB peer did not build; skipped"; fi
+  fi
+  log "peers: $(for p in "${peer_cmds[@]}"; do printf '%s ' "${p%%|*}"; done)"
+fi
+
+# ───────── the run: workload by workload ─────────
+all=$("$bin" --list | cut -d' ' -f1 | uniq)
+if [ -n "$only" ]; then sel=$(tr ',' '\n' <<< "$only"); else sel="$all"; fi
+n=$(wc -w <<< "$sel") k=0
+for w in $sel; do
+  k=$((k + 1))
+  log "[$k/$n] $w"
+  "$bin" --only "$w" "${common[@]}" "${pass[@]}" | tee -a "$raw" || status=1
+  for p in "${peer_cmds[@]}"; do
+    name="${p%%|*}" cmd="${p#*|}"
+    if [ "$name" = tbb ] && ! "${cmd%% *}" --list | grep -q "^$w "; then continue; fi
+    log "[$k/$n] $w system=$name"
+    # shellcheck disable=SC2086
+    line=$(timeout -k 5 600 $cmd "$w" "${common[@]}" 2>>"$out/log.txt" | grep "^workload=$w system=" | head -1) || true
+    if [ -n "$line" ]; then echo "$line" | tee -a "$raw"; else log "  $name/$w: no result (see log.txt)"; fi
+  done
+done
+
+echo >&2
+python3 scripts/table.py "$raw" --md "$out/table.md" --csv "$out/table.csv" --png "$out/ratios.png" | tee "$out/table.txt"
+if [ $micro -eq 1 ]; then
+  log "micro-benchmarks (bench/micro)"
+  for m in build/release/bench/micro/micro_*; do
+    "$m" --benchmark_min_time=0.05 --benchmark_out="$out/$(basename "$m").json" --benchmark_out_format=json \
+      | tee -a "$out/micro.txt" || status=1
+  done
+fi
+log "results: $out/ (raw.txt, table.md, table.csv, ratios.png, log.txt)"
+[ $status -eq 0 ] || log "a check FAILED or a run errored (see $out/log.txt)"
+exit $status
