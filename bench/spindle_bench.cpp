@@ -16,12 +16,7 @@
 
 #include "workloads.hpp"
 
-#if __has_include("spindle/sync/queue.hpp")
 #include "spindle/sync/queue.hpp"
-#define SPINDLE_BENCH_HAS_QUEUE 1
-#else
-#define SPINDLE_BENCH_HAS_QUEUE 0
-#endif
 
 #if __has_include(<mimalloc.h>)
 #include <mimalloc.h>
@@ -342,7 +337,6 @@ Result memory_parked() {
     return r;
 }
 
-#if SPINDLE_BENCH_HAS_QUEUE
 // queue_mpsc: Queue(1024), 4 producers put 1..n, one consumer gets and sums them.
 Result queue_mpsc() {
     const long producers = 4, total = S(4'000'000, producers), per = total / producers;
@@ -375,7 +369,6 @@ Result queue_mpsc() {
     bench::check(r, got == n && bench::queue_sum_ok(sum, n), "queue_mpsc sum");
     return r;
 }
-#endif
 
 }  // namespace
 
@@ -391,11 +384,7 @@ std::vector<bench::Workload> bench::spindle_workloads() {
         {"condition_pingpong", sys, "ns/roundtrip", condition_pingpong},
         {"barrier_rounds", sys, "ns/round", [] { return barrier_rounds(64); }},
         {"barrier_rounds_2", sys, "ns/round", [] { return barrier_rounds(2); }},
-#if SPINDLE_BENCH_HAS_QUEUE
         {"queue_mpsc", sys, "ns/item", queue_mpsc},
-#else
-        {"queue_mpsc", sys, "ns/item", {}, false, false, {}, "spindle::Queue_not_in_this_build"},
-#endif
         {"spawn_join", sys, "ns/task", spawn_join},
         {"yield_many", sys, "ns/yield", yield_many},
         {"fib_spawn", sys, "ms", fib_spawn},

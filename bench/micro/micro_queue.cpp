@@ -8,7 +8,6 @@
 
 #include "micro_common.hpp"
 
-#if __has_include("spindle/sync/queue.hpp")
 #include "spindle/sync/queue.hpp"
 
 namespace {
@@ -90,5 +89,5 @@ void Args(benchmark::internal::Benchmark* b) {
 
 BENCHMARK_TEMPLATE(BM_QueueMpsc, micro::Spindle)->Apply(Args);
 BENCHMARK_TEMPLATE(BM_QueueMpsc, micro::Std)->Apply(Args);
-#endif
+
 BENCHMARK_MAIN();
