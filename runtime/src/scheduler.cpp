@@ -1,7 +1,9 @@
 // runtime/src/scheduler.cpp — see scheduler.hpp for the design.
 #include "scheduler.hpp"
 
+#include "spindle/runtime/detail/ebr.hpp"
 #include "spindle/runtime/detail/wait_queue.hpp"
+#include "spindle/runtime/time.hpp"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -12,9 +14,12 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <cinttypes>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <sstream>
+#include <utility>
 
 #if SPINDLE_USE_MIMALLOC
 #include <mimalloc.h>
@@ -23,6 +28,7 @@
 namespace spindle::detail {
 
 thread_local std::uint32_t tl_coop_budget = UINT32_MAX;
+thread_local bool tl_debug = false;
 
 namespace {
 
@@ -30,6 +36,26 @@ thread_local Worker* tl_worker = nullptr;
 thread_local TaskHeader* tl_task = nullptr;
 thread_local bool tl_completed = false;
 constexpr std::uint32_t kCoopBudget = 128;  // Tokio's default
+
+// Debug mode: a task that runs longer than this without suspending is reported
+// (asyncio's slow_callback_duration); tests lower it.
+std::atomic<std::int64_t> g_slow_ns{100'000'000};
+thread_local std::int64_t tl_slice_start = 0;  // debug mode: when the current resume began
+
+std::int64_t steady_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string exception_text(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (...) {
+        return "a non-std::exception";
+    }
+}
 
 constexpr std::uint32_t kInjectorEvery = 61;  // Go's fairness tick for the global queue
 constexpr std::size_t kMaxWorkers = 1024;
@@ -168,6 +194,16 @@ void TaskHeader::remove_joiner_locked(JoinNode* n) noexcept {
 }
 
 void TaskHeader::destroy_frame() noexcept {
+    // relaxed: we are the last owner (refs_' acq_rel decrement ordered every store).
+    if (debug_ && exception_ && !outcome_cancelled_ && !exception_observed_.load(std::memory_order_relaxed)) {
+        try {
+            std::fprintf(stderr,
+                         "spindle debug: task %" PRIu64 " \"%s\" failed and its exception was never observed "
+                         "(nobody awaited its JoinHandle): %s\n",
+                         id_, task_display_name(*this).c_str(), exception_text(exception_).c_str());
+        } catch (...) {  // NOLINT(bugprone-empty-catch): a diagnostic must not throw
+        }
+    }
     if (named_) std::free(const_cast<char*>(name_));
     root_.destroy();
 }
@@ -215,7 +251,32 @@ std::string task_display_name(const TaskHeader& t) {
 std::int64_t now_ns(const TaskHeader& t) noexcept { return t.sched_->now_ns(); }
 void add_timer(TaskHeader& t, TimerEntry& e) noexcept { t.sched_->add_timer(e); }
 void remove_timer(TaskHeader& t, TimerEntry& e) noexcept { t.sched_->remove_timer(e); }
-void submit_blocking(TaskHeader& t, BlockingJob* job) { t.sched_->submit_blocking(job); }
+void submit_blocking(TaskHeader& t, BlockingJob* job) { t.sched_->submit_blocking(t, job); }
+
+std::atomic<std::uint64_t>* TaskHeader::wait_while_inspected() noexcept {
+    unsigned spins = 0;
+    for (;;) {
+        // acquire: pairs with the dumper's release store that removes the tag.
+        std::atomic<std::uint64_t>* c = wait_cell_.load(std::memory_order_acquire);
+        if ((reinterpret_cast<std::uintptr_t>(c) & kCellInspected) == 0U) return c;
+        if (++spins < 64) cpu_relax();
+        else std::this_thread::yield();
+    }
+}
+
+void debug_lock_acquired() noexcept {
+    if (tl_task != nullptr) ++tl_task->debug_locks_held_;
+}
+void debug_lock_released() noexcept {
+    // A Lock has no owner: released by another task than the one that took it, the
+    // count of the taker stays up (a false warning at its end, documented).
+    if (tl_task != nullptr && tl_task->debug_locks_held_ > 0) --tl_task->debug_locks_held_;
+}
+
+std::chrono::nanoseconds set_slow_task_threshold(std::chrono::nanoseconds d) noexcept {
+    // relaxed: a configuration value, read at the end of each slice in debug mode.
+    return std::chrono::nanoseconds(g_slow_ns.exchange(d.count(), std::memory_order_relaxed));
+}
 
 // ───────────────────────── Join awaiter ─────────────────────────
 
@@ -280,6 +341,8 @@ Scheduler::Scheduler(const RuntimeOptions& opts) : opts_(opts), epoch_(std::chro
     if (opts_.max_blocking_threads == 0) opts_.max_blocking_threads = 64;
     opts_.workers = n;
     if (const char* d = std::getenv("SPINDLE_DEBUG"); d != nullptr && std::strcmp(d, "1") == 0) opts_.debug = true;
+    debug_ = opts_.debug;
+    deadlock_ns_ = opts_.deadlock_timeout.ms * 1'000'000;
     single_ = (n == 1);
     shards_ = std::make_unique<RegistryShard[]>(n + 1);
     sleepers_.reserve(n);
@@ -325,6 +388,7 @@ std::int64_t Scheduler::now_ns() const noexcept {
 void Scheduler::spawn(TaskHeader& t, std::string_view name) {
     if (stop_.load()) throw std::logic_error("spindle: spawn on a runtime that has stopped");
     t.sched_ = this;
+    t.debug_ = debug_;
     if (!name.empty()) {
         auto* p = static_cast<char*>(std::malloc(name.size() + 1));
         if (p == nullptr) throw std::bad_alloc();
@@ -455,6 +519,7 @@ void Scheduler::wake_worker(Worker& w) noexcept {
 
 void Scheduler::worker_main(Worker& w) {
     tl_worker = &w;
+    tl_debug = debug_;
     while (!stop_.load(std::memory_order_relaxed)) {  // relaxed: re-checked under idle_mx_ in park
         TaskHeader* t = next_local(w);
         if (t == nullptr) t = search(w);
@@ -532,7 +597,14 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
     ResumeHook* hook = t->resume_hook_;
     t->resume_hook_ = nullptr;
     if (hook == nullptr || hook->before_resume(*t)) {
-        t->resume_.resume();
+        if (debug_) [[unlikely]] {
+            tl_slice_start = steady_ns();
+            t->resume_.resume();
+            if (!tl_completed) debug_after_slice(*t, tl_slice_start);  // else on_complete did
+            tl_slice_start = 0;
+        } else {
+            t->resume_.resume();
+        }
     }
     tl_task = nullptr;
     if (tl_completed) return;  // the frame may be gone
@@ -619,6 +691,9 @@ void Scheduler::park(Worker& w) {
             fire_due_timers(w);
             return;
         }
+        // The clock cannot move and nothing else can arrive but from outside: under
+        // virtual time the deadlock check is immediate.
+        if (deadlock_ns_ > 0) check_deadlock_locked();
     }
     w.sleeping = true;
     sleepers_.push_back(&w);
@@ -639,9 +714,29 @@ void Scheduler::park(Worker& w) {
             timeout = std::max<std::int64_t>(0, d - now_ns());
         }
     }
+    // Real time: the last worker to park, with no timer pending, watches for a
+    // deadlock (see "Deadlock detection" in scheduler.hpp).
+    bool watch = false;
+    std::uint64_t watch_sig = 0;
+    std::int64_t watch_start = 0;
+    if (deadlock_ns_ > 0 && !opts_.virtual_time && timeout < 0 && sleepers_.size() == workers_.size() &&
+        ext_count_.load(std::memory_order_seq_cst) > 0 &&  // seq_cst: read once per park, not a hot path
+        blocking_running_.load(std::memory_order_seq_cst) == 0 &&  // seq_cst: as above
+        next_deadline_.load(std::memory_order_seq_cst) == INT64_MAX) {  // seq_cst: as above
+        watch = true;
+        watch_sig = park_signature_locked();
+        watch_start = now_ns();
+        timeout = deadlock_ns_;
+    }
     lk.unlock();
     if (!work_available(w)) futex_wait(w.wake_word, 0, timeout);
     lk.lock();
+    if (w.sleeping && watch && sleepers_.size() == workers_.size() && park_signature_locked() == watch_sig &&
+        now_ns() - watch_start >= deadlock_ns_) {
+        // Nobody woke us and no worker parked or was woken for deadlock_timeout: no
+        // task ran in that time. The check validates what plain threads may be doing.
+        check_deadlock_locked();
+    }
     if (w.sleeping) {  // timed out or re-check found work: nobody took us off the list
         w.sleeping = false;
         sleepers_.erase(std::find(sleepers_.begin(), sleepers_.end(), &w));
@@ -806,11 +901,17 @@ void Scheduler::fire_due_timers(Worker& w) noexcept {
 
 // ── blocking pool ──
 
-void Scheduler::submit_blocking(BlockingJob* job) {
+void Scheduler::submit_blocking(TaskHeader& t, BlockingJob* job) {
     // seq_cst: counted before the job can finish, so virtual time never jumps while
     // a job runs (park() reads it).
     blocking_running_.fetch_add(1, std::memory_order_seq_cst);
     std::unique_lock lk(block_mx_);
+    try {
+        blocking_tasks_.push_back(&t);
+    } catch (...) {
+        blocking_running_.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as above
+        throw;
+    }
     block_jobs_.push_back(job);
     if (block_idle_ == 0 && block_threads_.size() < opts_.max_blocking_threads) {
         try {
@@ -818,6 +919,7 @@ void Scheduler::submit_blocking(BlockingJob* job) {
         } catch (...) {
             if (block_threads_.empty()) {
                 block_jobs_.pop_back();
+                blocking_tasks_.pop_back();
                 blocking_running_.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as above
                 throw;
             }
@@ -827,7 +929,13 @@ void Scheduler::submit_blocking(BlockingJob* job) {
     block_cv_.notify_one();
 }
 
-void Scheduler::blocking_done() noexcept {
+void Scheduler::blocking_done(TaskHeader& t) noexcept {
+    {
+        std::lock_guard lk(block_mx_);
+        // The job still holds a ref on t. One entry per job: t may have another job now.
+        auto it = std::find(blocking_tasks_.begin(), blocking_tasks_.end(), &t);
+        if (it != blocking_tasks_.end()) blocking_tasks_.erase(it);
+    }
     // seq_cst: the job's wake (an injection, counted in injected_) happened before;
     // a worker that sees 0 here also sees that injection.
     blocking_running_.fetch_sub(1, std::memory_order_seq_cst);
@@ -918,6 +1026,18 @@ void Scheduler::on_complete(TaskHeader& t) noexcept {
     // ends cancelled ("cancelled right before coro stops"); see cancel().
     if (!t.exception_ && t.self_cancel_ && t.cancel_pending()) t.exception_ = std::make_exception_ptr(CancelledError{});
     t.outcome_cancelled_ = is_cancelled_error(t.exception_);
+    if (debug_) [[unlikely]] {
+        if (tl_slice_start != 0) debug_after_slice(t, tl_slice_start);
+        if (t.debug_locks_held_ > 0)
+            std::fprintf(stderr,
+                         "spindle debug: task %" PRIu64 " \"%s\" finished while still holding %u Lock(s) it "
+                         "acquired (a Lock has no owner: nobody else will release it unless your code does)\n",
+                         t.id_, task_display_name(t).c_str(), t.debug_locks_held_);
+    }
+    // Counted before the joiners are told, so a block_on that returns sees it.
+    if (Worker* w = tl_worker; w != nullptr && w->sched == this)
+        // relaxed: a statistic; the joiner's wake (release/acquire) carries it.
+        w->m_completed.fetch_add(1, std::memory_order_relaxed);
     registry_remove(t);
     t.lock_joiners();
     // release: publishes the outcome to complete() readers (acquire).
@@ -939,9 +1059,6 @@ void Scheduler::on_complete(TaskHeader& t) noexcept {
     }
     t.joiners_ = nullptr;
     t.unlock_joiners();
-    if (Worker* w = tl_worker; w != nullptr && w->sched == this)
-        // relaxed: metrics.
-        w->m_completed.fetch_add(1, std::memory_order_relaxed);
     tl_completed = true;
     if (CompletionHook* h = t.hook_) h->on_done(h, t);
     const std::size_t shard = t.shard_;
@@ -955,32 +1072,72 @@ void Scheduler::on_complete(TaskHeader& t) noexcept {
 }
 
 namespace {
-struct ExternalJoin : JoinNode {
-    std::atomic<std::uint32_t> done{0};
-    static void notify_fn(JoinNode* n) noexcept {
-        auto* self = static_cast<ExternalJoin*>(n);
-        // release: pairs with the acquire load in wait_external.
-        self->done.store(1, std::memory_order_release);
-        futex_wake(self->done);
-    }
-};
+void external_join_notify(JoinNode* n) noexcept {
+    auto* self = static_cast<ExternalJoin*>(n);
+    // release: pairs with the acquire load in wait_external.
+    self->done.fetch_or(ExternalJoin::kCompleted, std::memory_order_release);
+    futex_wake(self->done);
+}
 }  // namespace
 
 void Scheduler::wait_external(TaskHeader& t) {
     check_not_own_worker("Runtime::block_on");
     ExternalJoin node;
-    node.notify = &ExternalJoin::notify_fn;
+    node.notify = &external_join_notify;
     t.lock_joiners();
     const bool added = t.add_joiner_locked(&node);
     t.unlock_joiners();
     if (!added) return;
-    // acquire: pairs with the release store in notify_fn.
+    if (deadlock_ns_ > 0) {
+        {
+            std::lock_guard lk(ext_mx_);
+            ext_waiters_.push_back(&node);
+            // seq_cst: park() reads it without ext_mx_.
+            ext_count_.fetch_add(1, std::memory_order_seq_cst);
+        }
+        // Every worker may have gone idle (and checked) before we registered.
+        poke_idle_worker();
+    }
+    // acquire: pairs with the release RMWs in external_join_notify / report_deadlock.
     while (node.done.load(std::memory_order_acquire) == 0) futex_wait(node.done, 0, -1);
+    if (deadlock_ns_ > 0) {
+        std::lock_guard lk(ext_mx_);
+        auto it = std::find(ext_waiters_.begin(), ext_waiters_.end(), &node);
+        if (it != ext_waiters_.end()) {
+            ext_waiters_.erase(it);
+            ext_count_.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as above
+        }
+    }
     // The completing worker may still be inside unlock_joiners() of t, but no longer
-    // touches the node after notify_fn's store... except futex_wake on node.done.
-    // Take the joiners lock once so that call has returned before `node` dies.
+    // touches the node after notify's store... except futex_wake on node.done.
+    // Take the joiners lock once so that call has returned before `node` dies; after
+    // a deadlock report the node is still linked: unlink it.
     t.lock_joiners();
+    t.remove_joiner_locked(&node);
     t.unlock_joiners();
+    // acquire: as above.
+    const std::uint32_t done = node.done.load(std::memory_order_acquire);
+    if ((done & ExternalJoin::kCompleted) == 0U) throw DeadlockError(node.deadlock);
+}
+
+void Scheduler::poke_idle_worker() noexcept {
+    std::unique_lock lk(idle_mx_);
+    if (sleepers_.size() != workers_.size()) return;  // someone is awake: it will park and check
+    Worker* s = take_sleeper();
+    idle_.fetch_sub(kSleeperOne, std::memory_order_seq_cst);  // seq_cst: Dekker on idle_
+    lk.unlock();
+    wake_worker(*s);
+}
+
+void Scheduler::debug_after_slice(TaskHeader& t, std::int64_t start_ns) noexcept {
+    const std::int64_t ran = steady_ns() - start_ns;
+    // relaxed: a configuration value.
+    if (ran <= g_slow_ns.load(std::memory_order_relaxed)) return;
+    try {
+        std::fprintf(stderr, "spindle debug: task %" PRIu64 " \"%s\" ran for %.1f ms without suspending\n", t.id_,
+                     task_display_name(t).c_str(), static_cast<double>(ran) / 1e6);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a diagnostic must not throw
+    }
 }
 
 void Scheduler::check_not_own_worker(const char* what) const {
@@ -1015,20 +1172,178 @@ void Scheduler::shutdown() {
     shutting_down_.store(false);
 }
 
-std::string Scheduler::dump() const {
-    std::ostringstream out;
+namespace {
+std::string fmt_time(std::int64_t ns) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%.3fs", static_cast<double>(ns) / 1e9);
+    return buf;
+}
+std::string fmt_ptr(const void* p) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%p", p);
+    return buf;
+}
+}  // namespace
+
+std::string Scheduler::dump() const { return snapshot(nullptr, nullptr); }
+
+std::string Scheduler::snapshot(bool* stable_out, std::size_t* live_out) const {
+    bool stable = true;
+    // 1. Timers: (task, deadline), under timer_mx_ (entries die only after leaving
+    //    the heap under it; we keep pointers only to compare).
+    std::vector<std::pair<const TaskHeader*, std::int64_t>> timers;
+    {
+        std::lock_guard lk(timer_mx_);
+        timers.reserve(heap_.size());
+        for (const TimerEntry* e : heap_) timers.emplace_back(e->task, e->deadline);
+    }
+    if (!timers.empty()) stable = false;
+    // 2. to_thread jobs running.
+    std::vector<const TaskHeader*> blocking;
+    {
+        std::lock_guard lk(const_cast<std::mutex&>(block_mx_));
+        blocking.assign(blocking_tasks_.begin(), blocking_tasks_.end());
+    }
+    if (!blocking.empty()) stable = false;
+    // 3. Every registry shard, held together: no task can leave the registry (so none
+    //    can complete and free its frame) while we look at it, and none can join it.
+    std::vector<std::unique_lock<SpinLock>> held;
+    held.reserve(workers_.size() + 1);
+    for (std::size_t i = 0; i <= workers_.size(); ++i) held.emplace_back(shards_[i].mx);
+    // 4. Joins: who awaits whose JoinHandle. A join node is unlinked under the joined
+    //    task's kJoinLock before its awaiter can leave, so under that lock it is alive.
+    struct Join {
+        const TaskHeader* waiter;
+        std::uint64_t target_id;
+        std::string target_name;
+    };
+    std::vector<Join> joins;
     for (std::size_t i = 0; i <= workers_.size(); ++i) {
-        std::lock_guard lk(shards_[i].mx);
         for (TaskHeader* t = shards_[i].head; t != nullptr; t = t->reg_next_) {
-            // relaxed: a snapshot for diagnostics.
-            const std::uint32_t s = t->state_.load(std::memory_order_relaxed);
-            const char* state = (s & TaskHeader::kRunning) != 0U    ? "running"
-                                : (s & TaskHeader::kNotified) != 0U ? "ready"
-                                                                     : "parked";
-            out << "task " << t->id_ << " \"" << task_display_name(*t) << "\" " << state << '\n';
+            t->lock_joiners();
+            for (JoinNode* n = t->joiners_; n != nullptr; n = n->next) {
+                const TaskHeader* waiter = nullptr;
+                if (n->notify == &JoinAwaiterBase::notify_joiner) waiter = static_cast<JoinAwaiterBase*>(n)->self;
+                else if (n->notify == &JoinOrTimeout::notify_fn) waiter = static_cast<JoinOrTimeout*>(n)->self;
+                if (waiter != nullptr) joins.push_back({waiter, t->id_, task_display_name(*t)});
+            }
+            t->unlock_joiners();
         }
     }
-    return out.str();
+    // 5. One line per task, by id.
+    std::vector<std::pair<std::uint64_t, std::string>> lines;
+    std::size_t live = 0;
+    const std::int64_t now = now_ns();
+    for (std::size_t i = 0; i <= workers_.size(); ++i) {
+        for (TaskHeader* t = shards_[i].head; t != nullptr; t = t->reg_next_) {
+            ++live;
+            // seq_cst: with the re-reads below, brackets the cell read (see scheduler.hpp).
+            const std::uint32_t s1 = t->state_.load(std::memory_order_seq_cst);
+            const std::uint64_t w1 = t->wait_.load(std::memory_order_seq_cst);  // seq_cst: as above
+            std::string line = "task " + std::to_string(t->id_) + " \"" + task_display_name(*t) + "\": ";
+            bool parked = false;
+            if ((s1 & TaskHeader::kRunning) != 0U) {
+                line += "running";
+            } else if ((s1 & TaskHeader::kNotified) != 0U) {
+                line += "ready";
+            } else {
+                parked = true;
+                WaitDescription d;
+                std::uint64_t cell_value = 0;
+                const Join* join = nullptr;
+                for (const Join& j : joins)
+                    if (j.waiter == t) join = &j;
+                std::int64_t deadline = -1;
+                for (const auto& [task, dl] : timers)
+                    if (task == t) deadline = dl;
+                const bool in_thread = std::find(blocking.begin(), blocking.end(), t) != blocking.end();
+                if (describe_cell_wait(*t, d, cell_value)) {
+                    const std::uint64_t n = d.waiters;
+                    line += std::string("parked on ") + d.kind + " " + fmt_ptr(d.address) + " (" + std::to_string(n) +
+                            (n == 1 ? " waiter)" : " waiters)");
+                    if (!cell::is_waiting(cell_value) || cell::task_of(cell_value) != t) {
+                        line += ", being woken";
+                        stable = false;
+                    }
+                } else if (join != nullptr) {
+                    line += "parked on JoinHandle of task " + std::to_string(join->target_id) + " \"" +
+                            join->target_name + "\"";
+                    if (deadline >= 0) line += " (wait_for, times out at " + fmt_time(deadline) + ")";
+                } else if (deadline >= 0) {
+                    line += "sleeping until " + fmt_time(deadline) + " (now " + fmt_time(now) + ")";
+                } else if (in_thread) {
+                    line += "parked on to_thread (a blocking job is running)";
+                } else if ((w1 & TaskHeader::kSyncWait) != 0U) {
+                    line += "parked on a primitive (leaving it)";
+                } else {
+                    line += "parked (gather, TaskGroup or another wait)";
+                }
+                // seq_cst: the second read of the bracket.
+                const std::uint32_t s2 = t->state_.load(std::memory_order_seq_cst);
+                const std::uint64_t w2 = t->wait_.load(std::memory_order_seq_cst);  // seq_cst: as above
+                if (s1 != s2 || w1 != w2 || (w1 & TaskHeader::kArmed) == 0U ||
+                    (s1 & (TaskHeader::kCancelReq | TaskHeader::kComplete)) != 0U)
+                    stable = false;  // a wake, a cancellation or a new wait in flight
+            }
+            if (!parked) stable = false;
+            lines.emplace_back(t->id_, std::move(line));
+        }
+    }
+    held.clear();
+    std::sort(lines.begin(), lines.end());
+    std::string out;
+    for (auto& [id, l] : lines) {
+        out += l;
+        out += '\n';
+    }
+    if (stable_out != nullptr) *stable_out = stable;
+    if (live_out != nullptr) *live_out = live;
+    return out;
+}
+
+std::uint64_t Scheduler::park_signature_locked() const noexcept {
+    std::uint64_t sig = 0;
+    // relaxed: every write of these counters happens under idle_mx_, which we hold.
+    for (const auto& w : workers_)
+        sig += w->m_parks.load(std::memory_order_relaxed) + w->m_unparks.load(std::memory_order_relaxed);  // relaxed: as above
+    return sig;
+}
+
+void Scheduler::check_deadlock_locked() {
+    // seq_cst (these loads): the load halves of the Dekker pairs with inject(),
+    // submit_blocking() and add_timer(); read before and after the snapshot.
+    auto quiet = [this] {
+        return ext_count_.load(std::memory_order_seq_cst) > 0 && injected_.load(std::memory_order_seq_cst) == 0 &&
+               blocking_running_.load(std::memory_order_seq_cst) == 0 &&  // seq_cst: as above
+               next_deadline_.load(std::memory_order_seq_cst) == INT64_MAX;  // seq_cst: as above
+    };
+    if (!quiet()) return;
+    bool stable = false;
+    std::size_t live = 0;
+    try {
+        std::string text = snapshot(&stable, &live);
+        if (!stable || live == 0 || !quiet()) return;
+        report_deadlock(text);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory: no report this time
+    }
+}
+
+void Scheduler::report_deadlock(const std::string& dump) {
+    std::string msg = "spindle::DeadlockError: every task is parked";
+    if (opts_.virtual_time) msg += " (virtual time: the clock cannot move)";
+    else msg += " and has been for " + std::to_string(opts_.deadlock_timeout.ms) + " ms";
+    msg += ", with no timer pending, no to_thread job running and nothing queued from outside. Tasks:\n";
+    msg += dump;
+    std::lock_guard lk(ext_mx_);
+    for (ExternalJoin* e : ext_waiters_) {
+        e->deadlock = msg;
+        // release: pairs with the acquire loads in wait_external (the message).
+        e->done.fetch_or(ExternalJoin::kDeadlock, std::memory_order_release);
+        futex_wake(e->done);  // the node stays alive: its thread unregisters under ext_mx_ first
+    }
+    ext_waiters_.clear();
+    // seq_cst: park() reads it without ext_mx_.
+    ext_count_.store(0, std::memory_order_seq_cst);
 }
 
 RuntimeMetrics Scheduler::metrics() const {
@@ -1076,5 +1391,5 @@ std::chrono::nanoseconds now() {
 }  // namespace spindle
 
 namespace spindle::detail {
-void blocking_done(TaskHeader& t) noexcept { t.sched_->blocking_done(); }
+void blocking_done(TaskHeader& t) noexcept { t.sched_->blocking_done(t); }
 }  // namespace spindle::detail

@@ -43,6 +43,21 @@
 // no to_thread job runs and nothing was injected, advances the clock to the earliest
 // deadline and fires it.
 //
+// Deadlock detection (RuntimeOptions::deadlock_timeout; see "Observability" in
+// runtime.hpp for the contract). A block_on thread registers in ext_waiters_. The
+// check runs only in park(), under idle_mx_, by the one worker not in sleepers_
+// (virtual time: when the clock cannot move; real time: a "watch" — that worker
+// sleeps deadlock_timeout and, woken by nobody, finds every worker still parked and
+// no park/unpark since it started). Holding idle_mx_ with every other worker in
+// sleepers_ means no worker can run a task during the check (leaving park takes
+// idle_mx_), so only plain threads can change anything meanwhile, and each of their
+// wakes is visible before it lands: a claimed wait (timers, joins, to_thread,
+// cancel), a cell no longer WAITING (a sync grant from outside), kCancelReq, a
+// queued spawn/wake (injected_ > 0). The check validates every live task twice
+// (state_ and wait_ unchanged around the cell read: no ABA through a re-park) and
+// re-reads the counters after, so a wake in flight always prevents a report.
+// Nothing of this runs on a hot path: park() pays one branch on deadlock_ns_.
+//
 // Registry. Every live (spawned, not complete) task is in one of the shards' intrusive
 // lists (mutex per shard: the shard of the spawning worker). Shutdown cancels them,
 // dump() walks them.
@@ -101,6 +116,14 @@ private:
     std::atomic<bool> locked_{false};
 };
 
+/// A block_on thread waiting for its task (a joiner of it).
+struct ExternalJoin : JoinNode {
+    static constexpr std::uint32_t kCompleted = 1;
+    static constexpr std::uint32_t kDeadlock = 2;
+    std::atomic<std::uint32_t> done{0};  // futex word
+    std::string deadlock;                // written before kDeadlock (under ext_mx_)
+};
+
 struct alignas(64) RegistryShard {
     SpinLock mx;
     TaskHeader* head = nullptr;  // under mx
@@ -127,8 +150,8 @@ public:
     void add_timer(TimerEntry& e) noexcept;
     void remove_timer(TimerEntry& e) noexcept;
 
-    void submit_blocking(BlockingJob* job);
-    void blocking_done() noexcept;
+    void submit_blocking(TaskHeader& t, BlockingJob* job);
+    void blocking_done(TaskHeader& t) noexcept;
 
     void wait_external(TaskHeader& t);
     void shutdown();
@@ -167,6 +190,15 @@ private:
     [[nodiscard]] std::int64_t earliest_deadline() const noexcept;
     void wake_timer_owner() noexcept;
 
+    /// The dump; with `stable`: whether every live task is parked with no wake in
+    /// flight (see "Deadlock detection"), and `live` the number of tasks.
+    std::string snapshot(bool* stable, std::size_t* live) const;
+    void check_deadlock_locked();          // under idle_mx_, the other workers in sleepers_
+    void report_deadlock(const std::string& dump);
+    [[nodiscard]] std::uint64_t park_signature_locked() const noexcept;  // under idle_mx_
+    void poke_idle_worker() noexcept;      // a fully idle runtime re-runs its idle checks
+    void debug_after_slice(TaskHeader& t, std::int64_t start_ns) noexcept;
+
     void registry_insert(TaskHeader& t) noexcept;
     void registry_remove(TaskHeader& t) noexcept;  // unlinks (before the frame may die)
     void registry_done(std::size_t shard) noexcept;  // uncounts (after it may have died)
@@ -175,6 +207,8 @@ private:
 
     RuntimeOptions opts_;
     bool single_ = false;  // workers == 1: strict FIFO mode
+    bool debug_ = false;   // opts_.debug or SPINDLE_DEBUG=1
+    std::int64_t deadlock_ns_ = 0;  // 0 = off
     std::vector<std::unique_ptr<Worker>> workers_;
     std::unique_ptr<RegistryShard[]> shards_;  // workers_.size() + 1 (external spawns)
 
@@ -205,6 +239,12 @@ private:
     std::size_t block_idle_ = 0;
     bool block_stop_ = false;
     std::atomic<std::int64_t> blocking_running_{0};  // submitted and not yet done
+    std::vector<TaskHeader*> blocking_tasks_;        // under block_mx_: their tasks (dump)
+
+    // block_on threads (deadlock reports).
+    std::mutex ext_mx_;
+    std::vector<ExternalJoin*> ext_waiters_;  // under ext_mx_
+    std::atomic<int> ext_count_{0};           // ext_waiters_.size(), for park() without the lock
 
     // Live tasks.
     [[nodiscard]] std::size_t live_count() const noexcept;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <new>
+#include <thread>
 
 #include "spindle/runtime/detail/ebr.hpp"
 
@@ -330,7 +331,8 @@ void cancel_cell_wait(TaskHeader& t, std::uint64_t token) noexcept {
         ebr::Guard g;
         // acquire: pairs with the task's store before it armed; the pointer is only
         // dereferenced while pinned (R4).
-        std::atomic<std::uint64_t>* c = t.wait_cell_.load(std::memory_order_acquire);
+        // A dumper's kCellInspected tag is stripped: the cell is the same.
+        std::atomic<std::uint64_t>* c = TaskHeader::untagged(t.wait_cell_.load(std::memory_order_acquire));
         if (c == nullptr) return;
         std::uint64_t expected = cell::waiting(&t, token);
         // acq_rel: the arbitration against a granter (see the header).
@@ -339,6 +341,40 @@ void cancel_cell_wait(TaskHeader& t, std::uint64_t token) noexcept {
         if (won) segment_of(c)->queue->owner()->on_waiter_cancelled();
     }
     if (won) t.schedule();  // the cell is ours: we are the only one to wake the task
+}
+
+bool describe_cell_wait(TaskHeader& t, WaitDescription& out, std::uint64_t& cell_value) noexcept {
+    // Lifetimes, in order: the cell's segment is kept by the pin (R4: pinned before
+    // the pointer is loaded); the primitive (owner and queue) is alive while a waiter
+    // is inside its wait — destroying a primitive with waiters is a contract
+    // violation — and the waiter cannot leave it (clear_wait_cell) while we hold
+    // the kCellInspected tag, which we set only on a non-null wait_cell_.
+    ebr::Guard g;
+    unsigned spins = 0;
+    std::atomic<std::uint64_t>* c = nullptr;
+    for (;;) {
+        // acquire: pairs with SyncWait::park's seq_cst store of the cell pointer.
+        c = t.wait_cell_.load(std::memory_order_acquire);
+        if (c == nullptr) return false;
+        if ((reinterpret_cast<std::uintptr_t>(c) & TaskHeader::kCellInspected) != 0U) {
+            // Another dumper holds it for a few loads; wait for it.
+            if (++spins > 64) std::this_thread::yield();
+            continue;
+        }
+        auto* tagged = reinterpret_cast<std::atomic<std::uint64_t>*>(reinterpret_cast<std::uintptr_t>(c) |
+                                                                     TaskHeader::kCellInspected);
+        // acquire: pairs with park's store (as above); the release half is unused.
+        if (t.wait_cell_.compare_exchange_strong(c, tagged, std::memory_order_acq_rel, std::memory_order_relaxed))
+            break;  // failure (relaxed): re-read above
+    }
+    const WaitQueue* q = segment_of(c)->queue;
+    out = q->owner()->describe_wait(*q);
+    // acquire: pairs with the granter's/canceller's CAS (diagnostic value).
+    cell_value = c->load(std::memory_order_acquire);
+    // release: pairs with clear_wait_cell's CAS/load: our reads of the primitive
+    // happen before the task can leave its wait (and anyone can destroy it).
+    t.wait_cell_.store(c, std::memory_order_release);
+    return true;
 }
 
 }  // namespace spindle::detail

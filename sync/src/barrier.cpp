@@ -7,6 +7,7 @@ namespace spindle {
 
 Barrier::Barrier(std::size_t parties) : parties_(parties) {
     if (parties == 0) throw std::invalid_argument("spindle::Barrier: parties must be > 0");
+    cond_.barrier_ = this;
 }
 
 std::size_t Barrier::n_waiting() const noexcept {

@@ -6,12 +6,19 @@
 #include <stdexcept>
 
 #include "spindle/runtime/errors.hpp"
+#include "spindle/sync/barrier.hpp"
 
 namespace spindle {
 
 Condition::Condition() : lock_(&own_), q_(this) {}
 Condition::Condition(Lock& lock) noexcept : lock_(&lock), q_(this) {}
 Condition::~Condition() = default;
+
+detail::WaitDescription Condition::describe_wait(const detail::WaitQueue& q) const noexcept {
+    // A Barrier's parties wait here: name the Barrier (alive: it owns this Condition).
+    if (barrier_ != nullptr) return {"Barrier", barrier_, barrier_->n_waiting()};
+    return {"Condition", this, q.approx_size()};
+}
 
 /// asyncio's `await fut` inside Condition.wait: queue, release the lock, sleep.
 class Condition::NotifiedAwaiter {

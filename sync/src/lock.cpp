@@ -12,6 +12,11 @@ namespace spindle {
 Lock::Lock() : q_(this) {}
 Lock::~Lock() = default;
 
+detail::WaitDescription Lock::describe_wait(const detail::WaitQueue& /*q*/) const noexcept {
+    // relaxed: a diagnostic snapshot.
+    return {"Lock", this, active_of(state_.load(std::memory_order_relaxed))};
+}
+
 void Lock::release_slow(std::uint64_t prev) {
     if ((prev & kLocked) == 0U) throw std::logic_error("spindle::Lock::release: Lock is not acquired");
     if (active_of(prev) != 0) wake_up_first();
@@ -66,7 +71,7 @@ bool Lock::AcquireAwaiter::await_suspend(std::coroutine_handle<> h) {
 
 bool Lock::AcquireAwaiter::before_resume(detail::TaskHeader& task) noexcept {
     if (task.cancel_pending()) return true;  // delivered in await_resume
-    if (lock_->try_acquire()) {
+    if (lock_->try_acquire_raw()) {
         acquired_ = true;
         return true;
     }
@@ -104,7 +109,10 @@ bool Lock::AcquireAwaiter::queue(std::coroutine_handle<> h) {
 
 void Lock::AcquireAwaiter::await_resume() {
     if (!queued_) {
-        if (fast_ || acquired_) return;
+        if (fast_ || acquired_) {
+            if (acquired_ && detail::tl_debug) [[unlikely]] detail::debug_lock_acquired();  // fast_: try_acquire counted
+            return;
+        }
         // Yielded for the budget and resumed with a cancellation pending.
         (void)w_.self->consume_cancel();
         throw CancelledError{};
@@ -127,6 +135,7 @@ void Lock::AcquireAwaiter::await_resume() {
                 break;
         }
         l.q_.remove(w_.pos);
+        if (detail::tl_debug) [[unlikely]] detail::debug_lock_acquired();
         return;
     }
     if (granted) {

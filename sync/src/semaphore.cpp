@@ -29,6 +29,11 @@ Semaphore::Semaphore(std::ptrdiff_t value, std::ptrdiff_t bound)
 
 Semaphore::~Semaphore() = default;
 
+detail::WaitDescription Semaphore::describe_wait(const detail::WaitQueue& /*q*/) const noexcept {
+    // relaxed: a diagnostic snapshot.
+    return {bounded_ ? "BoundedSemaphore" : "Semaphore", this, active_of(state_.load(std::memory_order_relaxed))};
+}
+
 bool Semaphore::try_acquire() noexcept {
     // relaxed: the CAS validates.
     std::uint64_t s = state_.load(std::memory_order_relaxed);

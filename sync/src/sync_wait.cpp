@@ -19,8 +19,8 @@ bool SyncWait::park(WaitQueue& q, std::coroutine_handle<> h) noexcept {
     // seq_cst: visible to a canceller that claims the wait armed below.
     self->wait_cell_.store(&pos.cell(), std::memory_order_seq_cst);
     if (!q.install(pos, *self, token)) {
-        // relaxed: nobody can have claimed a wait we never armed.
-        self->wait_cell_.store(nullptr, std::memory_order_relaxed);
+        // Nobody can have claimed a wait we never armed, but a dumper may be reading it.
+        self->clear_wait_cell();
         return false;  // a deposit: granted without suspending
     }
     (void)self->arm(nullptr, h);
@@ -41,7 +41,8 @@ bool SyncWait::finish(WaitQueue& q) noexcept {
 bool SyncWait::finish_keep() noexcept {
     // seq_cst: before the cell is removed (which may let its segment be retired), so
     // a canceller pinned after this store cannot reach the cell (wait_queue.hpp R4).
-    self->wait_cell_.store(nullptr, std::memory_order_seq_cst);
+    // (clear_wait_cell's CAS is seq_cst; it first waits out a dumper reading the cell.)
+    self->clear_wait_cell();
     (void)self->claim(token);  // disarm; fails harmlessly if a canceller claimed it
     return WaitQueue::outcome(pos) != cell::kCancelled;
 }

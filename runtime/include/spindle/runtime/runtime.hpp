@@ -2,6 +2,7 @@
 //
 // THREAD SAFETY:
 //   Runtime::spawn, JoinHandle::cancel/done/cancelled   any thread
+//   Runtime::dump, Runtime::metrics                      any thread, while tasks run
 //   spindle::spawn, co_await handle                     inside a task of a runtime
 //   Runtime::block_on, spindle::run                      a thread that is not a worker
 #pragma once
@@ -43,10 +44,24 @@ struct RuntimeOptions {
     bool virtual_time = false;
     /// When every task has been parked this long with nothing pending, block_on
     /// throws DeadlockError (0 = off). Under virtual time the check is immediate.
+    /// "Nothing pending": no timer, no to_thread job running, nothing queued from
+    /// outside, and no wake in flight from another thread (a set()/release()/cancel()
+    /// from a plain thread that has begun always prevents the report). A wake that a
+    /// plain thread has not begun yet cannot be foreseen: a program that waits for
+    /// one must use a timeout longer than that wait (under virtual time: none at
+    /// all). The error's what() is a header line and Runtime::dump(). Afterwards the
+    /// tasks are still parked; the Runtime's destructor (or shutdown()) cancels them.
+    /// Costs nothing while tasks run: the check runs only when the workers go idle.
     Millis deadlock_timeout = 0;
     /// Threads kept at most by to_thread's pool (0 = 64).
     std::size_t max_blocking_threads = 0;
-    /// Debug mode (also SPINDLE_DEBUG=1): warnings about slow tasks and the like.
+    /// Debug mode (also SPINDLE_DEBUG=1), like asyncio's: warnings on stderr, naming
+    /// the task, about a task that ran more than 100 ms without suspending, a task
+    /// that finishes while still holding a Lock it acquired (counted per task; a Lock
+    /// released by another task than its taker leaves the taker's count up: a false
+    /// warning), and a failed task whose exception nobody observed (no JoinHandle
+    /// awaited it, no gather/TaskGroup collected it) when its last handle goes.
+    /// Off, it costs one predictable branch per task slice and per Lock operation.
     bool debug = false;
 };
 
@@ -56,9 +71,9 @@ struct RuntimeMetrics {
     std::uint64_t tasks_completed = 0;
     std::uint64_t steals = 0;
     std::uint64_t parks = 0;     // a worker went to sleep
-    std::uint64_t unparks = 0;   // a worker was woken
-    std::uint64_t injections = 0;  // tasks queued from outside the workers
-    std::uint64_t timers_fired = 0;
+    std::uint64_t unparks = 0;   // a worker was woken by another thread
+    std::uint64_t injections = 0;  // tasks queued from outside the workers (spawns and wakes)
+    std::uint64_t timers_fired = 0;  // timers that woke their task
     std::size_t workers = 0;
 };
 
@@ -216,8 +231,27 @@ public:
     /// destructor; spindle::run calls it after the main task).
     void shutdown();
 
-    /// One line per live task: id, name, state and what it is parked on.
+    /// One line per live task, by id:
+    ///   task 5 "producer": running | ready
+    ///   task 7 "worker-a": parked on Lock 0x5581c3a0 (1 waiter)
+    ///   task 9 "main": parked on JoinHandle of task 7 "worker-a"
+    ///   task 3 "ticker": sleeping until 1.500s (now 0.200s)       (runtime clock)
+    /// plus "parked on to_thread", and "parked (gather, TaskGroup or another wait)".
+    /// A parked task on a primitive names its kind (Lock, Semaphore,
+    /// BoundedSemaphore, Event, Condition, Barrier, or what a WaitQueueOwner's
+    /// describe_wait says, e.g. Queue.get), its address and its number of waiters.
+    ///
+    /// Any thread, any time. It costs nothing when not called: it only reads state
+    /// the runtime keeps anyway (the live-task registry, the timer heap, each task's
+    /// wait word and wait_cell_, the joiners lists). While it runs it holds the
+    /// registry locks (spawns and completions wait a moment), each joiners lock
+    /// briefly, and for each task parked on a primitive, pins EBR and tags the task's
+    /// wait_cell_ so that the task cannot leave its wait — hence the primitive cannot
+    /// be destroyed — during the few loads describing it (a task that resumes then
+    /// spins for those few loads). A line may be slightly stale (a task that moved
+    /// on meanwhile); it never reads freed memory.
     [[nodiscard]] std::string dump() const;
+    /// Counters kept per worker (relaxed, uncontended), summed on read.
     [[nodiscard]] RuntimeMetrics metrics() const;
     [[nodiscard]] std::size_t workers() const noexcept;
     [[nodiscard]] const RuntimeOptions& options() const noexcept;
@@ -245,6 +279,13 @@ T run(Task<T> task, RuntimeOptions opts = {}) {
         return v;
     }
 }
+
+namespace detail {
+/// Debug mode reports a task that ran longer than this without suspending
+/// (default 100 ms, asyncio's slow_callback_duration). Process-wide; returns the old
+/// value. For tests.
+std::chrono::nanoseconds set_slow_task_threshold(std::chrono::nanoseconds d) noexcept;
+}  // namespace detail
 
 /// The name of the task the caller runs in ("task-17" when unnamed); throws
 /// std::logic_error outside a task.

@@ -53,7 +53,11 @@ struct TaskPromiseBase : TaskHeader {
     void unhandled_exception() noexcept { exception_ = std::current_exception(); }
 
     void rethrow_if_failed() const {
-        if (exception_) std::rethrow_exception(exception_);
+        if (exception_) {
+            // relaxed: read by the last owner, after refs_' acq_rel decrement.
+            exception_observed_.store(true, std::memory_order_relaxed);
+            std::rethrow_exception(exception_);
+        }
     }
 };
 

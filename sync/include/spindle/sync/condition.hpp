@@ -28,6 +28,8 @@
 
 namespace spindle {
 
+class Barrier;
+
 class Condition final : private detail::WaitQueueOwner {
 public:
     Condition();
@@ -63,11 +65,14 @@ public:
 
 private:
     class NotifiedAwaiter;
+    friend class Barrier;
     void on_waiter_cancelled() noexcept override {}
+    [[nodiscard]] detail::WaitDescription describe_wait(const detail::WaitQueue& q) const noexcept override;
 
     Lock own_;
     Lock* lock_;
     detail::WaitQueue q_;
+    const Barrier* barrier_ = nullptr;  // set by the Barrier built on this Condition (dump)
 };
 
 }  // namespace spindle

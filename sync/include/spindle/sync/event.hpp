@@ -48,6 +48,9 @@ public:
 
 private:
     void on_waiter_cancelled() noexcept override {}
+    [[nodiscard]] detail::WaitDescription describe_wait(const detail::WaitQueue& q) const noexcept override {
+        return {"Event", this, q.approx_size()};
+    }
 
     std::atomic<bool> value_{false};
     detail::WaitQueue q_;

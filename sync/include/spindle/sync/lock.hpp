@@ -85,10 +85,11 @@ public:
     detail::ScopedAwaiter<Lock, AcquireAwaiter> scoped() noexcept { return {*this, AcquireAwaiter(*this)}; }
     /// Takes the lock if acquire() would not wait.
     bool try_acquire() noexcept {
-        std::uint64_t free_state = 0;  // unlocked and nobody queued
-        // acquire: pairs with release()'s RMW (the previous critical section).
-        return state_.compare_exchange_strong(free_state, kLocked, std::memory_order_acquire,
-                                              std::memory_order_relaxed);  // failure: nothing is read
+        const bool ok = try_acquire_raw();
+        // Debug mode counts the locks a task holds (a task that finishes holding one
+        // is reported); otherwise one predictable branch on a thread-local.
+        if (detail::tl_debug && ok) [[unlikely]] detail::debug_lock_acquired();
+        return ok;
     }
     /// Unlocks; std::logic_error if not locked.
     void release() {
@@ -96,6 +97,7 @@ public:
         // pair with a waiter that took its cell (enq_) and then reads state_.
         const std::uint64_t prev = state_.fetch_and(~kLocked, std::memory_order_seq_cst);
         if (prev != kLocked) release_slow(prev);  // not locked, or waiters to wake
+        if (detail::tl_debug) [[unlikely]] detail::debug_lock_released();
     }
     [[nodiscard]] bool locked() const noexcept {
         // acquire: pairs with the RMWs that lock/unlock.
@@ -105,6 +107,14 @@ public:
     [[nodiscard]] std::uint64_t approx_waiters() const noexcept { return q_.approx_size(); }
 
 private:
+    bool try_acquire_raw() noexcept {
+        std::uint64_t free_state = 0;  // unlocked and nobody queued
+        // acquire: pairs with release()'s RMW (the previous critical section).
+        return state_.compare_exchange_strong(free_state, kLocked, std::memory_order_acquire,
+                                              std::memory_order_relaxed);  // failure: nothing is read
+    }
+    [[nodiscard]] detail::WaitDescription describe_wait(const detail::WaitQueue& q) const noexcept override;
+
     static constexpr std::uint64_t kLocked = 1;
     static constexpr std::uint64_t kReserved = 2;
     static constexpr std::uint64_t kActiveOne = std::uint64_t{1} << 32;

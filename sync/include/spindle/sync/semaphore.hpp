@@ -88,6 +88,7 @@ private:
     static bool locked_state(std::uint64_t s) noexcept { return value_of(s) == 0 || active_of(s) != 0; }
 
     void on_waiter_cancelled() noexcept override;
+    [[nodiscard]] detail::WaitDescription describe_wait(const detail::WaitQueue& q) const noexcept override;
     void wake_up_next() noexcept;
     void put_back() noexcept;  // value + 1 without the bound check, then wake
 

@@ -85,6 +85,15 @@ protected:
     ~ResumeHook() = default;
 };
 
+/// Debug mode (RuntimeOptions::debug / SPINDLE_DEBUG=1) of the runtime whose worker
+/// the calling thread is; false on every other thread. Read by inline hot paths
+/// behind one predictable branch (the Lock's held-lock accounting).
+extern thread_local bool tl_debug;
+/// Debug mode only: the current task took / gave back a Lock (a per-task count, so a
+/// task that finishes still holding one can be reported).
+void debug_lock_acquired() noexcept;
+void debug_lock_released() noexcept;
+
 /// Cooperative budget (Tokio's coop): operations that complete without suspending
 /// draw on it; when it is spent, the next one yields first, so a task that never
 /// suspends cannot starve the others. Refilled each time a worker resumes a task;
@@ -185,6 +194,37 @@ public:
     /// Makes the task runnable (the caller won a claim, or the task yields itself).
     void schedule() noexcept;
 
+    // ── wait_cell_ (see the field) ──
+
+    /// Set in wait_cell_ by Runtime::dump() while it reads the primitive the task
+    /// waits on: the task cannot clear wait_cell_ (so cannot leave its wait, so the
+    /// primitive stays alive) until the dumper puts the plain pointer back.
+    static constexpr std::uintptr_t kCellInspected = 1;
+    [[nodiscard]] static std::atomic<std::uint64_t>* untagged(std::atomic<std::uint64_t>* c) noexcept {
+        return reinterpret_cast<std::atomic<std::uint64_t>*>(reinterpret_cast<std::uintptr_t>(c) & ~kCellInspected);
+    }
+    /// The task leaves its sync wait: wait_cell_ = nullptr, after any dumper that is
+    /// inspecting it has finished (it holds it for a few loads). Costs what the plain
+    /// seq_cst store did (one locked instruction) when nobody dumps.
+    void clear_wait_cell() noexcept {
+        // relaxed: the CAS below validates (only this task stores non-null values).
+        std::atomic<std::uint64_t>* c = wait_cell_.load(std::memory_order_relaxed);
+        for (;;) {
+            if (c == nullptr) return;
+            if ((reinterpret_cast<std::uintptr_t>(c) & kCellInspected) != 0U) {
+                c = wait_while_inspected();
+                continue;
+            }
+            // seq_cst: as the store it replaces (wait_queue.hpp R4: before the cell can
+            // be removed); failure: a dumper tagged it (re-read, relaxed: re-validated).
+            if (wait_cell_.compare_exchange_strong(c, nullptr, std::memory_order_seq_cst,
+                                                   std::memory_order_relaxed))
+                return;
+        }
+    }
+    /// Spins (then yields) until no dumper holds wait_cell_; returns its value.
+    std::atomic<std::uint64_t>* wait_while_inspected() noexcept;
+
     // ── joiners (bit lock kJoinLock) ──
     void lock_joiners() noexcept;
     void unlock_joiners() noexcept;
@@ -214,7 +254,8 @@ public:
     std::atomic<std::uint64_t> wait_{0};    // task arms; claimers CAS
     WaitNode* wait_node_ = nullptr;         // task writes before arming; claim winner reads
     // A sync wait's cell (see wait_queue.hpp): set before arming, cleared by the task
-    // when it resumes, before it removes the cell; read by a canceller (pinned).
+    // (clear_wait_cell) when it resumes, before it removes the cell; read by a
+    // canceller (pinned); tagged with kCellInspected by Runtime::dump() (pinned).
     std::atomic<std::atomic<std::uint64_t>*> wait_cell_{nullptr};
     std::coroutine_handle<> resume_;        // task writes before arming; worker reads
     std::coroutine_handle<> root_;          // the spawned frame (for destroy)
@@ -232,6 +273,13 @@ public:
     bool named_ = false;
     bool outcome_cancelled_ = false;        // written before kComplete
     bool self_cancel_ = false;              // cancel() called by the task itself
+    // Debug mode only: Locks this task acquired and has not released (the task itself).
+    std::uint32_t debug_locks_held_ = 0;
+    // exception_ was rethrown to (or collected by) someone: a JoinHandle awaiter, a
+    // block_on, gather/TaskGroup. Debug mode warns when a failed task's frame dies
+    // without it (asyncio's "Task exception was never retrieved").
+    mutable std::atomic<bool> exception_observed_{false};
+    bool debug_ = false;                    // the runtime's debug mode, copied at spawn
 
 private:
     void destroy_frame() noexcept;

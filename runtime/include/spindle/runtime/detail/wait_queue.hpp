@@ -76,10 +76,25 @@ namespace spindle::detail {
 
 class WaitQueue;
 
+/// What Runtime::dump() says about the primitive a task is parked on.
+struct WaitDescription {
+    const char* kind = "WaitQueue";  // a string literal: "Lock", "Semaphore", "Queue.get", ...
+    const void* address = nullptr;   // the primitive the user knows (not the queue)
+    std::uint64_t waiters = 0;       // its current number of waiters (racy snapshot)
+};
+
 /// The primitive that owns a WaitQueue: told when a canceller cancels a waiter
 /// (asyncio's fut.cancel(): the waiter stops counting at once). Must not block.
 struct WaitQueueOwner {
     virtual void on_waiter_cancelled() noexcept = 0;
+
+    /// For Runtime::dump(): which primitive a task parked in `q` (one of this owner's
+    /// queues) waits on. Called from any thread, concurrently with every operation on
+    /// the primitive, while a waiter of `q` is still inside its wait (so the primitive
+    /// is alive: the dumper holds that waiter in its wait; see wait_queue.cpp,
+    /// describe_cell_wait). Must only read atomics and must not block. The default
+    /// names the queue generically and counts the cells between its front and end.
+    [[nodiscard]] virtual WaitDescription describe_wait(const WaitQueue& q) const noexcept;
 
 protected:
     ~WaitQueueOwner() = default;
@@ -186,6 +201,17 @@ private:
     std::atomic<Segment*> head_;                        // segment of front_ (R2)
     std::atomic<std::uint64_t> scan_{0};               // G3: cells below are settled
 };
+
+inline WaitDescription WaitQueueOwner::describe_wait(const WaitQueue& q) const noexcept {
+    return WaitDescription{"WaitQueue", this, q.approx_size()};
+}
+
+/// Runtime::dump()'s view of a task's sync wait. If `t` is parked in a cell (its
+/// wait_cell_ is set), pins EBR, holds the task inside its wait for a few
+/// instructions (TaskHeader::kCellInspected), asks the queue's owner to describe
+/// itself and reads the cell; true then. False when `t` is not in a sync wait.
+/// `cell_value` receives the cell (WAITING for `t`, or the outcome already written).
+bool describe_cell_wait(TaskHeader& t, WaitDescription& out, std::uint64_t& cell_value) noexcept;
 
 /// Installed as TaskHeader's sync-cancellation path: the canceller holds the claim
 /// of `token`'s wait; cancels the cell if it is still WAITING and schedules the task.
