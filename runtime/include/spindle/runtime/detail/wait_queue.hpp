@@ -155,6 +155,10 @@ public:
     /// Whether cell `index` has been REMOVED (or passed by front_).
     [[nodiscard]] bool is_removed(std::uint64_t index) noexcept;
 
+    /// enq_ now (seq_cst): a granter that gives a reserved permit back compares it
+    /// with its value from before the grant to see whether a waiter took a cell
+    /// meanwhile (Semaphore::wake_up_next; its state word alone can ABA).
+    [[nodiscard]] std::uint64_t enqueued() const noexcept { return enq_.load(std::memory_order_seq_cst); }
     /// Racy count of cells between front_ and enq_ (for diagnostics).
     [[nodiscard]] std::uint64_t approx_size() const noexcept;
     [[nodiscard]] WaitQueueOwner* owner() const noexcept { return owner_; }
