@@ -12,7 +12,7 @@ command -v spin >/dev/null || { echo "spin is not installed (scripts/install-dep
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-cp "$model" .
+cp "$(dirname "$model")"/*.pml .
 name="$(basename "$model")"
 spin -a "$@" "$name" >spin.log 2>&1 || { cat spin.log; echo "spin -a failed" >&2; exit 2; }
 # SAFETY: assertions and invalid end states (a waiter parked forever); COLLAPSE
