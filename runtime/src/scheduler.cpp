@@ -2,6 +2,7 @@
 #include "scheduler.hpp"
 
 #include "spindle/runtime/detail/ebr.hpp"
+#include "spindle/runtime/detail/fault_injection.hpp"
 #include "spindle/runtime/detail/wait_queue.hpp"
 #include "spindle/runtime/time.hpp"
 
@@ -208,9 +209,17 @@ void TaskHeader::destroy_frame() noexcept {
     root_.destroy();
 }
 
+namespace {
+thread_local int tl_frame_fail_countdown = 0;  // fault_injection.hpp
+}  // namespace
+
+void fault::fail_frame_allocation_after(int n) noexcept { tl_frame_fail_countdown = n > 0 ? n : 0; }
+int fault::frame_allocation_countdown() noexcept { return tl_frame_fail_countdown; }
+
 // Frames come from mimalloc; sanitizer builds use the global operator new so that
 // ASan/LSan track every frame.
 void* allocate_frame(std::size_t n) {
+    if (tl_frame_fail_countdown > 0 && --tl_frame_fail_countdown == 0) throw std::bad_alloc();
 #if SPINDLE_USE_MIMALLOC
     void* p = mi_malloc(n);
     if (p == nullptr) throw std::bad_alloc();

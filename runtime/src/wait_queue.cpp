@@ -313,11 +313,6 @@ bool WaitQueue::is_removed(std::uint64_t index) noexcept {
     return s->cells[index % Segment::kCells].load(std::memory_order_seq_cst) == cell::kRemoved;
 }
 
-std::uint64_t WaitQueue::enqueued() const noexcept {
-    // seq_cst: read after a grant scan, ordered with enqueue()'s fetch_add.
-    return enq_.load(std::memory_order_seq_cst);
-}
-
 std::uint64_t WaitQueue::approx_size() const noexcept {
     // relaxed: a diagnostic snapshot.
     const std::uint64_t e = enq_.load(std::memory_order_relaxed);

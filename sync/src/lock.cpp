@@ -40,7 +40,17 @@ void Lock::hand_off() noexcept {
         // front (L4) — its waiter hands off itself if it leaves after this.
         // seq_cst: the store half of L4's Dekker pair.
         state_.fetch_and(~kReserved, std::memory_order_seq_cst);
-        if (r.blocked == UINT64_MAX || !q_.is_removed(r.blocked)) return;
+        if (r.blocked == UINT64_MAX) {
+            // Nothing to grant and no cancelled front: every waiter still counted in
+            // `active` took its cell after our scan read enq_ — it saw `reserved`
+            // and queued, relying on us. Take the reservation back and scan again
+            // (try_reserve fails when nobody is counted). At one worker the scan
+            // always sees every counted waiter, so this never loops there.
+            // Found by the model (tests/model/lock.pml, BUG_LOCK_NO_RESCAN).
+            if (!try_reserve()) return;
+            continue;
+        }
+        if (!q_.is_removed(r.blocked)) return;
         if (!try_reserve()) return;
     }
 }

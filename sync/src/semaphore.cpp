@@ -84,11 +84,20 @@ void Semaphore::wake_up_next() noexcept {
         // Reserve the permit for the waiter we are about to wake.
         // seq_cst: Dekker with waiters (see release()).
         if (!state_.compare_exchange_weak(s, s - 1, std::memory_order_seq_cst)) continue;
+        const std::uint64_t enq_before = q_.enqueued();
         if (q_.grant_first(1) == 1) return;
         // Nobody waiting (every queued waiter was woken already): give it back.
         std::uint64_t reserved = s - 1;
         // seq_cst: as above.
-        if (state_.compare_exchange_strong(reserved, s, std::memory_order_seq_cst)) return;
+        if (state_.compare_exchange_strong(reserved, s, std::memory_order_seq_cst)) {
+            // The word can be back at `reserved` although a waiter queued behind our
+            // scan (active + 1, after it saw the reservation) and a cancelled one left
+            // (active - 1): ABA. That waiter took its cell before it read state_, so
+            // enq_ shows it; look again then (found by the model, tests/model/).
+            if (q_.enqueued() == enq_before) return;
+            s = state_.load(std::memory_order_seq_cst);  // seq_cst: as above
+            continue;
+        }
         // The state moved meanwhile (a waiter may have queued): give back, look again.
         s = state_.fetch_add(1, std::memory_order_seq_cst) + 1;  // seq_cst: as above
     }
@@ -160,6 +169,12 @@ void Semaphore::AcquireAwaiter::await_resume() {
     else sem.q_.remove(w_.pos);  // a deposit: granted without suspending
     if (!granted) {
         (void)w_.self->consume_cancel();  // cancelled in the queue (already uncounted)
+        // A newcomer may have queued behind our stale `active` count while permits
+        // were free (between the CAS that cancelled our cell and the decrement);
+        // now that we are uncounted, look again. At one worker this never grants
+        // anything (a release always grants the first WAITING cell), so asyncio's
+        // behaviour is unchanged. Found by the model (tests/model/).
+        sem.wake_up_next();
         throw CancelledError{};
     }
     if (w_.suspended && w_.self->consume_cancel()) {

@@ -197,9 +197,15 @@ protected:
 
 private:
     struct Side final : WaitQueueOwner {
-        explicit Side(QueueCore* c) : core(c), q(this) {}
+        Side(QueueCore* c, const char* k) : core(c), kind(k), q(this) {}
         void on_waiter_cancelled() noexcept override;
+        /// Runtime::dump(): "Queue.get"/"Queue.put", the queue's address, the cells
+        /// still in this side's waiter queue (lock-free snapshot; live is under the lock).
+        [[nodiscard]] WaitDescription describe_wait(const WaitQueue& wq) const noexcept override {
+            return WaitDescription{kind, core, wq.approx_size()};
+        }
         QueueCore* const core;
+        const char* const kind;
         WaitQueue q;
         std::int64_t live = 0;  // under the core's lock; < 0 for a moment (D3)
     };
@@ -220,8 +226,8 @@ private:
     std::size_t unfinished_ = 0;  // under the lock
     bool shutdown_ = false;       // under the lock
     Event finished_;              // set iff unfinished_ == 0 (changed under the lock)
-    Side getters_{this};
-    Side putters_{this};
+    Side getters_{this, "Queue.get"};
+    Side putters_{this, "Queue.put"};
 };
 
 /// Storage policies: push, pop, clear. pop() moves the next item out.

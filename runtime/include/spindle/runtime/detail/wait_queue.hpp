@@ -179,10 +179,11 @@ public:
     /// Whether cell `index` has been REMOVED (or passed by front_).
     [[nodiscard]] bool is_removed(std::uint64_t index) noexcept;
 
-    /// Cells handed out so far (enq_). A primitive that reserved grants for waiters
-    /// it counted compares it before and after a short grant_first(): unchanged
-    /// means every cell that existed was examined.
-    [[nodiscard]] std::uint64_t enqueued() const noexcept;
+    /// enq_ now (seq_cst): cells handed out so far. A granter that reserved for
+    /// waiters it counted compares it before and after a grant to see whether a
+    /// waiter took a cell meanwhile (Semaphore::wake_up_next, whose state word alone
+    /// can ABA; Queue's short grant scans, D3 in queue.hpp).
+    [[nodiscard]] std::uint64_t enqueued() const noexcept { return enq_.load(std::memory_order_seq_cst); }
     /// Racy count of cells between front_ and enq_ (for diagnostics).
     [[nodiscard]] std::uint64_t approx_size() const noexcept;
     [[nodiscard]] WaitQueueOwner* owner() const noexcept { return owner_; }
