@@ -373,3 +373,118 @@ void shutdown_in_short_scan(bool immediate, int rounds) {
 TEST(QueueAttack, ImmediateShutdownDuringShortGrantKeepsCountsSane) { shutdown_in_short_scan(true, 30); }
 
 TEST(QueueAttack, ShutdownDuringShortGrantLeavesNoPhantomGetter) { shutdown_in_short_scan(false, 30); }
+
+// ───────────── 4. Control storm: cancels, timeouts, plain threads, 2 workers ─────────────
+// Bounded queue, producers/consumers as tasks (some through wait_for with tiny
+// timeouts), a plain thread cancelling random tasks and doing put_nowait/get_nowait.
+// Checks: every item is received at most once, sent == received + left over, and
+// at rest the counts are back to zero (no reservation or live count leaks).
+namespace {
+struct Storm {
+    explicit Storm(int ids) : seen(static_cast<std::size_t>(ids)) {}
+    Queue<int> q{3};
+    std::vector<std::atomic<int>> seen;
+    std::atomic<long> sent{0};
+    std::atomic<long> recv{0};
+    std::atomic<long> dup{0};
+    std::atomic<bool> stop{false};
+    void got(int v) {
+        if (seen[static_cast<std::size_t>(v)].fetch_add(1) != 0) dup.fetch_add(1);
+        recv.fetch_add(1);
+    }
+};
+
+Task<void> storm_producer(Storm& s, int base, int count) {
+    for (int i = 0; i < count; ++i) {
+        const int v = base + i;
+        try {
+            if (i % 3 == 0) {
+                co_await spindle::wait_for(s.q.put(v), std::chrono::microseconds(1 + i % 7));
+            } else {
+                co_await s.q.put(v);
+            }
+            s.sent.fetch_add(1);
+        } catch (const CancelledError&) {
+        } catch (const spindle::TimeoutError&) {
+        }
+    }
+}
+
+Task<void> storm_consumer(Storm& s) {
+    for (int i = 0; !s.stop.load(); ++i) {
+        try {
+            int v = -1;
+            if (i % 2 == 0) {
+                v = co_await spindle::wait_for(s.q.get(), std::chrono::microseconds(1 + i % 5));
+            } else {
+                v = co_await s.q.get();
+            }
+            s.got(v);
+        } catch (const CancelledError&) {
+        } catch (const spindle::TimeoutError&) {
+        } catch (const QueueShutDown&) {
+            co_return;
+        }
+    }
+}
+}  // namespace
+
+TEST(QueueAttack, StormCancelTimeoutPlainThreadsExactlyOnce) {
+    const int per = 6000 / kSanDiv;
+    const int np = 4;
+    for (int round = 0; round < 3; ++round) {
+        Storm s(np * per + per);
+        {
+            Runtime rt(RuntimeOptions{.workers = 2});
+            std::vector<JoinHandle<void>> prod, cons;
+            for (int p = 0; p < np; ++p) prod.push_back(rt.spawn(storm_producer(s, p * per, per)));
+            for (int c = 0; c < 4; ++c) cons.push_back(rt.spawn(storm_consumer(s)));
+            std::atomic<bool> prod_done{false};
+            std::thread t([&] {
+                std::uint64_t x = 88172645463325252ULL + static_cast<std::uint64_t>(round);
+                int next = np * per;
+                while (!prod_done.load()) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if (x % 4 == 0) (void)prod[x / 4 % prod.size()].cancel();
+                    else if (x % 4 == 1) (void)cons[x / 4 % cons.size()].cancel();
+                    else if (x % 4 == 2 && next < np * per + per) {
+                        try {
+                            s.q.put_nowait(next);
+                            ++next;
+                            s.sent.fetch_add(1);
+                        } catch (const spindle::QueueFull&) {
+                        }
+                    } else {
+                        try {
+                            s.got(s.q.get_nowait());
+                        } catch (const spindle::QueueEmpty&) {
+                        }
+                    }
+                    std::this_thread::yield();
+                }
+            });
+            for (auto& h : prod) ASSERT_TRUE(wait_done(h, 60s)) << "a producer hangs: " << s.q.debug_state();
+            prod_done.store(true);
+            t.join();
+            // Drain: consumers take what is left, then shutdown releases them.
+            const auto t0 = std::chrono::steady_clock::now();
+            while (!s.q.empty() && std::chrono::steady_clock::now() - t0 < 30s) std::this_thread::yield();
+            s.stop.store(true);
+            s.q.shutdown();
+            for (auto& h : cons) ASSERT_TRUE(wait_done(h, 60s)) << "a consumer hangs: " << s.q.debug_state();
+        }
+        long left = 0;
+        while (!s.q.empty()) {
+            s.got(s.q.get_nowait());
+            ++left;
+        }
+        EXPECT_EQ(s.dup.load(), 0) << "round " << round;
+        EXPECT_EQ(s.sent.load(), s.recv.load()) << "round " << round << " (left over " << left << "): "
+                                                << s.q.debug_state();
+        const std::string st = s.q.debug_state();
+        EXPECT_TRUE(contains(st, "stored=0 handed=0 slots_reserved=0 live_getters=0 live_putters=0 ")) << st;
+        if (::testing::Test::HasFailure()) return;
+    }
+}
