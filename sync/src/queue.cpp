@@ -47,7 +47,7 @@ void QueueCore::lock() const noexcept {
 
 std::size_t QueueCore::qsize() const noexcept {
     Guard g(*this);
-    return n_ - r_get_;
+    return n_ > r_get_ ? n_ - r_get_ : 0;
 }
 
 bool QueueCore::full() const noexcept {
@@ -80,11 +80,9 @@ void QueueCore::stored_locked() noexcept {
 }
 
 bool QueueCore::claim_item_locked() noexcept {
-    if (r_get_ > 0) {
-        --r_get_;  // ours (or another woken getter's: the counts are fungible)
-        return true;
-    }
-    return n_ > 0;  // a left-over: a woken-but-cancelled getter returned one
+    if (n_ == 0) return false;  // woken by shutdown(), or immediate shutdown dropped the items
+    if (r_get_ > 0) --r_get_;   // ours (or another woken getter's: the counts are fungible)
+    return true;                // else a left-over: a woken-but-cancelled getter returned one
 }
 
 QueueCore::Grants QueueCore::dispatch_locked() noexcept {
@@ -127,9 +125,10 @@ void QueueCore::deliver(Grants g) noexcept {
         // taken it off `live` yet. Undo the reservation and give the count back
         // (the callback will take it off).
         Guard lk(*this);
-        r_get_ -= static_cast<std::size_t>(get.missing);
+        // Clamped: an immediate shutdown() may have dropped the reservations already.
+        r_get_ -= std::min(r_get_, static_cast<std::size_t>(get.missing));
         getters_.live += get.missing;
-        r_put_ -= static_cast<std::size_t>(put.missing);
+        r_put_ -= std::min(r_put_, static_cast<std::size_t>(put.missing));
         putters_.live += put.missing;
         // A waiter that queued since (it saw the reservation hide the item or the
         // slot) is served now; otherwise stop: dispatching again on the count that
@@ -151,9 +150,13 @@ QueueCore::Grants QueueCore::shut_down_locked(std::size_t discarded) noexcept {
         unfinished_ -= std::min(discarded, unfinished_);
         if (unfinished_ == 0) finished_.set();  // release join() (3.13)
     }
-    Grants g{getters_.live, putters_.live};
-    getters_.live = 0;
-    putters_.live = 0;
+    // Wake every counted waiter. live only changes by deltas that each match an
+    // event (a cell queued, a reservation, a cancellation callback, a give-back),
+    // so a count below 0 (a cancellation callback that ran while a reservation held
+    // the waiter's count) is left for the give-back that will follow (D3).
+    Grants g{std::max<std::int64_t>(getters_.live, 0), std::max<std::int64_t>(putters_.live, 0)};
+    getters_.live -= g.getters;
+    putters_.live -= g.putters;
     return g;
 }
 

@@ -1,6 +1,9 @@
 // tests/engine/queue_attack_test.cpp — targeted attacks on Queue / LifoQueue /
 // PriorityQueue (label "stress"). Each test names the bug it aims at in the comment
-// above it. Results at d6669de (Release, TSan; 2-core machine):
+// above it. Now regression tests: all three bugs were fixed after this review (take()
+// moves T once, straight into the caller's object; the heap sifts by swaps and undoes
+// them; shutdown() no longer resets counts that an in-flight grant gives back).
+// Results of the review at d6669de, before the fixes (Release, TSan; 2-core machine):
 //   ThrowingMoveOnGetNowaitLeavesQueueUnchanged        fails every run (item lost, n_ != container)
 //   ThrowingMoveOnAwaitedGetLeavesQueueUnchanged       fails every run
 //   ThrowingMoveInWokenGetterKeepsItem                 fails every run

@@ -33,8 +33,11 @@
 //     (ValueError). join() waits until every item put was marked done.
 //   * Negative maxsize: std::invalid_argument (asyncio treats it as unbounded; in C++
 //     a negative size is a bug at the call). 0 = unbounded.
-//   * Works for move-only T. If T's move throws, the operation fails with that
-//     exception and the queue is unchanged.
+//   * Works for move-only T. If T's move (or copy, for a T whose move may throw) or
+//     PriorityQueue's Compare throws inside the queue, the call fails with that
+//     exception and the queue holds the same items as before. The last step of get(),
+//     returning the item to the caller, is a move of T: if that throws, the item is
+//     gone (as with std::queue's front() + pop()); T with a noexcept move avoids it.
 //
 // ─────────────────────────────── Design ───────────────────────────────
 // Waiters park in two CQS waiter queues (runtime/detail/wait_queue.hpp) — the same
@@ -81,6 +84,7 @@
 #include <deque>
 #include <functional>
 #include <optional>
+#include <type_traits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -154,6 +158,7 @@ protected:
         void unlock() noexcept {
             if (c_ != nullptr) std::exchange(c_, nullptr)->unlock();
         }
+        [[nodiscard]] bool locked() const noexcept { return c_ != nullptr; }
 
     private:
         const QueueCore* c_;
@@ -169,6 +174,9 @@ protected:
     /// A resumed getter: takes its reservation (or a left-over one). False: nothing
     /// for it (it was woken by shutdown()).
     bool claim_item_locked() noexcept;
+    /// get() found an item on its fast path but takes it later (a T whose move may
+    /// throw): held for it as for a woken getter.
+    void claim_for_self_locked() noexcept { ++r_get_; }
     /// A getter woken but cancelled: its reservation goes back.
     void return_item_locked() noexcept {
         if (r_get_ > 0) --r_get_;
@@ -230,13 +238,18 @@ private:
     Side putters_{this, "Queue.put"};
 };
 
-/// Storage policies: push, pop, clear. pop() moves the next item out.
+/// Storage policies. push(v) stores v; take() moves the next item out (one move of
+/// T, into the caller's object: the return value is elided).
+/// Exception safety: if T's move (or, for a T whose move may throw, its copy) or the
+/// Compare throws, the call throws and the container holds exactly the items it held
+/// before (an item is erased only after it was moved out; the heap's sift steps are
+/// swaps, undone on the way out).
 template <class T>
 struct FifoStorage {
     std::deque<T> items;
     void push(T&& v) { items.push_back(std::move(v)); }
-    T pop() {
-        T v = std::move(items.front());
+    T take() {
+        T v(std::move_if_noexcept(items.front()));
         items.pop_front();
         return v;
     }
@@ -245,32 +258,79 @@ template <class T>
 struct LifoStorage {
     std::vector<T> items;
     void push(T&& v) { items.push_back(std::move(v)); }
-    T pop() {
-        T v = std::move(items.back());
+    T take() {
+        T v(std::move_if_noexcept(items.back()));
         items.pop_back();
         return v;
     }
 };
 template <class T, class Compare>
 struct HeapStorage {
+    // A binary min-heap by Compare (heapq): items[0] is the lowest.
     std::vector<T> items;
     Compare comp;
-    // A max-heap on the reversed order: the front is the lowest item (heapq).
-    bool later(const T& a, const T& b) { return comp(b, a); }
     void push(T&& v) {
         items.push_back(std::move(v));
+        const std::size_t leaf = items.size() - 1;
+        std::size_t i = leaf;
         try {
-            std::push_heap(items.begin(), items.end(), [this](const T& a, const T& b) { return later(a, b); });
+            while (i > 0) {
+                const std::size_t parent = (i - 1) / 2;
+                if (!comp(items[i], items[parent])) break;
+                using std::swap;
+                swap(items[i], items[parent]);
+                i = parent;
+            }
         } catch (...) {
-            items.pop_back();  // a throwing Compare: leave the queue as it was
+            sink_back(i, leaf);  // undo: the new item back down its path to the leaf
+            items.pop_back();
             throw;
         }
     }
-    T pop() {
-        std::pop_heap(items.begin(), items.end(), [this](const T& a, const T& b) { return later(a, b); });
-        T v = std::move(items.back());
+    T take() {
+        using std::swap;
+        const std::size_t last = items.size() - 1;
+        if (last > 0) {
+            swap(items[0], items[last]);
+            // Sift the new root down within [0, last); the path is recorded to undo it.
+            std::size_t path[64];
+            std::size_t depth = 0;
+            std::size_t i = 0;
+            try {
+                for (;;) {
+                    std::size_t child = 2 * i + 1;
+                    if (child >= last) break;
+                    if (child + 1 < last && comp(items[child + 1], items[child])) ++child;
+                    if (!comp(items[child], items[i])) break;
+                    swap(items[i], items[child]);
+                    path[depth++] = i;
+                    i = child;
+                }
+            } catch (...) {
+                while (depth > 0) {  // undo the swaps, deepest first
+                    const std::size_t up = path[--depth];
+                    swap(items[up], items[i]);
+                    i = up;
+                }
+                swap(items[0], items[last]);
+                throw;
+            }
+        }
+        T v(std::move_if_noexcept(items[last]));
         items.pop_back();
         return v;
+    }
+
+private:
+    // Moves the item at `i` back down to `leaf` along leaf's ancestors (undoes a sift-up).
+    void sink_back(std::size_t i, std::size_t leaf) noexcept {
+        using std::swap;
+        while (i != leaf) {
+            std::size_t child = leaf;  // the ancestor of leaf whose parent is i
+            while ((child - 1) / 2 != i) child = (child - 1) / 2;
+            swap(items[i], items[child]);
+            i = child;
+        }
     }
 };
 
@@ -286,18 +346,20 @@ public:
         explicit GetAwaiter(BasicQueue& q) noexcept : q_(&q) {}
         bool await_ready() {
             if (!coop_consume()) return false;  // budget spent: take, then yield
-            return q_->take_now(item_);
+            Guard g(*q_);
+            if (!q_->can_take_locked()) {
+                if (q_->shut_locked()) throw QueueShutDown{};
+                return false;
+            }
+            take_now(g);
+            return true;
         }
         bool await_suspend(std::coroutine_handle<> h) {
             TaskHeader& self = waiting_task("Queue::get");
             w_.self = &self;
             Guard g(*q_);
             if (q_->can_take_locked()) {
-                item_.emplace(q_->storage_.pop());
-                q_->taken_locked();
-                const Grants gr = q_->dispatch_locked();
-                g.unlock();
-                q_->deliver(gr);
+                take_now(g);
                 return q_->yield_after(self, h);
             }
             if (q_->shut_locked()) throw QueueShutDown{};
@@ -307,8 +369,16 @@ public:
             return w_.park(q_->getter_queue(), h);
         }
         T await_resume() {
-            if (!queued_) return std::move(*item_);
             BasicQueue& q = *q_;
+            if (!queued_) {
+                if constexpr (kMoveIsSafe) {
+                    return std::move(*item_);
+                } else {
+                    Guard g(q);  // take the item claimed in take_now(): one move, into the caller
+                    (void)q.claim_item_locked();
+                    return q.take_and_finish(g);
+                }
+            }
             bool granted = true;
             if (w_.suspended) granted = w_.finish(q.getter_queue());
             else q.getter_queue().remove(w_.pos);  // a deposit: granted without suspending
@@ -327,23 +397,23 @@ public:
                 throw CancelledError{};
             }
             if (!q.claim_item_locked()) throw QueueShutDown{};  // woken by shutdown()
-            std::optional<T> v;
-            try {
-                v.emplace(q.storage_.pop());
-                q.taken_locked();
-            } catch (...) {  // T's move threw: the item stays, free for the next getter
-                const Grants gr = q.dispatch_locked();
-                g.unlock();
-                q.deliver(gr);
-                throw;
-            }
-            const Grants gr = q.dispatch_locked();
-            g.unlock();
-            q.deliver(gr);
-            return std::move(*v);
+            return q.take_and_finish(g);
         }
 
     private:
+        // A T whose move may throw is moved only once, straight into the caller's
+        // object in await_resume; the fast path then just claims an item (as a woken
+        // getter holds one) so that nobody else takes it in between.
+        static constexpr bool kMoveIsSafe = std::is_nothrow_move_constructible_v<T>;
+        void take_now(Guard& g) {
+            if constexpr (kMoveIsSafe) {
+                item_.emplace(q_->take_and_finish(g));
+            } else {
+                q_->claim_for_self_locked();
+                g.unlock();
+            }
+        }
+
         BasicQueue* q_;
         std::optional<T> item_;
         SyncWait w_;
@@ -426,9 +496,12 @@ public:
 
     /// Takes an item now: QueueEmpty (or QueueShutDown once shut down) if none.
     T get_nowait() {
-        std::optional<T> v;
-        if (!take_now(v)) throw QueueEmpty{};
-        return std::move(*v);
+        Guard g(*this);
+        if (!can_take_locked()) {
+            if (shut_locked()) throw QueueShutDown{};
+            throw QueueEmpty{};
+        }
+        return take_and_finish(g);
     }
     /// Stores an item now: QueueFull if full(), QueueShutDown after shutdown().
     void put_nowait(T v) {
@@ -451,18 +524,25 @@ public:
 
 private:
     // Fast paths shared by the awaiters' await_ready and the *_nowait calls.
-    bool take_now(std::optional<T>& out) {
-        Guard g(*this);
-        if (!can_take_locked()) {
-            if (shut_locked()) throw QueueShutDown{};
-            return false;
-        }
-        out.emplace(storage_.pop());
+    /// Under the lock, with an item available to the caller: takes it (one move of
+    /// T), dispatches, unlocks and wakes. If T's move throws, the item stays and the
+    /// queue is as before.
+    T take_and_finish(Guard& g) {
+        // Dispatch, unlock and wake on the way out, whether the take worked or threw
+        // (then the item is still stored and free for a getter). No try block around
+        // `v`: the return value is elided into the caller's object.
+        struct Finish {
+            BasicQueue& q;
+            Guard& g;
+            ~Finish() {
+                const Grants gr = q.dispatch_locked();
+                g.unlock();
+                q.deliver(gr);
+            }
+        } finish{*this, g};
+        T v = storage_.take();
         taken_locked();
-        const Grants gr = dispatch_locked();
-        g.unlock();
-        deliver(gr);
-        return true;
+        return v;
     }
     bool store_now(T& v) {
         Guard g(*this);
