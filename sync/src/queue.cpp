@@ -30,18 +30,22 @@ QueueCore::QueueCore(std::ptrdiff_t maxsize) : maxsize_(checked_maxsize(maxsize)
 QueueCore::~QueueCore() = default;
 
 void QueueCore::lock() const noexcept {
-    for (unsigned spins = 0;; ++spins) {
+    // Test-and-test-and-set with exponential backoff: under contention between cores
+    // the waiters stop hammering the line the holder needs (measured on the lent
+    // 16-core machine, queue_mpsc pinned to 2 CPUs: 236-377 -> 177-204 ns/item).
+    unsigned backoff = 1;
+    for (;;) {
         // acquire: pairs with the release store in unlock().
         if (!locked_.exchange(true, std::memory_order_acquire)) return;
-        // relaxed: only a hint; the exchange above decides.
-        while (locked_.load(std::memory_order_relaxed)) {
-            if (++spins < 64) {
-                SPINDLE_CPU_RELAX();
+        do {
+            for (unsigned i = 0; i < backoff; ++i) SPINDLE_CPU_RELAX();
+            if (backoff < 64) {
+                backoff <<= 1;
             } else {
                 std::this_thread::yield();  // the holder may have been preempted
-                spins = 0;
             }
-        }
+            // relaxed: only a hint; the exchange above decides.
+        } while (locked_.load(std::memory_order_relaxed));
     }
 }
 
@@ -58,8 +62,8 @@ bool QueueCore::full() const noexcept {
 std::string QueueCore::debug_state() const {
     Guard g(*this);
     return "stored=" + std::to_string(n_) + " handed=" + std::to_string(r_get_) +
-           " slots_reserved=" + std::to_string(r_put_) + " live_getters=" + std::to_string(getters_.live) +
-           " live_putters=" + std::to_string(putters_.live) + " unfinished=" + std::to_string(unfinished_) +
+           " slots_reserved=" + std::to_string(r_put_) + " live_getters=" + std::to_string(live_get_) +
+           " live_putters=" + std::to_string(live_put_) + " unfinished=" + std::to_string(unfinished_) +
            (shutdown_ ? " shutdown" : "");
 }
 
@@ -87,15 +91,15 @@ bool QueueCore::claim_item_locked() noexcept {
 
 QueueCore::Grants QueueCore::dispatch_locked() noexcept {
     Grants g;
-    if (getters_.live > 0 && n_ > r_get_) {
-        const auto k = std::min<std::int64_t>(getters_.live, static_cast<std::int64_t>(n_ - r_get_));
-        getters_.live -= k;
+    if (live_get_ > 0 && n_ > r_get_) {
+        const auto k = std::min<std::int64_t>(live_get_, static_cast<std::int64_t>(n_ - r_get_));
+        live_get_ -= k;
         r_get_ += static_cast<std::size_t>(k);
         g.getters = k;
     }
-    if (maxsize_ != 0 && putters_.live > 0 && n_ + r_put_ < maxsize_) {
-        const auto k = std::min<std::int64_t>(putters_.live, static_cast<std::int64_t>(maxsize_ - n_ - r_put_));
-        putters_.live -= k;
+    if (maxsize_ != 0 && live_put_ > 0 && n_ + r_put_ < maxsize_) {
+        const auto k = std::min<std::int64_t>(live_put_, static_cast<std::int64_t>(maxsize_ - n_ - r_put_));
+        live_put_ -= k;
         r_put_ += static_cast<std::size_t>(k);
         g.putters = k;
     }
@@ -127,9 +131,9 @@ void QueueCore::deliver(Grants g) noexcept {
         Guard lk(*this);
         // Clamped: an immediate shutdown() may have dropped the reservations already.
         r_get_ -= std::min(r_get_, static_cast<std::size_t>(get.missing));
-        getters_.live += get.missing;
+        live_get_ += get.missing;
         r_put_ -= std::min(r_put_, static_cast<std::size_t>(put.missing));
-        putters_.live += put.missing;
+        live_put_ += put.missing;
         // A waiter that queued since (it saw the reservation hide the item or the
         // slot) is served now; otherwise stop: dispatching again on the count that
         // the callback is about to take off would only scan in vain.
@@ -154,9 +158,9 @@ QueueCore::Grants QueueCore::shut_down_locked(std::size_t discarded) noexcept {
     // event (a cell queued, a reservation, a cancellation callback, a give-back),
     // so a count below 0 (a cancellation callback that ran while a reservation held
     // the waiter's count) is left for the give-back that will follow (D3).
-    Grants g{std::max<std::int64_t>(getters_.live, 0), std::max<std::int64_t>(putters_.live, 0)};
-    getters_.live -= g.getters;
-    putters_.live -= g.putters;
+    Grants g{std::max<std::int64_t>(live_get_, 0), std::max<std::int64_t>(live_put_, 0)};
+    live_get_ -= g.getters;
+    live_put_ -= g.putters;
     return g;
 }
 
@@ -167,19 +171,19 @@ void QueueCore::wake_all(Grants g) noexcept {
     const Shortfall put = grant(putters_, g.putters);
     if (get.missing == 0 && put.missing == 0) return;
     Guard lk(*this);
-    getters_.live += get.missing;
-    putters_.live += put.missing;
+    live_get_ += get.missing;
+    live_put_ += put.missing;
 }
 
 WaitPosition QueueCore::enqueue_locked(Side& s) {
     WaitPosition p = s.q.enqueue();
-    ++s.live;
+    ++*s.live;
     return p;
 }
 
 void QueueCore::Side::on_waiter_cancelled() noexcept {
     Guard g(*core);
-    --live;  // may go below 0 for a moment when a reservation took the count (D3)
+    --*live;  // may go below 0 for a moment when a reservation took the count (D3)
 }
 
 }  // namespace spindle::detail

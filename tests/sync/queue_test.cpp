@@ -58,12 +58,12 @@ Task<void> get_str(Queue<std::string>& q, Trace& T, std::string name) {
 Task<void> put_traced(Queue<int>& q, Trace& T, int v) {
     try {
         co_await q.put(v);
-        T("p" + std::to_string(v) + "+");
+        T(spindle::synctest::nm("p", v) + "+");
     } catch (const CancelledError&) {
-        T("p" + std::to_string(v) + "-cancelled");
+        T(spindle::synctest::nm("p", v) + "-cancelled");
         throw;
     } catch (const QueueShutDown&) {
-        T("p" + std::to_string(v) + "-shutdown");
+        T(spindle::synctest::nm("p", v) + "-shutdown");
     }
 }
 

@@ -42,7 +42,7 @@
 // ─────────────────────────────── Design ───────────────────────────────
 // Waiters park in two CQS waiter queues (runtime/detail/wait_queue.hpp) — the same
 // lock-free, abortable engine as every other primitive: one for getters, one for
-// putters. The items themselves live in an ordinary container (deque, vector, heap)
+// putters. The items themselves live in an ordinary container (ring, vector, heap)
 // guarded by a short spin lock, as Go's channels guard their ring buffer: FIFO
 // across producers needs one order, and a lock-free MPMC FIFO with priorities and
 // LIFO is not worth its cost here. The lock is never held while a task is woken.
@@ -81,7 +81,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <new>
 #include <functional>
 #include <optional>
 #include <type_traits>
@@ -205,7 +205,7 @@ protected:
 
 private:
     struct Side final : WaitQueueOwner {
-        Side(QueueCore* c, const char* k) : core(c), kind(k), q(this) {}
+        Side(QueueCore* c, std::int64_t* l, const char* k) : core(c), live(l), kind(k), q(this) {}
         void on_waiter_cancelled() noexcept override;
         /// Runtime::dump(): "Queue.get"/"Queue.put", the queue's address, the cells
         /// still in this side's waiter queue (lock-free snapshot; live is under the lock).
@@ -213,9 +213,9 @@ private:
             return WaitDescription{kind, core, wq.approx_size()};
         }
         QueueCore* const core;
+        std::int64_t* const live;  // the core's count for this side
         const char* const kind;
         WaitQueue q;
-        std::int64_t live = 0;  // under the core's lock; < 0 for a moment (D3)
     };
     WaitPosition enqueue_locked(Side& s);
     struct Shortfall {
@@ -226,17 +226,24 @@ private:
     /// up short (D3).
     static Shortfall grant(Side& side, std::int64_t k) noexcept;
 
-    mutable std::atomic<bool> locked_{false};
+    // Cold: written at construction or rarely.
     const std::size_t maxsize_;
-    std::size_t n_ = 0;           // under the lock
-    std::size_t r_get_ = 0;       // under the lock
-    std::size_t r_put_ = 0;       // under the lock
-    std::size_t unfinished_ = 0;  // under the lock
+    Event finished_;  // set iff unfinished_ == 0 (changed under the lock)
+    Side getters_{this, &live_get_, "Queue.get"};
+    Side putters_{this, &live_put_, "Queue.put"};
+
+    // Hot: the lock and everything it guards that every put/get touches, in one cache
+    // line, so a hand-over between cores moves one line (plus the storage's).
+    alignas(64) mutable std::atomic<bool> locked_{false};
     bool shutdown_ = false;       // under the lock
-    Event finished_;              // set iff unfinished_ == 0 (changed under the lock)
-    Side getters_{this, "Queue.get"};
-    Side putters_{this, "Queue.put"};
+    std::size_t n_ = 0;           // under the lock: items stored
+    std::size_t r_get_ = 0;       // under the lock: items handed to woken getters
+    std::size_t r_put_ = 0;       // under the lock: slots reserved for woken putters
+    std::size_t unfinished_ = 0;  // under the lock: put and not yet task_done()
+    std::int64_t live_get_ = 0;   // under the lock: counted getters (< 0 for a moment, D3)
+    std::int64_t live_put_ = 0;   // under the lock: counted putters (likewise)
 };
+static_assert(sizeof(std::atomic<bool>) + sizeof(bool) <= 8, "the hot line's layout");
 
 /// Storage policies. push(v) stores v; take() moves the next item out (one move of
 /// T, into the caller's object: the return value is elided).
@@ -246,13 +253,75 @@ private:
 /// swaps, undone on the way out).
 template <class T>
 struct FifoStorage {
-    std::deque<T> items;
-    void push(T&& v) { items.push_back(std::move(v)); }
+    // A growable ring of raw slots, [head, head + size) modulo cap (a power of two):
+    // four words, where a std::deque keeps ten, so a put or get that follows one on
+    // another core misses on fewer cache lines.
+    FifoStorage() = default;
+    FifoStorage(FifoStorage&& o) noexcept
+        : buf(std::exchange(o.buf, nullptr)),
+          cap(std::exchange(o.cap, 0)),
+          head(std::exchange(o.head, 0)),
+          size(std::exchange(o.size, 0)) {}
+    FifoStorage& operator=(FifoStorage&& o) noexcept {
+        if (this != &o) {
+            FifoStorage old(std::move(*this));
+            buf = std::exchange(o.buf, nullptr);
+            cap = std::exchange(o.cap, 0);
+            head = std::exchange(o.head, 0);
+            size = std::exchange(o.size, 0);
+        }
+        return *this;
+    }
+    FifoStorage(const FifoStorage&) = delete;
+    FifoStorage& operator=(const FifoStorage&) = delete;
+    ~FifoStorage() {
+        for (std::size_t i = 0; i < size; ++i) slot(i)->~T();
+        release(buf);
+    }
+    void push(T&& v) {
+        if (size == cap) grow();
+        ::new (static_cast<void*>(slot(size))) T(std::move(v));  // throws: nothing changed
+        ++size;
+    }
     T take() {
-        T v(std::move_if_noexcept(items.front()));
-        items.pop_front();
+        T* p = slot(0);
+        T v(std::move_if_noexcept(*p));  // throws: nothing changed
+        p->~T();
+        head = (head + 1) & (cap - 1);
+        --size;
         return v;
     }
+
+private:
+    T* slot(std::size_t i) const noexcept { return buf + ((head + i) & (cap - 1)); }
+    static T* acquire(std::size_t n) {
+        return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{alignof(T)}));
+    }
+    static void release(T* p) noexcept {
+        if (p != nullptr) ::operator delete(p, std::align_val_t{alignof(T)});
+    }
+    void grow() {
+        const std::size_t ncap = cap == 0 ? 16 : cap * 2;
+        T* nbuf = acquire(ncap);
+        std::size_t moved = 0;
+        try {
+            for (; moved < size; ++moved) ::new (static_cast<void*>(nbuf + moved)) T(std::move_if_noexcept(*slot(moved)));
+        } catch (...) {  // only a T copied for a throwing move gets here: the old ring is intact
+            for (std::size_t i = 0; i < moved; ++i) nbuf[i].~T();
+            release(nbuf);
+            throw;
+        }
+        for (std::size_t i = 0; i < size; ++i) slot(i)->~T();
+        release(buf);
+        buf = nbuf;
+        cap = ncap;
+        head = 0;
+    }
+
+    T* buf = nullptr;
+    std::size_t cap = 0;
+    std::size_t head = 0;
+    std::size_t size = 0;
 };
 template <class T>
 struct LifoStorage {
@@ -346,15 +415,21 @@ public:
         explicit GetAwaiter(BasicQueue& q) noexcept : q_(&q) {}
         bool await_ready() {
             if (!coop_consume()) return false;  // budget spent: take, then yield
+            // One lock acquisition either way: take now, or take a cell (parked in
+            // await_suspend; a grant arriving in between leaves a deposit there).
+            w_.self = &waiting_task("Queue::get");
             Guard g(*q_);
-            if (!q_->can_take_locked()) {
-                if (q_->shut_locked()) throw QueueShutDown{};
-                return false;
+            if (q_->can_take_locked()) {
+                take_now(g);
+                return true;
             }
-            take_now(g);
-            return true;
+            if (q_->shut_locked()) throw QueueShutDown{};
+            w_.pos = q_->enqueue_getter_locked();
+            queued_ = true;
+            return false;
         }
         bool await_suspend(std::coroutine_handle<> h) {
+            if (queued_) return w_.park(q_->getter_queue(), h);
             TaskHeader& self = waiting_task("Queue::get");
             w_.self = &self;
             Guard g(*q_);
@@ -425,9 +500,25 @@ public:
         PutAwaiter(BasicQueue& q, T&& v) : q_(&q), item_(std::move(v)) {}
         bool await_ready() {
             if (!coop_consume()) return false;  // budget spent: store, then yield
-            return q_->store_now(item_);
+            // One lock acquisition either way: store now, or take a cell (parked in
+            // await_suspend; a grant arriving in between leaves a deposit there).
+            w_.self = &waiting_task("Queue::put");
+            Guard g(*q_);
+            if (q_->shut_locked()) throw QueueShutDown{};
+            if (q_->has_room_locked()) {
+                q_->storage_.push(std::move(item_));
+                q_->stored_locked();
+                const Grants gr = q_->dispatch_locked();
+                g.unlock();
+                q_->deliver(gr);
+                return true;
+            }
+            w_.pos = q_->enqueue_putter_locked();
+            queued_ = true;
+            return false;
         }
         bool await_suspend(std::coroutine_handle<> h) {
+            if (queued_) return w_.park(q_->putter_queue(), h);
             TaskHeader& self = waiting_task("Queue::put");
             w_.self = &self;
             Guard g(*q_);
