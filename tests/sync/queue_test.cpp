@@ -595,3 +595,26 @@ TEST(SyncQueueMulti, PlainThreadsAndTasks) {
     EXPECT_EQ(got_sum.load(), static_cast<long long>(n) * (n + 1) / 2);
     EXPECT_TRUE(q.empty());
 }
+
+// Runtime::dump() names what a task waits on: "Queue.get" / "Queue.put" and the queue.
+TEST(SyncQueue, DumpShowsQueueWaits) {
+    spindle::Runtime rt(spindle::RuntimeOptions{.workers = 1});
+    Queue<int> empty;
+    Queue<int> full(1);
+    full.put_nowait(0);
+    auto g = rt.spawn([](Queue<int>& q) -> Task<void> { (void)co_await q.get(); }(empty), "getter");
+    auto p = rt.spawn([](Queue<int>& q) -> Task<void> { co_await q.put(1); }(full), "putter");
+    // Both tasks ran up to their waits once this one, queued after them, has run.
+    rt.block_on([]() -> Task<void> { co_return; }());
+    const std::string dump = rt.dump();
+    EXPECT_NE(dump.find("\"getter\": parked on Queue.get"), std::string::npos) << dump;
+    EXPECT_NE(dump.find("\"putter\": parked on Queue.put"), std::string::npos) << dump;
+    empty.put_nowait(7);
+    (void)full.get_nowait();
+    rt.block_on([](JoinHandle<void> a, JoinHandle<void> b) -> Task<void> {
+        co_await a;
+        co_await b;
+    }(std::move(g), std::move(p)));
+    EXPECT_EQ(full.get_nowait(), 1);
+    EXPECT_TRUE(empty.empty());
+}
