@@ -22,16 +22,7 @@ bool JoinOrTimeout::await_suspend(std::coroutine_handle<> h) {
         add_timer(*self, entry);
         timer = true;
     }
-    if (self->cancelled_while_arming(entry.token)) {
-        // A cancellation was already pending when the wait began (typically re-requested
-        // by a wait_for that returned a completed result instead of dropping the
-        // cancellation): cancel the inner operation now, so that it cannot complete
-        // again before we resume and the cancellation is finally delivered (a loop of
-        // wait_for calls on a free lock would otherwise never end; CPython 3.12+
-        // cancels the awaited task in the same way).
-        (void)target->cancel();
-        self->schedule();  // requeue (asyncio order)
-    }
+    if (self->cancelled_while_arming(entry.token)) self->schedule();  // requeue (asyncio order)
     return true;
 }
 

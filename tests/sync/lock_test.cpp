@@ -634,28 +634,3 @@ CO_TEST_OPTS(SyncLockAsyncio, LockContextManagerAndReleaseNoWaiters, one_worker(
     lock.release();
     EXPECT_FALSE(lock.locked());
 }
-
-// A task looping on wait_for(lock.acquire(), t) of a free Lock can be cancelled: a
-// cancel() that lands while the inner acquisition has just completed is delivered at
-// the next suspension point, not swallowed (found by tests/soak; CPython 3.11 drops
-// it). One worker, so each k lands the cancel at a different step of the loop.
-CO_TEST_OPTS(SyncLock, WaitForLoopOnFreeLockCanBeCancelled, one_worker()) {
-    Lock lock;
-    for (int k = 0; k < 16; ++k) {
-        auto victim = spindle::spawn([](Lock& l) -> Task<void> {
-            for (;;) {
-                co_await spindle::wait_for(l.acquire(), 200us);
-                l.release();
-            }
-        }(lock));
-        for (int i = 0; i < k; ++i) co_await spindle::yield_now();
-        (void)victim.cancel();
-        for (int i = 0; i < 100 && !victim.done(); ++i) co_await spindle::yield_now();
-        const bool done = victim.done();
-        EXPECT_TRUE(done) << "k=" << k << ": the cancellation was lost";
-        if (!done) co_return;  // spindle::run's shutdown re-cancels it
-        const bool cancelled = co_await ended_cancelled(std::move(victim));
-        EXPECT_TRUE(cancelled) << "k=" << k;
-        EXPECT_FALSE(lock.locked());
-    }
-}

@@ -110,22 +110,16 @@ Task<R> wait_for_child(JoinHandle<R> child, std::int64_t ns) {
     JoinOrTimeout first{child.header(), ns};
     auto outcome = co_await first;
     if (outcome == JoinOrTimeout::Outcome::kCompleted || child.done()) {
-        // Cancelled while (or after) the inner operation finished: its result is
-        // returned, never lost (CPython: `if fut.done(): return fut.result()`), and the
-        // cancellation is requested again, for our next suspension point (DESIGN §2;
-        // CPython 3.11 drops it there, so a loop of wait_for calls could never be
-        // cancelled — found by tests/soak, `--only cancel,lock --wait-for-victims`).
-        bool recancel = outcome == JoinOrTimeout::Outcome::kCancelled;
         // CPython: the inner task's done callback releases the waiter future, whose
         // callback wakes us: one more ready-queue step than a direct join.
         if (first.suspended && outcome == JoinOrTimeout::Outcome::kCompleted) {
             try {
                 co_await YieldAwaiter{};
             } catch (const CancelledError&) {
-                recancel = true;
+                // CPython 3.11: cancelled after the inner task finished -> its result
+                // is returned (`if fut.done(): return fut.result()`), never lost.
             }
         }
-        if (recancel && !child.cancelled()) (void)require_task("wait_for").cancel();
         co_return co_await std::move(child);
     }
     // Timed out or cancelled: cancel the inner operation and wait until it is done.
