@@ -130,7 +130,18 @@ void TaskHeader::schedule() noexcept {
     }
 }
 
+namespace {
+// JoinAwaiterBase::on_cancel's forwarding chain on this thread (await-cycle detection).
+constexpr int kForwardMax = 64;
+thread_local TaskHeader* tl_forwarding[kForwardMax];
+thread_local int tl_forward_depth = 0;
+thread_local TaskHeader* tl_cycle_back = nullptr;
+}  // namespace
+
 bool TaskHeader::cancel() noexcept {
+    for (int i = 0; i < tl_forward_depth; ++i) {
+        if (tl_forwarding[i] == this) tl_cycle_back = this;  // forwarded back to itself
+    }
     // asyncio marks a task that returns with a cancellation still pending as
     // cancelled; that can only happen there when a task cancels itself, so that is
     // the only case we keep: a task cancelled by another core while it runs, which
@@ -317,7 +328,17 @@ void JoinAwaiterBase::on_cancel(TaskHeader& task) noexcept {
     // We hold the claim, so the awaiting task is frozen and this awaiter is alive.
     // Forward the cancellation to the awaited task and keep waiting for it.
     task.consume_cancel();
+    // The forward runs synchronously on this thread; if it comes back to `task`
+    // (an await cycle: A awaits B awaits A), TaskHeader::cancel() notes it in
+    // tl_cycle_back, and the cancellation is delivered to `task` below instead of
+    // being forwarded round the cycle forever (which spun; asyncio recurses until
+    // RecursionError). A cycle can never complete, so ending it is the only answer.
+    const bool tracked = tl_forward_depth < kForwardMax;
+    if (tracked) tl_forwarding[tl_forward_depth++] = &task;
     target->cancel();
+    if (tracked) --tl_forward_depth;
+    const bool cycled = tl_cycle_back == &task;
+    if (cycled) tl_cycle_back = nullptr;
     target->lock_joiners();
     // relaxed: kComplete is only set under the join lock, which we hold.
     if ((target->state_.load(std::memory_order_relaxed) & TaskHeader::kComplete) != 0U) {
@@ -330,8 +351,18 @@ void JoinAwaiterBase::on_cancel(TaskHeader& task) noexcept {
     target->unlock_joiners();
     // From here the target may complete and the awaiter die: touch `this` again
     // only after winning a claim. A second cancel() that arrived while the wait was
-    // disarmed left its flag set: forward it too (each forward re-arms).
-    if (task.cancelled_while_arming(tok)) on_cancel(task);
+    // disarmed left its flag set: forward it too (each forward re-arms) — unless it
+    // came back round an await cycle: then leave the wait and deliver it.
+    if (task.cancelled_while_arming(tok)) {
+        if (!cycled) {
+            on_cancel(task);
+            return;
+        }
+        target->lock_joiners();
+        target->remove_joiner_locked(this);
+        target->unlock_joiners();
+        task.schedule();  // finish_resume() throws CancelledError
+    }
 }
 
 void JoinAwaiterBase::finish_resume() {

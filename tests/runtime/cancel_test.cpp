@@ -484,3 +484,40 @@ CO_TEST_OPTS(Cancel, JoinHandleCopiesShareTheTask, one_worker_virtual()) {
     EXPECT_TRUE(copy.cancelled());
     EXPECT_FALSE(ran);
 }
+
+// An await cycle (A awaits B, B awaits A) can never complete; cancelling one of them
+// ends both with CancelledError instead of forwarding the cancellation round the
+// cycle forever (it spun; asyncio recurses until RecursionError). Also a 3-cycle.
+namespace {
+Task<void> await_slot(std::vector<JoinHandle<void>>& hs, std::size_t i, int& started) {
+    ++started;
+    while (hs.size() <= i) co_await spindle::yield_now();
+    co_await hs[i];
+}
+}  // namespace
+
+CO_TEST_OPTS(Cancel, AwaitCycleEndsCancelled, one_worker_virtual()) {
+    for (std::size_t n : {2U, 3U}) {
+        std::vector<JoinHandle<void>> hs;
+        hs.reserve(n);
+        int started = 0;
+        std::vector<JoinHandle<void>> tasks;
+        for (std::size_t k = 0; k < n; ++k) tasks.push_back(spindle::spawn(await_slot(hs, (k + 1) % n, started)));
+        for (auto& t : tasks) hs.push_back(t);  // each awaits the next one: a cycle
+        for (int i = 0; i < 10; ++i) co_await spindle::yield_now();
+        EXPECT_EQ(started, static_cast<int>(n));
+        (void)hs[0].cancel();
+        for (int i = 0; i < 100; ++i) {
+            bool all = true;
+            for (auto& h : hs) all = all && h.done();
+            if (all) break;
+            co_await spindle::yield_now();
+        }
+        for (std::size_t k = 0; k < n; ++k) {
+            const bool done = hs[k].done();
+            EXPECT_TRUE(done) << "cycle of " << n << ": task " << k << " still waiting";
+            if (!done) co_return;
+            EXPECT_TRUE(hs[k].cancelled()) << "cycle of " << n << ": task " << k;
+        }
+    }
+}
