@@ -220,7 +220,7 @@ std::size_t WaitQueue::grant(std::size_t limit) noexcept {
         ~Publish() {
             // relaxed: a monotone hint; the cells themselves are read with acquire.
             std::uint64_t cur = hint.load(std::memory_order_relaxed);
-            while (cur < at && !hint.compare_exchange_weak(cur, at, std::memory_order_relaxed)) {
+            while (cur < at && !hint.compare_exchange_weak(cur, at, std::memory_order_relaxed)) {  // relaxed: as above
             }
         }
     } publish{scan_, i};

@@ -218,7 +218,7 @@ public:
             // seq_cst: as the store it replaces (wait_queue.hpp R4: before the cell can
             // be removed); failure: a dumper tagged it (re-read, relaxed: re-validated).
             if (wait_cell_.compare_exchange_strong(c, nullptr, std::memory_order_seq_cst,
-                                                   std::memory_order_relaxed))
+                                                   std::memory_order_relaxed))  // failure: re-validated
                 return;
         }
     }
