@@ -415,32 +415,10 @@ public:
         explicit GetAwaiter(BasicQueue& q) noexcept : q_(&q) {}
         bool await_ready() {
             if (!coop_consume()) return false;  // budget spent: take, then yield
-            // One lock acquisition either way: take now, or take a cell (parked in
-            // await_suspend; a grant arriving in between leaves a deposit there).
-            w_.self = &waiting_task("Queue::get");
-            Guard g(*q_);
-            if (q_->can_take_locked()) {
-                take_now(g);
-                return true;
-            }
-            if (q_->shut_locked()) throw QueueShutDown{};
-            w_.pos = q_->enqueue_getter_locked();
-            queued_ = true;
-            return false;
+            return attempt();
         }
         bool await_suspend(std::coroutine_handle<> h) {
-            if (queued_) return w_.park(q_->getter_queue(), h);
-            TaskHeader& self = waiting_task("Queue::get");
-            w_.self = &self;
-            Guard g(*q_);
-            if (q_->can_take_locked()) {
-                take_now(g);
-                return q_->yield_after(self, h);
-            }
-            if (q_->shut_locked()) throw QueueShutDown{};
-            w_.pos = q_->enqueue_getter_locked();
-            queued_ = true;
-            g.unlock();
+            if (!queued_ && attempt()) return yield_after(*w_.self, h);
             return w_.park(q_->getter_queue(), h);
         }
         T await_resume() {
@@ -476,6 +454,21 @@ public:
         }
 
     private:
+        // One lock acquisition either way: take an item now (true), or take a cell
+        // (false; parked in await_suspend; a grant arriving in between leaves a
+        // deposit there).
+        bool attempt() {
+            w_.self = &waiting_task("Queue::get");
+            Guard g(*q_);
+            if (q_->can_take_locked()) {
+                take_now(g);
+                return true;
+            }
+            if (q_->shut_locked()) throw QueueShutDown{};
+            w_.pos = q_->enqueue_getter_locked();
+            queued_ = true;
+            return false;
+        }
         // A T whose move may throw is moved only once, straight into the caller's
         // object in await_resume; the fast path then just claims an item (as a woken
         // getter holds one) so that nobody else takes it in between.
@@ -500,40 +493,10 @@ public:
         PutAwaiter(BasicQueue& q, T&& v) : q_(&q), item_(std::move(v)) {}
         bool await_ready() {
             if (!coop_consume()) return false;  // budget spent: store, then yield
-            // One lock acquisition either way: store now, or take a cell (parked in
-            // await_suspend; a grant arriving in between leaves a deposit there).
-            w_.self = &waiting_task("Queue::put");
-            Guard g(*q_);
-            if (q_->shut_locked()) throw QueueShutDown{};
-            if (q_->has_room_locked()) {
-                q_->storage_.push(std::move(item_));
-                q_->stored_locked();
-                const Grants gr = q_->dispatch_locked();
-                g.unlock();
-                q_->deliver(gr);
-                return true;
-            }
-            w_.pos = q_->enqueue_putter_locked();
-            queued_ = true;
-            return false;
+            return attempt();
         }
         bool await_suspend(std::coroutine_handle<> h) {
-            if (queued_) return w_.park(q_->putter_queue(), h);
-            TaskHeader& self = waiting_task("Queue::put");
-            w_.self = &self;
-            Guard g(*q_);
-            if (q_->shut_locked()) throw QueueShutDown{};
-            if (q_->has_room_locked()) {
-                q_->storage_.push(std::move(item_));
-                q_->stored_locked();
-                const Grants gr = q_->dispatch_locked();
-                g.unlock();
-                q_->deliver(gr);
-                return q_->yield_after(self, h);
-            }
-            w_.pos = q_->enqueue_putter_locked();
-            queued_ = true;
-            g.unlock();
+            if (!queued_ && attempt()) return yield_after(*w_.self, h);
             return w_.park(q_->putter_queue(), h);
         }
         void await_resume() {
@@ -574,6 +537,17 @@ public:
         }
 
     private:
+        // One lock acquisition either way: store the item now (true), or take a cell
+        // (false; parked in await_suspend, as in GetAwaiter::attempt()).
+        bool attempt() {
+            w_.self = &waiting_task("Queue::put");
+            Guard g(*q_);
+            if (q_->store_locked(g, item_)) return true;
+            w_.pos = q_->enqueue_putter_locked();
+            queued_ = true;
+            return false;
+        }
+
         BasicQueue* q_;
         T item_;
         SyncWait w_;
@@ -596,7 +570,8 @@ public:
     }
     /// Stores an item now: QueueFull if full(), QueueShutDown after shutdown().
     void put_nowait(T v) {
-        if (!store_now(v)) throw QueueFull{};
+        Guard g(*this);
+        if (!store_locked(g, v)) throw QueueFull{};
     }
 
     /// Python 3.13's Queue.shutdown (see the header comment).
@@ -635,8 +610,9 @@ private:
         taken_locked();
         return v;
     }
-    bool store_now(T& v) {
-        Guard g(*this);
+    /// Under the lock: QueueShutDown after shutdown(); stores `v` if there is room
+    /// (then dispatches, unlocks and wakes) and returns true; else false, still locked.
+    bool store_locked(Guard& g, T& v) {
         if (shut_locked()) throw QueueShutDown{};
         if (!has_room_locked()) return false;
         storage_.push(std::move(v));
