@@ -1,6 +1,7 @@
-// runtime/src/local_queue.hpp — a worker's run queue: a bounded FIFO ring that the
+// runtime/src/local_queue.hpp — a worker's run queues: bounded FIFO rings that the
 // owner pushes at the tail and that the owner and thieves take from at the head.
-// Never installed.
+// LocalQueue (256 tasks) is the run queue; WakeArea (16) holds the tasks woken by the
+// task running on the worker (see "Wake area" in scheduler.hpp). Never installed.
 //
 // Algorithm: Go's per-P `runq` (runtime/proc.go: runqput, runqget, runqgrab) as also
 // used by Tokio (scheduler/multi_thread/queue.rs). We depart from DESIGN.md's
@@ -13,8 +14,8 @@
 //   tail_  one past the newest task; written only by the owner
 // Indices are free-running uint32; size = tail - head (mod 2^32) <= kCapacity.
 //
-// THREAD SAFETY: push/pop/push_overflow_batch: owner only. steal_into: any other
-// worker (the thief), with `into` being the thief's own queue.
+// THREAD SAFETY: push/pop/drain_half: owner only. steal_into: any other worker (the
+// thief), with `into` being the thief's own queue. steal_one: any thread.
 //
 // Invariants:
 //   1. Slots in [head, tail) hold published tasks; the owner writes slot tail before
@@ -35,9 +36,10 @@
 
 namespace spindle::detail {
 
-class LocalQueue {
+template <std::uint32_t Capacity>
+class RingQueue {
 public:
-    static constexpr std::uint32_t kCapacity = 256;
+    static constexpr std::uint32_t kCapacity = Capacity;
     static_assert((kCapacity & (kCapacity - 1)) == 0, "capacity must be a power of two");
 
     /// Owner: appends `t`; false when full (the caller moves work elsewhere).
@@ -93,7 +95,7 @@ public:
 
     /// Thief: moves about half of this queue's tasks into `into` (the thief's own,
     /// empty-enough queue) and returns one of them to run, or null.
-    TaskHeader* steal_into(LocalQueue& into) noexcept {
+    TaskHeader* steal_into(RingQueue& into) noexcept {
         // relaxed: into is the caller's own queue.
         const std::uint32_t dst_tail = into.tail_.load(std::memory_order_relaxed);
         // acquire: pairs with other thieves' CAS on into.head_.
@@ -123,6 +125,24 @@ public:
         }
     }
 
+    /// Any thread: takes the oldest task, or null (the same claim as pop(): the CAS on
+    /// head_ decides, invariant 3).
+    TaskHeader* steal_one() noexcept {
+        // acquire: pairs with the owner's/thieves' CAS on head_.
+        std::uint32_t head = head_.load(std::memory_order_acquire);
+        for (;;) {
+            // acquire: pairs with the owner's release store of tail_ (invariant 1).
+            const std::uint32_t tail = tail_.load(std::memory_order_acquire);
+            const std::uint32_t n = tail - head;
+            if (n == 0 || n > kCapacity) return nullptr;  // empty, or a torn read: give up
+            // relaxed: published by the acquire load of tail_; validated by the CAS.
+            TaskHeader* t = slots_[head & kMask].load(std::memory_order_relaxed);
+            // acq_rel: claims the task (invariant 3); failure: acquire, re-read head_.
+            if (head_.compare_exchange_weak(head, head + 1, std::memory_order_acq_rel, std::memory_order_acquire))
+                return t;
+        }
+    }
+
     /// Racy size, for heuristics and the idle re-check.
     [[nodiscard]] std::uint32_t approx_size() const noexcept {
         // seq_cst: used in the parking re-check, which must not be reordered with the
@@ -139,5 +159,8 @@ private:
     alignas(64) std::atomic<std::uint32_t> tail_{0};  // owner writes; thieves read
     std::array<std::atomic<TaskHeader*>, kCapacity> slots_{};
 };
+
+using LocalQueue = RingQueue<256>;
+using WakeArea = RingQueue<16>;
 
 }  // namespace spindle::detail

@@ -60,6 +60,12 @@ std::string exception_text(const std::exception_ptr& e) {
 
 constexpr std::uint32_t kInjectorEvery = 61;  // Go's fairness tick for the global queue
 constexpr std::size_t kMaxWorkers = 1024;
+// Stall monitor (see "Wake area" in scheduler.hpp): a worker whose ticks have not
+// moved for kStallNs while tasks wait in its wake area is stalled. The monitor looks
+// every kMonitorNs, backing off to kMonitorMaxNs while nothing stalls.
+constexpr std::int64_t kStallNs = 250'000;
+constexpr std::int64_t kMonitorNs = 250'000;
+constexpr std::int64_t kMonitorMaxNs = 4'000'000;
 
 void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::int64_t timeout_ns) noexcept {
     timespec ts{};
@@ -398,6 +404,7 @@ Scheduler::Scheduler(const RuntimeOptions& opts) : opts_(opts), epoch_(std::chro
         Worker* wp = w.get();
         wp->thread = std::thread([this, wp] { worker_main(*wp); });
     }
+    if (!single_) monitor_ = std::thread([this] { monitor_main(); });
 }
 
 Scheduler::~Scheduler() {
@@ -406,6 +413,11 @@ Scheduler::~Scheduler() {
     } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw
     }
     stop_.store(true);
+    // The monitor first: it must not inject a rescued task once the workers are gone.
+    if (monitor_.joinable()) {
+        wake_monitor();
+        monitor_.join();
+    }
     for (auto& w : workers_) wake_worker(*w);
     for (auto& w : workers_)
         if (w->thread.joinable()) w->thread.join();
@@ -463,11 +475,13 @@ void Scheduler::wake(TaskHeader* t) noexcept {
         enqueue(t);
         return;
     }
-    TaskHeader* displaced = w->lifo;
-    w->lifo = t;
-    if (displaced != nullptr) {
-        push_local(*w, displaced);
-        notify_one();
+    // Full: the oldest woken task goes to the run queue, where idle workers may steal
+    // it (a fan-out spreads). pop() finds nothing only if the monitor just emptied it.
+    while (!w->woken.push(t)) {
+        if (TaskHeader* old = w->woken.pop()) {
+            push_local(*w, old);
+            notify_one();
+        }
     }
 }
 
@@ -573,17 +587,19 @@ void Scheduler::worker_main(Worker& w) {
 }
 
 TaskHeader* Scheduler::next_local(Worker& w) noexcept {
-    // First: the batch boundary fires timers, whose wakes may land in the LIFO slot.
+    // First: the batch boundary fires timers, whose wakes may land in the wake area.
     if (w.batch_left == 0) batch_boundary(w);
-    if (TaskHeader* t = w.lifo) {
-        w.lifo = nullptr;
-        if (w.lifo_runs < 3) {
-            ++w.lifo_runs;
+    // The wake area first, but after 3 runs from it in a row the run queue's head
+    // gets a turn (two tasks waking each other cannot starve the queue), and that
+    // turn counts towards the batch even if the queue is empty (timers and the
+    // injector are still looked at every few runs).
+    if (w.woken_runs < 3) {
+        if (TaskHeader* t = w.woken.pop()) {
+            ++w.woken_runs;
             return t;
         }
-        push_local(w, t);  // ran from the slot 3 times in a row: to the tail
     }
-    w.lifo_runs = 0;
+    w.woken_runs = 0;
     if (w.batch_left > 0) --w.batch_left;
     TaskHeader* t = w.queue.pop();
     if (t == nullptr && single_ && !w.overflow.empty()) {
@@ -591,6 +607,7 @@ TaskHeader* Scheduler::next_local(Worker& w) noexcept {
         while (!w.overflow.empty() && w.queue.push(w.overflow.front())) w.overflow.pop_front();
         t = w.queue.pop();
     }
+    if (t == nullptr && (t = w.woken.pop()) != nullptr) ++w.woken_runs;
     return t;
 }
 
@@ -613,10 +630,12 @@ void Scheduler::batch_boundary(Worker& w) noexcept {
 }
 
 void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
-    // A worker woken as a searcher that found work without searching (its LIFO
-    // slot, the injector at a batch boundary) stops counting as one, or every
+    // A worker woken as a searcher that found work without searching (its wake
+    // area, the injector at a batch boundary) stops counting as one, or every
     // later notify_one() would think someone is already looking.
     if (w.searching) stop_searching(w);
+    // relaxed: a progress hint for the stall monitor; owner-only writes.
+    w.ticks.store(w.ticks.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     // acquire: pairs with the acq_rel CAS in schedule() / the relaxed store in spawn
     // published by the queue; clears kNotified and sets kRunning in one step.
     const std::uint32_t prev =
@@ -652,8 +671,10 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
     // set by a waker while we ran (the waker did not enqueue then).
     const std::uint32_t s = t->state_.fetch_sub(TaskHeader::kRunning, std::memory_order_acq_rel);
     if ((s & TaskHeader::kNotified) != 0U) {
+        // A yield, or woken while it ran: to the tail. Wake an idle worker only if the
+        // queue holds another task too ("Yield" in scheduler.hpp).
         push_local(w, t);
-        if (!single_) notify_one();
+        if (!single_ && w.queue.approx_size() > 1) notify_one();
     }
 }
 
@@ -710,7 +731,7 @@ bool Scheduler::work_available(const Worker& self) const noexcept {
     if (injected_.load(std::memory_order_seq_cst) > 0) return true;
     for (const auto& w : workers_)
         if (w->queue.approx_size() > 0) return true;
-    if (!self.overflow.empty() || self.lifo != nullptr) return true;
+    if (!self.overflow.empty() || self.woken.approx_size() != 0) return true;
     if (!opts_.virtual_time && next_deadline_.load(std::memory_order_seq_cst) <= now_ns()) return true;
     return stop_.load(std::memory_order_seq_cst);
 }
@@ -802,7 +823,85 @@ void Scheduler::park(Worker& w) {
     }
     lk.unlock();
     if (successor != nullptr) wake_worker(*successor);
+    // seq_cst: Dekker with monitor_main(): our sleeper count left idle_ (an RMW, by us
+    // or by our waker) before this load; the monitor stores monitor_idle_ before it
+    // re-reads idle_. One of the two sees the other.
+    if (monitor_idle_.load(std::memory_order_seq_cst) && monitor_idle_.exchange(false, std::memory_order_seq_cst))
+        wake_monitor();
     if (!opts_.virtual_time) fire_due_timers(w);
+}
+
+// ── stall monitor ──
+
+void Scheduler::wake_monitor() noexcept {
+    monitor_word_.store(1);  // seq_cst: see monitor_main
+    futex_wake(monitor_word_);
+}
+
+void Scheduler::monitor_main() {
+    std::vector<std::uint64_t> seen(workers_.size(), UINT64_MAX);
+    std::vector<std::int64_t> since(workers_.size(), 0);
+    std::int64_t period = kMonitorNs;
+    while (!stop_.load()) {
+        // seq_cst, as every store to the word: a wake (store 1) after this store is
+        // seen by the futex; one before it is cut short by the period at worst.
+        monitor_word_.store(0);
+        futex_wait(monitor_word_, 0, period);
+        if (stop_.load()) break;
+        // seq_cst: Dekker with the end of park() (see there).
+        if (sleepers_of(idle_.load(std::memory_order_seq_cst)) == workers_.size()) {
+            // Every worker is parked: nothing can stall. Back off first (a runtime that
+            // parks between short bursts would otherwise pay a futex wake per burst),
+            // then sleep until a worker unparks.
+            if (period < kMonitorMaxNs) {
+                period = std::min(2 * period, kMonitorMaxNs);
+                continue;
+            }
+            // The stores, then the re-checks, all seq_cst: a worker unparking or the
+            // destructor (stop_, then wake_monitor) is seen here, or sees us.
+            monitor_word_.store(0);
+            monitor_idle_.store(true, std::memory_order_seq_cst);
+            if (sleepers_of(idle_.load(std::memory_order_seq_cst)) == workers_.size() && !stop_.load())
+                futex_wait(monitor_word_, 0, -1);
+            monitor_idle_.store(false, std::memory_order_seq_cst);
+            period = kMonitorNs;
+            continue;
+        }
+        period = monitor_round(seen, since) ? kMonitorNs : std::min(2 * period, kMonitorMaxNs);
+    }
+}
+
+bool Scheduler::monitor_round(std::vector<std::uint64_t>& seen, std::vector<std::int64_t>& since) {
+    // Real time even under virtual time: a stall is a worker that is not running tasks.
+    const std::int64_t now = steady_ns();
+    bool rescued = false;
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        Worker& v = *workers_[i];
+        // relaxed: a progress hint (see Worker::ticks).
+        const std::uint64_t t = v.ticks.load(std::memory_order_relaxed);
+        if (t != seen[i]) {
+            seen[i] = t;
+            since[i] = now;
+            continue;
+        }
+        if (now - since[i] < kStallNs) continue;
+        // v has run one task for kStallNs. Its woken tasks go where idle workers find
+        // them (inject() wakes one); tasks in its run queue are stealable already, but
+        // may have been queued without a notify ("Yield"), so get a worker looking.
+        // seq_cst: read once per stalled worker, not a hot path.
+        if (sleepers_of(idle_.load(std::memory_order_seq_cst)) == 0) continue;  // nobody idle to take them
+        while (TaskHeader* x = v.woken.steal_one()) {
+            inject(x);
+            // relaxed: a statistic.
+            m_rescued_.fetch_add(1, std::memory_order_relaxed);
+            rescued = true;
+        }
+        if (v.queue.approx_size() > 0) {
+            notify_one();
+            rescued = true;
+        }
+    }
+    return rescued;
 }
 
 // ── timers ──
@@ -1400,6 +1499,7 @@ RuntimeMetrics Scheduler::metrics() const {
     // relaxed: a snapshot.
     m.injections = m_injections_.load(std::memory_order_relaxed);
     m.tasks_spawned += m_external_spawns_.load(std::memory_order_relaxed);  // relaxed: a statistic
+    m.stall_rescues = m_rescued_.load(std::memory_order_relaxed);  // relaxed: a statistic
     m.workers = workers_.size();
     return m;
 }
