@@ -143,6 +143,17 @@ public:
         }
     }
 
+    /// Racy indices, for the stall monitor: a task pushed when tail() was t has left
+    /// the queue once head() has passed t (free-running: compare by difference).
+    [[nodiscard]] std::uint32_t head_index() const noexcept {
+        // relaxed: a hint; the monitor claims tasks only through steal_one's CAS.
+        return head_.load(std::memory_order_relaxed);
+    }
+    [[nodiscard]] std::uint32_t tail_index() const noexcept {
+        // relaxed: as head_index().
+        return tail_.load(std::memory_order_relaxed);
+    }
+
     /// Racy size, for heuristics and the idle re-check.
     [[nodiscard]] std::uint32_t approx_size() const noexcept {
         // seq_cst: used in the parking re-check, which must not be reordered with the

@@ -60,12 +60,14 @@ std::string exception_text(const std::exception_ptr& e) {
 
 constexpr std::uint32_t kInjectorEvery = 61;  // Go's fairness tick for the global queue
 constexpr std::size_t kMaxWorkers = 1024;
-// Stall monitor (see "Wake area" in scheduler.hpp): a worker whose ticks have not
-// moved for kStallNs while tasks wait in its wake area is stalled. The monitor looks
-// every kMonitorNs, backing off to kMonitorMaxNs while nothing stalls.
+// Stall monitor (see "Wake area" in scheduler.hpp): a task that has waited kStallNs in
+// a wake area is rescued. The monitor looks every kMonitorNs, backing off to
+// kMonitorBusyMaxNs while nothing stalls, and to kMonitorIdleMaxNs (then a futex
+// sleep) while every worker is parked.
 constexpr std::int64_t kStallNs = 250'000;
 constexpr std::int64_t kMonitorNs = 250'000;
-constexpr std::int64_t kMonitorMaxNs = 4'000'000;
+constexpr std::int64_t kMonitorBusyMaxNs = 1'000'000;
+constexpr std::int64_t kMonitorIdleMaxNs = 4'000'000;
 
 void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::int64_t timeout_ns) noexcept {
     timespec ts{};
@@ -510,6 +512,10 @@ void Scheduler::inject(TaskHeader* t) noexcept {
     injected_.fetch_add(1, std::memory_order_seq_cst);
     // relaxed: metrics.
     m_injections_.fetch_add(1, std::memory_order_relaxed);
+    wake_for_injected();
+}
+
+void Scheduler::wake_for_injected() noexcept {
     // A wake from outside must get some worker going, even with one worker.
     // seq_cst: Dekker with park(): injected_ store above, idle_ load below.
     const std::uint64_t idle = idle_.load(std::memory_order_seq_cst);
@@ -634,8 +640,6 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
     // area, the injector at a batch boundary) stops counting as one, or every
     // later notify_one() would think someone is already looking.
     if (w.searching) stop_searching(w);
-    // relaxed: a progress hint for the stall monitor; owner-only writes.
-    w.ticks.store(w.ticks.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     // acquire: pairs with the acq_rel CAS in schedule() / the relaxed store in spawn
     // published by the queue; clears kNotified and sets kRunning in one step.
     const std::uint32_t prev =
@@ -839,8 +843,7 @@ void Scheduler::wake_monitor() noexcept {
 }
 
 void Scheduler::monitor_main() {
-    std::vector<std::uint64_t> seen(workers_.size(), UINT64_MAX);
-    std::vector<std::int64_t> since(workers_.size(), 0);
+    std::vector<StallMark> marks(2 * workers_.size());
     std::int64_t period = kMonitorNs;
     while (!stop_.load()) {
         // seq_cst, as every store to the word: a wake (store 1) after this store is
@@ -853,8 +856,8 @@ void Scheduler::monitor_main() {
             // Every worker is parked: nothing can stall. Back off first (a runtime that
             // parks between short bursts would otherwise pay a futex wake per burst),
             // then sleep until a worker unparks.
-            if (period < kMonitorMaxNs) {
-                period = std::min(2 * period, kMonitorMaxNs);
+            if (period < kMonitorIdleMaxNs) {
+                period = std::min(2 * period, kMonitorIdleMaxNs);
                 continue;
             }
             // The stores, then the re-checks, all seq_cst: a worker unparking or the
@@ -864,40 +867,65 @@ void Scheduler::monitor_main() {
             if (sleepers_of(idle_.load(std::memory_order_seq_cst)) == workers_.size() && !stop_.load())
                 futex_wait(monitor_word_, 0, -1);
             monitor_idle_.store(false, std::memory_order_seq_cst);
+            for (auto& m : marks) m.armed = false;  // time passed: start afresh
             period = kMonitorNs;
             continue;
         }
-        period = monitor_round(seen, since) ? kMonitorNs : std::min(2 * period, kMonitorMaxNs);
+        period = monitor_round(marks) ? kMonitorNs : std::min(2 * period, kMonitorBusyMaxNs);
     }
 }
 
-bool Scheduler::monitor_round(std::vector<std::uint64_t>& seen, std::vector<std::int64_t>& since) {
-    // Real time even under virtual time: a stall is a worker that is not running tasks.
+namespace {
+// Whether a task that was in the ring at the mark is still there kStallNs later
+// (then the mark is re-armed at the current tail).
+template <class Ring>
+bool stalled(const Ring& r, Scheduler::StallMark& m, std::int64_t now) noexcept {
+    const std::uint32_t head = r.head_index();
+    const std::uint32_t tail = r.tail_index();
+    const bool passed = static_cast<std::int32_t>(head - m.upto) >= 0;
+    if (!m.armed || passed || now - m.at < kStallNs) {
+        if (!m.armed || passed) {  // everything marked has left: mark what is there now
+            m.armed = tail != head;
+            m.upto = tail;
+            m.at = now;
+        }
+        return false;
+    }
+    m.upto = tail;
+    m.at = now;
+    return true;
+}
+}  // namespace
+
+bool Scheduler::monitor_round(std::vector<StallMark>& marks) {
+    // seq_cst: read once per round, not a hot path. Nobody idle: nothing to move.
+    if (sleepers_of(idle_.load(std::memory_order_seq_cst)) == 0) return false;
+    // Real time even under virtual time: a stall is a task not being run.
     const std::int64_t now = steady_ns();
     bool rescued = false;
     for (std::size_t i = 0; i < workers_.size(); ++i) {
         Worker& v = *workers_[i];
-        // relaxed: a progress hint (see Worker::ticks).
-        const std::uint64_t t = v.ticks.load(std::memory_order_relaxed);
-        if (t != seen[i]) {
-            seen[i] = t;
-            since[i] = now;
-            continue;
+        if (stalled(v.woken, marks[2 * i], now)) {
+            // Counted before it leaves the area, so that a worker about to park (and
+            // the virtual clock) never sees it nowhere: injected_ > 0 keeps them up.
+            for (;;) {
+                // seq_cst: the count a parking worker re-checks (see inject()).
+                injected_.fetch_add(1, std::memory_order_seq_cst);
+                TaskHeader* x = v.woken.steal_one();
+                if (x == nullptr) {
+                    // seq_cst: as above.
+                    injected_.fetch_sub(1, std::memory_order_seq_cst);
+                    break;
+                }
+                injector_.enqueue(x);
+                wake_for_injected();
+                // relaxed: a statistic.
+                m_rescued_.fetch_add(1, std::memory_order_relaxed);
+                rescued = true;
+            }
         }
-        if (now - since[i] < kStallNs) continue;
-        // v has run one task for kStallNs. Its woken tasks go where idle workers find
-        // them (inject() wakes one); tasks in its run queue are stealable already, but
-        // may have been queued without a notify ("Yield"), so get a worker looking.
-        // seq_cst: read once per stalled worker, not a hot path.
-        if (sleepers_of(idle_.load(std::memory_order_seq_cst)) == 0) continue;  // nobody idle to take them
-        while (TaskHeader* x = v.woken.steal_one()) {
-            inject(x);
-            // relaxed: a statistic.
-            m_rescued_.fetch_add(1, std::memory_order_relaxed);
-            rescued = true;
-        }
-        if (v.queue.approx_size() > 0) {
-            notify_one();
+        if (stalled(v.queue, marks[2 * i + 1], now)) {
+            notify_one();  // stealable already; get an idle worker looking
             rescued = true;
         }
     }

@@ -21,11 +21,12 @@
 //   - the area holds 16; a 17th wake pushes the oldest to the run queue, with a
 //     notify_one() (a fan-out: a set event with many waiters spreads as before);
 //   - after 3 area runs in a row, the run queue's head gets a turn (no starvation);
-//   - the area is not stolen by searching workers, but a worker stuck in one task
-//     loses it: the stall monitor (below) moves the area of a worker whose task
-//     counter (`ticks`) has not moved for kStallNs to the injector, which wakes an
-//     idle worker. A woken task therefore waits at most ~kStallNs plus the
-//     monitor's period behind a waker that keeps running (Tokio's LIFO slot: for ever).
+//   - the area is not stolen by searching workers, but tasks do not wait in it for
+//     long while a worker idles: the stall monitor (below) moves the area of a worker
+//     to the injector, which wakes an idle worker, once a task has waited in it for
+//     kStallNs (its waker keeps running, or the tasks ahead of it are long). A woken
+//     task therefore waits at most ~kStallNs plus the monitor's period behind its
+//     waker or its siblings (Tokio's LIFO slot: for ever).
 // With one worker there is no area: the ready queue stays strictly FIFO (asyncio).
 //
 // Yield. A task that yields (yield_now, a spent coop budget) or was woken while it
@@ -33,11 +34,16 @@
 // another task too: waking an idle worker to steal the one task its owner runs next
 // only moves that task off its core.
 //
-// Stall monitor (2+ workers; a small sysmon). One thread wakes every kMonitorNs
-// while some worker is awake (backing off to kMonitorMaxNs while nothing stalls),
-// and sleeps on a futex while every worker is parked (a worker leaving park() wakes
-// it: Dekker on idle_ / monitor_idle_). It only reads `ticks` and the areas' sizes,
-// and rescues stalled tasks through the injector; it never runs a task.
+// Stall monitor (2+ workers; a small sysmon). One thread wakes every kMonitorNs while
+// some worker is awake (backing off to kMonitorBusyMaxNs while nothing stalls), backs
+// off further while every worker is parked and then sleeps on a futex until one
+// unparks (a worker leaving park() wakes it: Dekker on idle_ / monitor_idle_). For
+// each worker it marks the tail of the wake area and of the run queue; if, a round
+// later and kStallNs after the mark, the head has not passed the mark, a task has
+// waited that long: it moves the area's tasks to the injector (counted in injected_
+// before it takes one, so no task is ever uncounted: a parking worker's re-check and
+// the virtual clock see it) and, for the run queue, calls notify_one() (its tasks are
+// stealable, but a lone yielder was queued without a notify). It never runs a task.
 
 // Batches. A worker runs its queue in batches, as asyncio's _run_once does: at each
 // batch boundary it fires due timers (appending their tasks in deadline order) and
@@ -112,9 +118,6 @@ struct alignas(64) Worker {
     std::deque<TaskHeader*> overflow;  // workers == 1 only; owner only
     WakeArea woken;                    // 2+ workers: tasks woken here; owner, and the stall monitor
     std::uint32_t woken_runs = 0;      // consecutive runs from `woken` (capped); owner only
-    // Tasks this worker started running; written by the owner only, read by the stall
-    // monitor. relaxed everywhere: a progress hint, it publishes nothing.
-    std::atomic<std::uint64_t> ticks{0};
     std::vector<TaskHeader*> fired;    // fire_due_timers' scratch list; owner only
     std::uint32_t batch_left = 0;      // owner only
     std::uint64_t rng = 0;             // owner only
@@ -185,6 +188,14 @@ public:
 
     [[nodiscard]] std::string dump() const;
     [[nodiscard]] RuntimeMetrics metrics() const;
+
+    /// The stall monitor's mark on one ring: the tasks before `upto` were in it at `at`.
+    struct StallMark {
+        std::uint32_t upto = 0;
+        std::int64_t at = 0;
+        bool armed = false;
+    };
+
     [[nodiscard]] const RuntimeOptions& options() const noexcept { return opts_; }
     [[nodiscard]] std::size_t worker_count() const noexcept { return workers_.size(); }
 
@@ -205,6 +216,7 @@ private:
     void park(Worker& w);
     void push_local(Worker& w, TaskHeader* t) noexcept;
     void inject(TaskHeader* t) noexcept;
+    void wake_for_injected() noexcept;  // after a task was counted and queued in the injector
     TaskHeader* pop_injector() noexcept;
     void notify_one() noexcept;
     Worker* take_sleeper() noexcept;  // under idle_mx_, sleepers_ not empty
@@ -215,9 +227,9 @@ private:
     [[nodiscard]] std::int64_t earliest_deadline() const noexcept;
     void wake_timer_owner() noexcept;
     void monitor_main();
-    /// One round of the stall monitor: rescues the wake areas of stalled workers.
+    /// One round of the stall monitor (marks: two per worker, area then run queue).
     /// Returns whether it rescued anything.
-    bool monitor_round(std::vector<std::uint64_t>& seen, std::vector<std::int64_t>& since);
+    bool monitor_round(std::vector<StallMark>& marks);
     void wake_monitor() noexcept;
 
     /// The dump; with `stable`: whether every live task is parked with no wake in

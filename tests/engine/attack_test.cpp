@@ -428,7 +428,8 @@ TEST(EngineAttack, WokenTasksRunWhileTheirWakerSpinsAndAWorkerIsIdle) {
         for (auto& w : ws) EXPECT_TRUE(wait_done(w, 20s));
         EXPECT_EQ(ran.load(), k);
         // The setter spun until every woken task had run elsewhere: bounded by the
-        // monitor's period (4 ms at most, plus a 250 us stall), not by the spin's 5 s cap.
+        // monitor (a 250 us wait, then its next look, 1 ms apart at most), not by the
+        // spin's 5 s cap.
         EXPECT_LT(took.load(), 4000) << "k=" << k << ": woken tasks waited " << took.load()
                                      << " ms behind a spinning waker while a worker was idle";
         EXPECT_GT(rt.metrics().stall_rescues, rescued_before) << "k=" << k;

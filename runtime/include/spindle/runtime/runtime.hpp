@@ -74,7 +74,7 @@ struct RuntimeMetrics {
     std::uint64_t unparks = 0;   // a worker was woken by another thread
     std::uint64_t injections = 0;  // tasks queued from outside the workers (spawns and wakes)
     std::uint64_t timers_fired = 0;  // timers that woke their task
-    std::uint64_t stall_rescues = 0;  // woken tasks moved off a worker stuck in one task
+    std::uint64_t stall_rescues = 0;  // woken tasks moved to an idle worker after waiting 250 us
     std::size_t workers = 0;
 };
 
