@@ -42,7 +42,11 @@ Task<int> enter(spindle::Lock& l, std::atomic<int>& inside) {
 
 Task<int> small(int v) { co_return v; }
 
-Task<int> parked_until_cancelled(spindle::Event& never, std::atomic<int>& cancelled) {
+// `started` counts bodies that began: a child cancelled before it first runs never
+// runs its body (asyncio), so the tests below wait for every parked child to start
+// before one fails, instead of assuming the start order of a 2-worker runtime.
+Task<int> parked_until_cancelled(spindle::Event& never, std::atomic<int>& cancelled, std::atomic<int>& started) {
+    started.fetch_add(1);
     try {
         co_await never.wait();
     } catch (...) {  // CancelledError is not a std::exception
@@ -54,6 +58,11 @@ Task<int> parked_until_cancelled(spindle::Event& never, std::atomic<int>& cancel
 
 Task<int> fails_after_yield(int id) {
     co_await spindle::yield_now();
+    throw Boom(id);
+}
+
+Task<int> fails_once_started(int id, const std::atomic<int>& started, int n) {
+    while (started.load() < n) co_await spindle::yield_now();
     throw Boom(id);
 }
 
@@ -146,12 +155,12 @@ CO_TEST(Faults, ExceptionInsideAToThreadJobReachesTheTaskWithItsType) {
 
 CO_TEST(Faults, FailingTaskGroupChildCancelsSiblingsAndJoinRethrows) {
     spindle::Event never;
-    std::atomic<int> cancelled{0};
+    std::atomic<int> cancelled{0}, started{0};
     int caught = -1;
     {
         spindle::TaskGroup group;
-        for (int i = 0; i < 4; ++i) (void)group.spawn(parked_until_cancelled(never, cancelled));
-        (void)group.spawn(fails_after_yield(9));
+        for (int i = 0; i < 4; ++i) (void)group.spawn(parked_until_cancelled(never, cancelled, started));
+        (void)group.spawn(fails_once_started(9, started, 4));
         try {
             co_await group.join();
         } catch (const Boom& b) {
@@ -164,11 +173,12 @@ CO_TEST(Faults, FailingTaskGroupChildCancelsSiblingsAndJoinRethrows) {
 
 CO_TEST(Faults, GatherRethrowsTheFirstFailureAfterTheOthersFinish) {
     spindle::Event never;
-    std::atomic<int> cancelled{0};
+    std::atomic<int> cancelled{0}, started{0};
     int caught = -1;
     try {
-        auto r = co_await spindle::gather(parked_until_cancelled(never, cancelled), fails_after_yield(4),
-                                          parked_until_cancelled(never, cancelled));
+        auto r = co_await spindle::gather(parked_until_cancelled(never, cancelled, started),
+                                          fails_once_started(4, started, 2),
+                                          parked_until_cancelled(never, cancelled, started));
         (void)r;
     } catch (const Boom& b) {
         caught = b.id;
