@@ -45,9 +45,10 @@
 // clock see it), which wakes an idle worker. It never runs a task, and it does not
 // allocate (a thread heap of its own slowed spawn_join by ~25%).
 //
-// A yielder left alone in the run queue (no notify) is not watched: it waits at most
-// for the task its worker runs next (the area's first three, or the queue's head).
-
+// A yielder left alone in the run queue (no notify) is not watched: it waits for the
+// tasks its worker runs before it, at most three from the wake area (the monitor
+// moves the others away).
+//
 // Batches. A worker runs its queue in batches, as asyncio's _run_once does: at each
 // batch boundary it fires due timers (appending their tasks in deadline order) and
 // pulls from the injector, then runs as many tasks as its queue held at that moment.
