@@ -883,24 +883,21 @@ void Scheduler::monitor_main() {
 }
 
 namespace {
-// Whether a task that was in the ring at the mark is still there kStallNs later
+// Whether a task that was in the area at the mark is still there kStallNs later
 // (then the mark is re-armed at the current tail).
-template <class Ring>
-bool stalled(const Ring& r, Scheduler::StallMark& m, std::int64_t now) noexcept {
-    const std::uint32_t head = r.head_index();
-    const std::uint32_t tail = r.tail_index();
-    const bool passed = static_cast<std::int32_t>(head - m.upto) >= 0;
-    if (!m.armed || passed || now - m.at < kStallNs) {
-        if (!m.armed || passed) {  // everything marked has left: mark what is there now
-            m.armed = tail != head;
-            m.upto = tail;
-            m.at = now;
-        }
-        return false;
+bool stalled(const WakeArea& area, Scheduler::StallMark& m, std::int64_t now) noexcept {
+    const std::uint32_t head = area.head_index();
+    const std::uint32_t tail = area.tail_index();
+    if (m.armed && static_cast<std::int32_t>(head - m.upto) < 0) {  // a marked task is still there
+        if (now - m.at < kStallNs) return false;
+        m.upto = tail;
+        m.at = now;
+        return true;
     }
+    m.armed = tail != head;  // everything marked has left: mark what is there now
     m.upto = tail;
     m.at = now;
-    return true;
+    return false;
 }
 }  // namespace
 
