@@ -458,7 +458,7 @@ void Scheduler::spawn(TaskHeader& t, std::string_view name) {
     registry_insert(t);
     Worker* w = tl_worker;
     // relaxed: metrics.
-    if (w != nullptr && w->sched == this) w->m_spawned.fetch_add(1, std::memory_order_relaxed);
+    if (w != nullptr && w->sched == this) bump(w->m_spawned);
     else m_external_spawns_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
     // relaxed: the frame is published to the worker by the queue (release/acquire).
     t.state_.store(TaskHeader::kNotified, std::memory_order_relaxed);
@@ -721,7 +721,7 @@ TaskHeader* Scheduler::search(Worker& w) noexcept {
             if (&v == &w) continue;
             if (TaskHeader* t = v.queue.steal_into(w.queue)) {
                 // relaxed: metrics.
-                w.m_steals.fetch_add(1, std::memory_order_relaxed);
+                bump(w.m_steals);
                 stop_searching(w);
                 return t;
             }
@@ -772,7 +772,7 @@ void Scheduler::park(Worker& w) {
     // with add_timer's read of idle_ after it stores next_deadline_).
     idle_.fetch_add(kSleeperOne, std::memory_order_seq_cst);
     // relaxed: metrics.
-    w.m_parks.fetch_add(1, std::memory_order_relaxed);
+    bump(w.m_parks);
     std::int64_t timeout = -1;
     if (!opts_.virtual_time) {
         // seq_cst: read after the announcement above (Dekker with add_timer).
@@ -813,7 +813,7 @@ void Scheduler::park(Worker& w) {
         idle_.fetch_sub(kSleeperOne, std::memory_order_seq_cst);
     } else {
         // relaxed: metrics.
-        w.m_unparks.fetch_add(1, std::memory_order_relaxed);
+        bump(w.m_unparks);
     }
     Worker* successor = nullptr;
     if (timer_owner_ == &w) {
@@ -1064,7 +1064,7 @@ void Scheduler::fire_due_timers(Worker& w) noexcept {
     // timer_mx_ under idle_mx_ (one lock order: idle_mx_ before timer_mx_).
     for (TaskHeader* t : fired) t->schedule();  // deadline order
     // relaxed: metrics.
-    w.m_timers.fetch_add(fired.size(), std::memory_order_relaxed);
+    bump(w.m_timers, fired.size());
     fired.clear();
 }
 
@@ -1164,7 +1164,9 @@ void Scheduler::registry_insert(TaskHeader& t) noexcept {
     t.reg_next_ = s.head;
     if (s.head != nullptr) s.head->reg_prev_ = &t;
     s.head = &t;
-    ++s.count;
+    // relaxed: the task is published to its worker after this (the queue's release),
+    // and its registry_done() comes after it ran, so the decrement follows this.
+    s.count.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Scheduler::registry_remove(TaskHeader& t) noexcept {
@@ -1176,16 +1178,16 @@ void Scheduler::registry_remove(TaskHeader& t) noexcept {
 }
 
 void Scheduler::registry_done(std::size_t shard) noexcept {
-    RegistryShard& s = shards_[shard];
-    std::lock_guard lk(s.mx);
-    --s.count;  // after the task's frame was released: shutdown() waits for 0
+    // release: after the task's frame was released; pairs with the acquire in
+    // live_count(), so shutdown() that reads 0 sees every frame destroyed.
+    shards_[shard].count.fetch_sub(1, std::memory_order_release);
 }
 
 std::size_t Scheduler::live_count() const noexcept {
     std::size_t n = 0;
     for (std::size_t i = 0; i <= workers_.size(); ++i) {
-        std::lock_guard lk(shards_[i].mx);
-        n += shards_[i].count;
+        // acquire: pairs with the release decrement in registry_done().
+        n += shards_[i].count.load(std::memory_order_acquire);
     }
     return n;
 }
@@ -1205,8 +1207,8 @@ void Scheduler::on_complete(TaskHeader& t) noexcept {
     }
     // Counted before the joiners are told, so a block_on that returns sees it.
     if (Worker* w = tl_worker; w != nullptr && w->sched == this)
-        // relaxed: a statistic; the joiner's wake (release/acquire) carries it.
-        w->m_completed.fetch_add(1, std::memory_order_relaxed);
+        // A statistic; the joiner's wake (release/acquire) carries it.
+        bump(w->m_completed);
     registry_remove(t);
     t.lock_joiners();
     // release: publishes the outcome to complete() readers (acquire).

@@ -128,11 +128,18 @@ struct alignas(64) Worker {
     bool searching = false;            // owner only
     bool sleeping = false;             // under Scheduler::idle_mx_
     std::atomic<std::uint32_t> wake_word{0};  // futex: sleeper waits while 0
-    // Metrics: written by the owner (relaxed), summed on read.
+    // Metrics: written by the owner only (bump()), summed on read.
     std::atomic<std::uint64_t> m_steals{0}, m_parks{0}, m_unparks{0}, m_timers{0}, m_spawned{0},
         m_completed{0};
     std::thread thread;
 };
+
+/// Adds n to a counter that only the calling worker writes: a plain load and store,
+/// not a locked read-modify-write (two of these per task on the spawn path).
+inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+    // relaxed: single writer (the owning worker); metrics() only sums, ordering nothing.
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
 
 /// A tiny test-and-test-and-set lock: held for a handful of instructions (list
 /// splicing), so spinning beats a futex-based mutex; yields after a while.
@@ -159,7 +166,9 @@ struct ExternalJoin : JoinNode {
 struct alignas(64) RegistryShard {
     SpinLock mx;
     TaskHeader* head = nullptr;  // under mx
-    std::size_t count = 0;       // under mx
+    // Live tasks spawned into this shard: incremented at insert, decremented after the
+    // task's frame is released (registry_done), without the lock.
+    std::atomic<std::size_t> count{0};
     std::uint64_t next_id = 0;   // under mx: ids are next_id * shards + shard index
 };
 
