@@ -191,12 +191,44 @@ void TaskHeader::lock_joiners() noexcept {
 }
 
 void TaskHeader::unlock_joiners() noexcept {
-    // release: pairs with the acquire CAS in lock_joiners().
+    // relaxed: kJoined changes only under the join lock, which we hold.
+    if (joiners_ != nullptr && (state_.load(std::memory_order_relaxed) & kJoined) == 0U) {
+        // One add clears kJoinLock (set) and sets kJoined (clear, the next bit up).
+        // release: pairs with the acquire CASes in lock_joiners() and
+        // complete_and_lock_joiners(); the latter must see kJoined and take the lock.
+        state_.fetch_add(kJoined - kJoinLock, std::memory_order_release);
+        return;
+    }
+    // release: pairs with the acquire CASes in lock_joiners() and complete_and_lock_joiners().
     state_.fetch_and(~kJoinLock, std::memory_order_release);
 }
 
+bool TaskHeader::complete_and_lock_joiners() noexcept {
+    unsigned spins = 0;
+    // relaxed: the CAS validates.
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+        if ((s & kJoinLock) != 0U) {  // a joiner, a canceller's forward or a dump
+            if (++spins < 64) cpu_relax();
+            else std::this_thread::yield();
+            // relaxed: re-read before retrying the CAS.
+            s = state_.load(std::memory_order_relaxed);
+            continue;
+        }
+        const bool joined = (s & kJoined) != 0U;
+        // release: publishes the outcome to complete() readers and to a joiner whose
+        // lock CAS reads this value. acquire (when locking): pairs with the release in
+        // unlock_joiners(), so the joiners_ list it published is visible.
+        if (state_.compare_exchange_weak(s, s | kComplete | (joined ? kJoinLock : 0U),
+                                         joined ? std::memory_order_acq_rel : std::memory_order_release,
+                                         std::memory_order_relaxed))
+            return joined;
+    }
+}
+
 bool TaskHeader::add_joiner_locked(JoinNode* n) noexcept {
-    // relaxed: kComplete is only set under the join lock, which we hold.
+    // relaxed: our lock CAS read the newest state_, so a kComplete set without the
+    // lock (complete_and_lock_joiners' fast path) is seen, and its outcome with it.
     if ((state_.load(std::memory_order_relaxed) & kComplete) != 0U) return false;
     n->prev = nullptr;
     n->next = joiners_;
@@ -348,7 +380,7 @@ void JoinAwaiterBase::on_cancel(TaskHeader& task) noexcept {
     const bool cycled = tl_cycle_back == &task;
     if (cycled) tl_cycle_back = nullptr;
     target->lock_joiners();
-    // relaxed: kComplete is only set under the join lock, which we hold.
+    // relaxed: as in add_joiner_locked(): the lock CAS read the newest state_.
     if ((target->state_.load(std::memory_order_relaxed) & TaskHeader::kComplete) != 0U) {
         target->unlock_joiners();
         task.schedule();  // completion ran while we held the claim: wake it ourselves
@@ -1210,26 +1242,27 @@ void Scheduler::on_complete(TaskHeader& t) noexcept {
         // A statistic; the joiner's wake (release/acquire) carries it.
         bump(w->m_completed);
     registry_remove(t);
-    t.lock_joiners();
-    // release: publishes the outcome to complete() readers (acquire).
-    t.state_.fetch_or(TaskHeader::kComplete, std::memory_order_release);
-    // The list is newest-first; asyncio runs done-callbacks first-come first, so
-    // reverse it before notifying.
-    JoinNode* fifo = nullptr;
-    for (JoinNode* n = t.joiners_; n != nullptr;) {
-        JoinNode* next = n->next;
-        n->next = fifo;
-        fifo = n;
-        n = next;
+    // Sets kComplete; takes the join lock only if a joiner ever registered (a task
+    // that finishes before anyone awaits it costs one CAS here, not three RMWs).
+    if (t.complete_and_lock_joiners()) {
+        // The list is newest-first; asyncio runs done-callbacks first-come first, so
+        // reverse it before notifying.
+        JoinNode* fifo = nullptr;
+        for (JoinNode* n = t.joiners_; n != nullptr;) {
+            JoinNode* next = n->next;
+            n->next = fifo;
+            fifo = n;
+            n = next;
+        }
+        for (JoinNode* n = fifo; n != nullptr;) {
+            JoinNode* next = n->next;  // read before notify: the node may die after it
+            n->prev = n->next = nullptr;
+            n->notify(n);
+            n = next;
+        }
+        t.joiners_ = nullptr;
+        t.unlock_joiners();
     }
-    for (JoinNode* n = fifo; n != nullptr;) {
-        JoinNode* next = n->next;  // read before notify: the node may die after it
-        n->prev = n->next = nullptr;
-        n->notify(n);
-        n = next;
-    }
-    t.joiners_ = nullptr;
-    t.unlock_joiners();
     tl_completed = true;
     if (CompletionHook* h = t.hook_) h->on_done(h, t);
     const std::size_t shard = t.shard_;

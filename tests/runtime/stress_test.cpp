@@ -295,3 +295,33 @@ CO_TEST(Stress, JoinRacesCompletion) {
     for (auto& j : joiners) sum += co_await j;
     EXPECT_EQ(sum, static_cast<long>(n) * (n - 1) / 2);
 }
+
+// Completion skips the join lock while no joiner ever registered (kJoined clear) and
+// takes it otherwise (task_header.hpp). Three joiners per task register at every
+// point of its run, before, during and after its completion, on both workers; a
+// joiner missed by the fast path hangs (ctest TIMEOUT), a wrong outcome shows in
+// the sums.
+CO_TEST(Stress, SeveralJoinersRaceTheCompletionFastPath) {
+    const int n = static_cast<int>(stress_size(6'000));
+    struct Local {
+        static Task<std::uint64_t> work(int i) {
+            // 0..63 rounds of burn: completions land anywhere among the joins.
+            co_return burn(static_cast<std::uint64_t>(i), (i * 37) % 64) % 1000 + static_cast<std::uint64_t>(i);
+        }
+        static Task<std::uint64_t> joiner(JoinHandle<std::uint64_t> h, bool yield_first) {
+            if (yield_first) co_await spindle::yield_now();
+            co_return co_await h;
+        }
+    };
+    std::vector<JoinHandle<std::uint64_t>> joiners;
+    joiners.reserve(static_cast<std::size_t>(n) * 3);
+    std::uint64_t expect = 0;
+    for (int i = 0; i < n; ++i) {
+        auto h = spindle::spawn(Local::work(i));
+        expect += 3 * (burn(static_cast<std::uint64_t>(i), (i * 37) % 64) % 1000 + static_cast<std::uint64_t>(i));
+        for (int k = 0; k < 3; ++k) joiners.push_back(spindle::spawn(Local::joiner(h, k == 1)));
+    }
+    std::uint64_t sum = 0;
+    for (auto& j : joiners) sum += co_await j;
+    EXPECT_EQ(sum, expect);
+}

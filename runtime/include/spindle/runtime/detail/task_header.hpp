@@ -14,6 +14,13 @@
 //   kCancelReq a cancellation is pending; consumed where it is delivered
 //   kJoinLock  guards joiners_ (a bit lock taken only on join/complete, never on the
 //              scheduling hot path)
+//   kJoined    joiners_ has held a node at some unlock (set by that unlock, never
+//              cleared): completion may skip the join lock only while it is clear
+// Completion (complete_and_lock_joiners) sets kComplete in one CAS: without the lock
+// when neither kJoinLock nor kJoined is set (nobody can be in joiners_: a node is
+// added only under the lock, and the unlock that publishes it sets kJoined), else
+// together with kJoinLock. So every joiner either finds kComplete under the lock (and
+// does not register) or registers before completion and is notified.
 // Invariants: a task is in at most one run queue (kNotified set by whoever enqueues
 // it, cleared by the worker that dequeues it); only the worker holding kRunning may
 // resume it; a wake that lands while kRunning is set only sets kNotified, and the
@@ -127,12 +134,14 @@ public:
     static constexpr std::uint32_t kComplete = 1U << 2;
     static constexpr std::uint32_t kCancelReq = 1U << 3;
     static constexpr std::uint32_t kJoinLock = 1U << 4;
+    static constexpr std::uint32_t kJoined = 1U << 5;
     // wait_ = epoch << 2 | kSyncWait (a WaitQueue cell wait) | kArmed.
     static constexpr std::uint64_t kArmed = 1;
     static constexpr std::uint64_t kSyncWait = 2;
     static constexpr unsigned kEpochShift = 2;
-    static_assert((kNotified | kRunning | kComplete | kCancelReq | kJoinLock) == 0x1F,
+    static_assert((kNotified | kRunning | kComplete | kCancelReq | kJoinLock | kJoined) == 0x3F,
                   "state bits must be distinct");
+    static_assert(kJoined == 2 * kJoinLock, "unlock_joiners() moves kJoinLock to kJoined by one add");
 
     // ── park protocol (called by the task itself while it runs) ──
 
@@ -227,7 +236,12 @@ public:
 
     // ── joiners (bit lock kJoinLock) ──
     void lock_joiners() noexcept;
+    /// Releases the join lock; sets kJoined if joiners_ is not empty.
     void unlock_joiners() noexcept;
+    /// The completing worker: sets kComplete (publishing the outcome). Returns true
+    /// with the join lock held if a joiner may be registered (kJoined), false without
+    /// it if none can be (joiners_ is then empty for good).
+    bool complete_and_lock_joiners() noexcept;
     /// Under lock_joiners(): adds a node unless complete; false if complete.
     bool add_joiner_locked(JoinNode* n) noexcept;
     void remove_joiner_locked(JoinNode* n) noexcept;
