@@ -1196,9 +1196,7 @@ void Scheduler::registry_insert(TaskHeader& t) noexcept {
     t.reg_next_ = s.head;
     if (s.head != nullptr) s.head->reg_prev_ = &t;
     s.head = &t;
-    // relaxed: the task is published to its worker after this (the queue's release),
-    // and its registry_done() comes after it ran, so the decrement follows this.
-    s.count.fetch_add(1, std::memory_order_relaxed);
+    s.spawned.fetch_add(1);  // seq_cst: live_count()'s argument runs in the total order
 }
 
 void Scheduler::registry_remove(TaskHeader& t) noexcept {
@@ -1210,18 +1208,22 @@ void Scheduler::registry_remove(TaskHeader& t) noexcept {
 }
 
 void Scheduler::registry_done(std::size_t shard) noexcept {
-    // release: after the task's frame was released; pairs with the acquire in
-    // live_count(), so shutdown() that reads 0 sees every frame destroyed.
-    shards_[shard].count.fetch_sub(1, std::memory_order_release);
+    // seq_cst (a release too): after the task's frame was released, so shutdown()
+    // that reads 0 (its loads acquire) sees every frame destroyed.
+    shards_[shard].done.fetch_add(1);
 }
 
 std::size_t Scheduler::live_count() const noexcept {
-    std::size_t n = 0;
-    for (std::size_t i = 0; i <= workers_.size(); ++i) {
-        // acquire: pairs with the release decrement in registry_done().
-        n += shards_[i].count.load(std::memory_order_acquire);
-    }
-    return n;
+    // The shards cannot be read at one instant, and a task may be spawned into a shard
+    // already read (its parent finishing in a shard read later): a per-shard live
+    // count could sum to 0 with that child alive. So the counts are monotonic and
+    // every `done` is read before any `spawned` (all seq_cst, so in one total order):
+    // done_sum <= (all done at the end of the first pass) <= (all spawned then) <=
+    // spawned_sum, so equal sums mean that at that moment no task was alive.
+    std::uint64_t done = 0, spawned = 0;
+    for (std::size_t i = 0; i <= workers_.size(); ++i) done += shards_[i].done.load();
+    for (std::size_t i = 0; i <= workers_.size(); ++i) spawned += shards_[i].spawned.load();
+    return static_cast<std::size_t>(spawned - done);
 }
 
 void Scheduler::on_complete(TaskHeader& t) noexcept {

@@ -166,9 +166,11 @@ struct ExternalJoin : JoinNode {
 struct alignas(64) RegistryShard {
     SpinLock mx;
     TaskHeader* head = nullptr;  // under mx
-    // Live tasks spawned into this shard: incremented at insert, decremented after the
-    // task's frame is released (registry_done), without the lock.
-    std::atomic<std::size_t> count{0};
+    // Tasks spawned into this shard (at insert) and finished (after the task's frame
+    // was released, registry_done): two monotonic counts, updated without the lock.
+    // live_count() reads every `done` before any `spawned` (see there).
+    std::atomic<std::uint64_t> spawned{0};
+    std::atomic<std::uint64_t> done{0};
     std::uint64_t next_id = 0;   // under mx: ids are next_id * shards + shard index
 };
 

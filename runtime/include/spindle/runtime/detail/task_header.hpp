@@ -193,7 +193,7 @@ public:
         return (state_.load(std::memory_order_acquire) & kCancelReq) != 0U;
     }
     [[nodiscard]] bool complete() const noexcept {
-        // acquire: pairs with the release in complete_and_notify(); the outcome
+        // acquire: pairs with the release CAS in complete_and_lock_joiners(); the outcome
         // (value or exception) written before it is visible after this returns true.
         return (state_.load(std::memory_order_acquire) & kComplete) != 0U;
     }
