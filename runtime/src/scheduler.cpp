@@ -220,8 +220,9 @@ bool TaskHeader::complete_and_lock_joiners() noexcept {
         // lock CAS reads this value. acquire (when locking): pairs with the release in
         // unlock_joiners(), so the joiners_ list it published is visible.
         if (state_.compare_exchange_weak(s, s | kComplete | (joined ? kJoinLock : 0U),
+                                         // acq_rel / release: see above (unlock_joiners, complete())
                                          joined ? std::memory_order_acq_rel : std::memory_order_release,
-                                         std::memory_order_relaxed))
+                                         std::memory_order_relaxed))  // relaxed failure: the loop re-reads
             return joined;
     }
 }

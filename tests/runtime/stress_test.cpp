@@ -186,6 +186,7 @@ CO_TEST(Stress, ManyTasksYieldingOnTwoWorkers) {
         static Task<void> yielder(std::atomic<std::int64_t>& t, int n) {
             for (int i = 0; i < n; ++i) {
                 co_await spindle::yield_now();
+                // relaxed: a count, read after every yielder is joined (the join orders it).
                 t.fetch_add(1, std::memory_order_relaxed);
             }
         }
