@@ -13,4 +13,6 @@ configure_package_config_file(cmake/spindleConfig.cmake.in ${CMAKE_CURRENT_BINAR
 write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/spindleConfigVersion.cmake
                                  COMPATIBILITY SameMinorVersion)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/spindleConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/spindleConfigVersion.cmake
+              cmake/SpindleCompilerProbes.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/spindle)
+install(FILES cmake/probes/await_capture.cpp DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/spindle/probes)

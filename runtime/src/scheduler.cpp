@@ -155,10 +155,19 @@ bool TaskHeader::cancel() noexcept {
     // the only case we keep: a task cancelled by another core while it runs, which
     // then returns without suspending, keeps its result (its effects happened).
     if (tl_task == this) self_cancel_ = true;
-    // seq_cst: Dekker pair with arm() + cancelled_while_arming() (see the header).
-    const std::uint32_t prev = state_.fetch_or(kCancelReq, std::memory_order_seq_cst);
-    if ((prev & kComplete) != 0U) return false;
-    // seq_cst: must not be reordered before the fetch_or above.
+    // One CAS sets kCancelReq and counts the request (bits 8..31, see the header);
+    // nothing is counted for a completed task.
+    // relaxed: the CAS validates.
+    std::uint32_t prev = state_.load(std::memory_order_relaxed);
+    for (;;) {
+        if ((prev & kComplete) != 0U) return false;
+        // seq_cst: Dekker pair with arm() + cancelled_while_arming() (see the header).
+        // failure relaxed: the loop re-validates.
+        if (state_.compare_exchange_weak(prev, (prev | kCancelReq) + kCancelOne, std::memory_order_seq_cst,
+                                         std::memory_order_relaxed))
+            break;
+    }
+    // seq_cst: must not be reordered before the CAS above.
     const std::uint64_t w = wait_.load(std::memory_order_seq_cst);
     if ((w & kArmed) != 0U && claim(w)) {
         // The token says what kind of wait we claimed. A sync wait's waker does not
@@ -312,6 +321,7 @@ std::string task_display_name(const TaskHeader& t) {
 std::int64_t now_ns(const TaskHeader& t) noexcept { return t.sched_->now_ns(); }
 void add_timer(TaskHeader& t, TimerEntry& e) noexcept { t.sched_->add_timer(e); }
 void remove_timer(TaskHeader& t, TimerEntry& e) noexcept { t.sched_->remove_timer(e); }
+bool disarm_timeout(TaskHeader& t, TimeoutEntry& e) noexcept { return t.sched_->disarm_timeout(e); }
 void submit_blocking(TaskHeader& t, BlockingJob* job) { t.sched_->submit_blocking(t, job); }
 
 std::atomic<std::uint64_t>* TaskHeader::wait_while_inspected() noexcept {
@@ -1060,6 +1070,26 @@ void Scheduler::remove_timer(TimerEntry& e) noexcept {
     next_deadline_.store(heap_.empty() ? INT64_MAX : heap_[0]->deadline, std::memory_order_seq_cst);
 }
 
+bool Scheduler::disarm_timeout(TimeoutEntry& e) noexcept {
+    {
+        std::lock_guard lk(timer_mx_);
+        if (e.index != TimerEntry::kNotQueued) {
+            heap_remove_at(heap_, e.index);
+            // seq_cst: see add_timer.
+            next_deadline_.store(heap_.empty() ? INT64_MAX : heap_[0]->deadline, std::memory_order_seq_cst);
+            return false;
+        }
+    }
+    // Fired: the firer set kFiring under timer_mx_ and is cancelling us outside it (a
+    // few instructions, a wake at most). acquire: pairs with its release of kFired.
+    unsigned spins = 0;
+    while (e.fire_state.load(std::memory_order_acquire) != TimeoutEntry::kFired) {
+        if (++spins < 64) cpu_relax();
+        else std::this_thread::yield();
+    }
+    return true;
+}
+
 std::int64_t Scheduler::earliest_deadline() const noexcept {
     std::lock_guard lk(timer_mx_);
     return heap_.empty() ? INT64_MAX : heap_[0]->deadline;
@@ -1078,7 +1108,7 @@ bool Scheduler::advance_virtual_clock() noexcept {
 void Scheduler::fire_due_timers(Worker& w) noexcept {
     // seq_cst: see add_timer.
     if (next_deadline_.load(std::memory_order_seq_cst) > now_ns()) return;
-    std::vector<TaskHeader*>& fired = w.fired;
+    std::vector<Worker::Fired>& fired = w.fired;
     {
         std::lock_guard lk(timer_mx_);
         const std::int64_t now = now_ns();
@@ -1087,15 +1117,32 @@ void Scheduler::fire_due_timers(Worker& w) noexcept {
             heap_remove_at(heap_, 0);
             // Still under timer_mx_: the awaiter cannot leave before we are done with e.
             // A won claim freezes the task until we schedule it, so its header stays
-            // valid after we unlock.
-            if (e->task->claim(e->token)) fired.push_back(e->task);
+            // valid after we unlock. A TimeoutEntry stays alive until we store kFired
+            // (disarm_timeout waits for it), and its task cannot complete before.
+            if (e->cancels) {
+                auto* te = static_cast<TimeoutEntry*>(e);
+                // relaxed: disarm_timeout reads it only through the release/acquire
+                // pair on kFired (it first finds the entry gone under timer_mx_).
+                te->fire_state.store(TimeoutEntry::kFiring, std::memory_order_relaxed);
+                fired.push_back({e->task, te});
+            } else if (e->task->claim(e->token)) {
+                fired.push_back({e->task, nullptr});
+            }
         }
         // seq_cst: see add_timer.
         next_deadline_.store(heap_.empty() ? INT64_MAX : heap_[0]->deadline, std::memory_order_seq_cst);
     }
-    // Scheduled outside timer_mx_: waking may take idle_mx_, and park() takes
-    // timer_mx_ under idle_mx_ (one lock order: idle_mx_ before timer_mx_).
-    for (TaskHeader* t : fired) t->schedule();  // deadline order
+    // Outside timer_mx_: waking may take idle_mx_, and park() takes timer_mx_ under
+    // idle_mx_ (one lock order: idle_mx_ before timer_mx_). Deadline order.
+    for (const Worker::Fired& f : fired) {
+        if (f.timeout == nullptr) {
+            f.task->schedule();
+            continue;
+        }
+        (void)f.task->cancel();  // in place, counted: the scope tells it from others
+        // release: pairs with disarm_timeout's acquire; our last touch of the entry.
+        f.timeout->fire_state.store(TimeoutEntry::kFired, std::memory_order_release);
+    }
     // relaxed: metrics.
     bump(w.m_timers, fired.size());
     fired.clear();
@@ -1398,13 +1445,16 @@ std::string Scheduler::snapshot(bool* stable_out, std::size_t* live_out) const {
     bool stable = true;
     // 1. Timers: (task, deadline), under timer_mx_ (entries die only after leaving
     //    the heap under it; we keep pointers only to compare).
+    // A wait_for timeout (TimeoutEntry) is kept apart from a sleep's timer: it annotates
+    // whatever the task waits on.
     std::vector<std::pair<const TaskHeader*, std::int64_t>> timers;
+    std::vector<std::pair<const TaskHeader*, std::int64_t>> timeouts;
     {
         std::lock_guard lk(timer_mx_);
         timers.reserve(heap_.size());
-        for (const TimerEntry* e : heap_) timers.emplace_back(e->task, e->deadline);
+        for (const TimerEntry* e : heap_) (e->cancels ? timeouts : timers).emplace_back(e->task, e->deadline);
     }
-    if (!timers.empty()) stable = false;
+    if (!timers.empty() || !timeouts.empty()) stable = false;
     // 2. to_thread jobs running.
     std::vector<const TaskHeader*> blocking;
     {
@@ -1431,7 +1481,6 @@ std::string Scheduler::snapshot(bool* stable_out, std::size_t* live_out) const {
             for (JoinNode* n = t->joiners_; n != nullptr; n = n->next) {
                 const TaskHeader* waiter = nullptr;
                 if (n->notify == &JoinAwaiterBase::notify_joiner) waiter = static_cast<JoinAwaiterBase*>(n)->self;
-                else if (n->notify == &JoinOrTimeout::notify_fn) waiter = static_cast<JoinOrTimeout*>(n)->self;
                 if (waiter != nullptr) joins.push_back({waiter, t->id_, task_display_name(*t)});
             }
             t->unlock_joiners();
@@ -1463,6 +1512,9 @@ std::string Scheduler::snapshot(bool* stable_out, std::size_t* live_out) const {
                 std::int64_t deadline = -1;
                 for (const auto& [task, dl] : timers)
                     if (task == t) deadline = dl;
+                std::int64_t timeout = -1;  // the earliest of its wait_for deadlines
+                for (const auto& [task, dl] : timeouts)
+                    if (task == t && (timeout < 0 || dl < timeout)) timeout = dl;
                 const bool in_thread = std::find(blocking.begin(), blocking.end(), t) != blocking.end();
                 if (describe_cell_wait(*t, d, cell_value)) {
                     const std::uint64_t n = d.waiters;
@@ -1475,7 +1527,6 @@ std::string Scheduler::snapshot(bool* stable_out, std::size_t* live_out) const {
                 } else if (join != nullptr) {
                     line += "parked on JoinHandle of task " + std::to_string(join->target_id) + " \"" +
                             join->target_name + "\"";
-                    if (deadline >= 0) line += " (wait_for, times out at " + fmt_time(deadline) + ")";
                 } else if (deadline >= 0) {
                     line += "sleeping until " + fmt_time(deadline) + " (now " + fmt_time(now) + ")";
                 } else if (in_thread) {
@@ -1485,6 +1536,7 @@ std::string Scheduler::snapshot(bool* stable_out, std::size_t* live_out) const {
                 } else {
                     line += "parked (gather, TaskGroup or another wait)";
                 }
+                if (timeout >= 0) line += " (wait_for, times out at " + fmt_time(timeout) + ")";
                 // seq_cst: the second read of the bracket.
                 const std::uint32_t s2 = t->state_.load(std::memory_order_seq_cst);
                 const std::uint64_t w2 = t->wait_.load(std::memory_order_seq_cst);  // seq_cst: as above

@@ -122,7 +122,11 @@ struct alignas(64) Worker {
     std::deque<TaskHeader*> overflow;  // workers == 1 only; owner only
     WakeArea woken;                    // 2+ workers: tasks woken here; owner, and the stall monitor
     std::uint32_t woken_runs = 0;      // consecutive runs from `woken` (capped); owner only
-    std::vector<TaskHeader*> fired;    // fire_due_timers' scratch list; owner only
+    struct Fired {
+        TaskHeader* task;         // a claimed wait: schedule it
+        TimeoutEntry* timeout;    // or, when set, a wait_for timeout: cancel its task
+    };
+    std::vector<Fired> fired;          // fire_due_timers' scratch list; owner only
     std::uint32_t batch_left = 0;      // owner only
     std::uint64_t rng = 0;             // owner only
     bool searching = false;            // owner only
@@ -192,6 +196,7 @@ public:
     [[nodiscard]] std::int64_t now_ns() const noexcept;
     void add_timer(TimerEntry& e) noexcept;
     void remove_timer(TimerEntry& e) noexcept;
+    bool disarm_timeout(TimeoutEntry& e) noexcept;
 
     void submit_blocking(TaskHeader& t, BlockingJob* job);
     void blocking_done(TaskHeader& t) noexcept;

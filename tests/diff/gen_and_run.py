@@ -36,7 +36,7 @@ FORMAT (one item per line, '#' starts a comment)
   task                     starts the op list of the next task (tasks are numbered 0..)
   main                     starts the op list of the main task (runs after spawning)
   OP ARGS... [to D]        one op of the current task; 'to D' wraps a waiting op in
-                           asyncio.wait_for / spindle::wait_for with D milliseconds
+                           wait_for (CPython 3.12's: asyncio.timeout, in place) / spindle::wait_for, D ms
 Ops: yield | sleep D | cancel J | join J (await task J; generated for J > self) | counter |
      construct sem|bsem|barrier N (ValueError?) |
      acquire X | release X | with X H (async with X: H==0 ? yield : sleep H) |
@@ -74,7 +74,6 @@ Only the standard library is used. The one patch: CPython 3.13's Condition.wait
 import argparse
 import asyncio
 import contextvars
-import functools
 import heapq
 import itertools
 import os
@@ -84,6 +83,9 @@ import sys
 import tempfile
 from asyncio import exceptions as aio_exceptions
 from fractions import Fraction
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'support'))
+import asyncio312  # noqa: E402  (CPython 3.12's asyncio.timeout / wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -510,164 +512,15 @@ class PyState:
         self.nlog += 1
 
 
-# ───────────── known issues K2, K4, K6: spindle::wait_for vs asyncio ─────────────
+# ─────────────────── wait_for: CPython 3.12's rules on both sides ───────────────────
 #
-# (K1, fixed upstream in a401073: spindle::wait_for resumed its caller one loop
-# iteration before asyncio.wait_for, whose inner task's done-callback _release_waiter
-# and then the waiter's callback take two call_soon hops. spindle now takes one hop
-# (JoinOrTimeout) plus a yield. regressions/k1_wait_for_hops.prog guards it.)
-#
-# K2 (second cancellation). When wait_for has cancelled its inner task (timeout or
-# cancellation) and waits for it to finish (_cancel_and_wait), a cancellation of the
-# caller makes asyncio 3.11 leave at once, abandoning the inner task, which keeps
-# running (and may, e.g., still re-acquire a Condition's lock later). spindle keeps
-# waiting until the inner task has finished and re-raises the cancellation afterwards
-# (runtime/include/spindle/runtime/time.hpp, wait_for_child's `while (!child.done())`
-# loop) — which is what asyncio does from 3.12 on, not 3.11.
-#
-# K4 (a cancellation between the inner task's end and the caller's resumption).
-# asyncio: if it lands before _release_waiter ran, waiter.cancel() queues the caller
-# *behind everything already ready*; wait_for then returns the inner outcome
-# (`if fut.done(): return fut.result()`). spindle's caller was already queued by the
-# inner task's completion (JoinOrTimeout::notify_fn) and keeps that earlier place:
-# same outcome, one step early. (Before ce8b4b0 spindle also raised CancelledError
-# from its extra yield instead of returning the outcome; that part is fixed.)
-#
-# K6 (the outcome of an inner task that completed although wait_for cancelled it,
-# when the caller was cancelled too). asyncio 3.11: `await _cancel_and_wait(fut);
-# raise` — CancelledError, the inner result is dropped (a lock or permit it acquired
-# stays taken by nobody). spindle (wait_for_child since 339dcf3) returns the result
-# and re-requests the caller's cancellation for its next suspension point (3.12
-# behaviour, "cancellation never loses a grant"). With the ops generated here an inner
-# task that was cancelled always ends cancelled, on both sides: K6 cannot show.
-#
-# _wait_for_variant below is CPython 3.11's wait_for statement for statement, with
-# switches: one_hop (the inner task releases the waiter synchronously as it
-# finishes, as spindle's JoinOrTimeout does; then, to keep asyncio's step count, a
-# `sleep(0)` that swallows a cancellation — spindle's extra yield), wait_out (K2:
-# spindle's loop) and keep_result (K6). With all off it is asyncio.wait_for (the
-# self-test checks the traces are identical). It is never the reference: `check`
-# uses it only to tell whether a divergence is explained by known issues alone —
-# the whole trace must then match.
-
-def _release_waiter(waiter, *args):
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-async def _wait_for_variant(aw, timeout, one_hop, wait_out, keep_result):
-    loop = asyncio.get_running_loop()
-    box = [None]    # one_hop: the waiter to release as the inner operation finishes
-
-    async def inner():
-        try:
-            return await aw
-        finally:
-            w = box[0]
-            if w is not None and not w.done():
-                w.set_result(None)
-
-    def watch(fut, waiter):
-        if one_hop:
-            box[0] = waiter
-
-            def undo():
-                box[0] = None
-        else:
-            cb = functools.partial(_release_waiter, waiter)
-            fut.add_done_callback(cb)
-
-            def undo():
-                fut.remove_done_callback(cb)
-        return undo
-
-    async def cancel_and_wait(fut):
-        """Returns normally, or raises CancelledError (the caller was cancelled)."""
-        if not wait_out:                # asyncio.tasks._cancel_and_wait
-            waiter = loop.create_future()
-            undo = watch(fut, waiter)
-            try:
-                fut.cancel()
-                await waiter
-            finally:
-                undo()
-            if one_hop:
-                await asyncio.sleep(0)
-            return
-        fut.cancel()                    # spindle: wait it out, re-raise afterwards
-        cancelled = False
-        woken_by_child = False
-        while not fut.done():
-            waiter = loop.create_future()
-            undo = watch(fut, waiter)
-            try:
-                await waiter
-                woken_by_child = True
-            except asyncio.CancelledError:
-                cancelled = True
-                woken_by_child = False
-            finally:
-                undo()
-        if woken_by_child and one_hop:
-            try:
-                await asyncio.sleep(0)
-            except asyncio.CancelledError:
-                cancelled = True
-        if cancelled:
-            raise asyncio.CancelledError()
-
-    def cancelled_but_done(fut):
-        """K6: the caller was cancelled, the inner task completed anyway."""
-        if keep_result and fut.done() and not fut.cancelled():
-            asyncio.current_task().cancel()     # delivered at the next suspension
-            return True
-        return False
-
-    waiter = loop.create_future()
-    timeout_handle = loop.call_later(timeout, _release_waiter, waiter)
-    fut = asyncio.ensure_future(inner() if one_hop else aw)
-    undo = watch(fut, waiter)
-    try:
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if fut.done():
-                return fut.result()
-            else:
-                undo()
-                try:
-                    await cancel_and_wait(fut)
-                except asyncio.CancelledError:
-                    pass
-                if cancelled_but_done(fut):
-                    return fut.result()
-                raise
-        if fut.done():
-            if one_hop:
-                try:
-                    await asyncio.sleep(0)
-                except asyncio.CancelledError:
-                    pass
-            return fut.result()
-        else:
-            undo()
-            try:
-                await cancel_and_wait(fut)
-            except asyncio.CancelledError:
-                if cancelled_but_done(fut):
-                    return fut.result()
-                raise
-            try:
-                return fut.result()
-            except asyncio.CancelledError as exc:
-                raise asyncio.TimeoutError() from exc
-    finally:
-        timeout_handle.cancel()
-
-
-def _variant(one_hop, wait_out, keep_result):
-    return lambda aw, timeout: _wait_for_variant(aw, timeout, one_hop, wait_out, keep_result)
-
+# DESIGN.md §1: spindle::wait_for(op, d) is `async with asyncio.timeout(d): return
+# await op` with CPython 3.12's Timeout (tests/support/asyncio312.py; 3.11's Timeout
+# compares `uncancel() == 0`, 3.12's with the count at entry). The known issues of
+# CPython 3.11's task-wrapping wait_for (K1, K2, K4, K6 — an extra task, its extra
+# loop hops, a second cancellation that 3.11 answered by abandoning the inner task, a
+# result dropped on cancellation) are gone with it: the operation now runs in place on
+# both sides. Their programs stay in regressions/ and must pass.
 
 # ────────────── known issue K5: the order in which joiners are woken ──────────────
 #
@@ -696,23 +549,16 @@ def _task_factory(cls):
     return factory
 
 
-ISSUES_MODELLED = ('K2', 'K4', 'K5', 'K6')
+ISSUES_MODELLED = ('K5',)
 # Every combination, smallest first: `check` reports the first that explains a divergence.
 MODEL_ORDER = tuple('+'.join(c) for n in range(1, len(ISSUES_MODELLED) + 1)
                     for c in itertools.combinations(ISSUES_MODELLED, n))
-MODELS = ('asyncio', 'plain', 'pytask') + MODEL_ORDER
+MODELS = ('asyncio', 'pytask') + MODEL_ORDER
 
 
 def _apply_model(loop, model):
-    """Sets the wait_for used by the ops and the loop's task factory for `model`."""
-    global _wait_for
+    """Sets the loop's task factory for `model`."""
     ks = set(model.split('+'))
-    if model == 'plain':
-        _wait_for = _variant(False, False, False)       # self-test: must equal asyncio
-    elif ks & {'K2', 'K4', 'K6'}:
-        _wait_for = _variant('K4' in ks, 'K2' in ks, 'K6' in ks)
-    else:
-        _wait_for = asyncio.wait_for
     if model == 'pytask':
         loop.set_task_factory(_task_factory(asyncio.tasks._PyTask))   # self-test
     elif 'K5' in ks:
@@ -720,18 +566,12 @@ def _apply_model(loop, model):
 
 
 KNOWN_ISSUES = {
-    'K2': 'after cancelling its inner operation, spindle::wait_for waits for it to finish '
-          'even when the caller is cancelled again; asyncio 3.11 leaves at once',
     'K3': 'a ScopedRelease guard whose release() throws calls std::terminate '
           '(asyncio: `async with` raises RuntimeError/ValueError)',
-    'K4': 'a cancellation landing between the end of wait_for\'s inner task and the caller\'s '
-          'resumption: spindle resumes the caller at its earlier place, asyncio queues it behind',
     'K5': 'the tasks awaiting a task are woken last-come first when it finishes; asyncio runs '
           'done-callbacks first-come first',
-    'K6': 'wait_for cancelled while its cancelled inner operation completes anyway: spindle '
-          'returns the result and re-cancels the caller, asyncio 3.11 raises CancelledError',
 }
-_wait_for = asyncio.wait_for
+_wait_for = asyncio312.wait_for
 
 
 async def maybe_to(aw, to):
@@ -977,8 +817,7 @@ def _stop_on_deadlock(task):
 
 
 def _quiet_exception_handler(loop, context):
-    # Inner tasks that 3.11's wait_for abandons (K2) may end with an exception nobody
-    # retrieves, or stay pending in a loop that ends; asyncio would only log that.
+    # Tasks still pending in a loop the watchdog stopped; asyncio would only log that.
     msg = context.get('message', '')
     if msg.startswith(('Task exception was never retrieved', 'Task was destroyed but it is pending')):
         return
@@ -986,8 +825,8 @@ def _quiet_exception_handler(loop, context):
 
 
 def run_py(prog, model='asyncio', stats=None):
-    """The asyncio trace of prog; a model other than 'asyncio' swaps in a wait_for
-    variant (see _wait_for_variant) — for diagnosis only."""
+    """The asyncio trace of prog; a model other than 'asyncio' models a known issue
+    (see KNOWN_ISSUES) — for diagnosis only."""
     st = PyState(prog)
     st.stats = stats
     loop = VirtualTimeLoop()
@@ -1005,7 +844,7 @@ def run_py(prog, model='asyncio', stats=None):
         _GRAVEYARD.append((loop, st))
         return st.trace
     if asyncio.all_tasks(loop):
-        _GRAVEYARD.append((loop, st))   # inner tasks abandoned by 3.11's wait_for (K2)
+        _GRAVEYARD.append((loop, st))   # tasks left pending
     else:
         loop.close()
     return st.trace
@@ -1264,7 +1103,7 @@ def cmd_minimize(args):
 
 def cmd_selftest(args):
     """The Python side alone: generation round-trips through the text format, runs
-    are deterministic, and the 'plain' wait_for variant equals asyncio.wait_for."""
+    are deterministic, and the pure-Python Task behaves as the C Task."""
     bad = 0
     for seed in range(args.start, args.start + args.count):
         prog = generate(seed)
@@ -1273,7 +1112,7 @@ def cmd_selftest(args):
             print(f'seed {seed}: serialization does not round-trip')
             bad += 1
             continue
-        a, b, c = run_py(prog), run_py(parse(text)), run_py(prog, 'plain')
+        a, b = run_py(prog), run_py(parse(text))
         d = run_py(prog, 'pytask')
         if a != d:
             i = first_divergence(a, d)
@@ -1281,11 +1120,6 @@ def cmd_selftest(args):
             bad += 1
         elif a != b:
             print(f'seed {seed}: two asyncio runs differ at line {first_divergence(a, b) + 1}')
-            bad += 1
-        elif a != c:
-            i = first_divergence(a, c)
-            print(f'seed {seed}: the plain wait_for variant differs from asyncio.wait_for at line {i + 1}:'
-                  f'\n  {a[i] if i < len(a) else "<end>"}\n  {c[i] if i < len(c) else "<end>"}')
             bad += 1
     print(f'selftest: {args.count - bad}/{args.count} ok')
     return 1 if bad else 0

@@ -11,10 +11,23 @@ endif()
 execute_process(COMMAND ${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/build"
                         -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=${BUILD_TYPE}
                         -DCMAKE_CXX_FLAGS=${CXX_FLAGS} -DCMAKE_EXE_LINKER_FLAGS=${LINK_FLAGS}
-                RESULT_VARIABLE rc)
+                RESULT_VARIABLE rc OUTPUT_VARIABLE conf_out ERROR_VARIABLE conf_err)
 if(rc)
-  message(FATAL_ERROR "consumer configure failed: ${rc}")
+  message(FATAL_ERROR "consumer configure failed: ${rc}\n${conf_out}\n${conf_err}")
 endif()
+# find_package(spindle) probes the compiler for the GCC 12 co_await capture bug (issue
+# 14): it must have run, and warned exactly when the probe found the bug.
+file(STRINGS "${WORK_DIR}/build/CMakeCache.txt" probe REGEX "^SPINDLE_AWAIT_CAPTURE_OK:")
+if(NOT probe)
+  message(FATAL_ERROR "find_package(spindle) did not probe the compiler (no SPINDLE_AWAIT_CAPTURE_OK)")
+endif()
+string(FIND "${conf_err}" "miscompiles a lambda" warned)
+if(probe MATCHES "=OFF$" AND warned EQUAL -1)
+  message(FATAL_ERROR "the compiler has the co_await capture bug, but find_package(spindle) did not warn:\n${conf_err}")
+elseif(probe MATCHES "=ON$" AND NOT warned EQUAL -1)
+  message(FATAL_ERROR "find_package(spindle) warned although the probe passed:\n${conf_err}")
+endif()
+message(STATUS "co_await capture probe: ${probe}")
 execute_process(COMMAND ${CMAKE_COMMAND} --build "${WORK_DIR}/build" RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "consumer build failed: ${rc}")

@@ -8,6 +8,9 @@ Usage: python3 tests/runtime/asyncio_reference.py   (CPython 3.11, as DESIGN.md 
 """
 import asyncio
 import sys
+import os as _os  # noqa: E402
+sys.path.insert(0, _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "..", "support"))
+from asyncio312 import wait_for  # noqa: E402  (CPython 3.12 rules: asyncio.timeout, in place)
 
 trace = []
 
@@ -165,10 +168,10 @@ async def GatherLikeCPython311():
     await y
 
 
-async def WaitForLikeCPython311():
+async def WaitForLikeCPython312():
     y = asyncio.create_task(worker("Y", 8))
     trace.append("M0")
-    await asyncio.wait_for(worker("A", 2), 10)
+    await wait_for(worker("A", 2), 10)
     trace.append("M1")
     await y
 
@@ -189,7 +192,7 @@ if __name__ == "__main__":
               JoinWakesAwaiterBehindReadyTasks, NestedAwaitRunsInline,
               SleepersWakeInDeadlineThenScheduleOrder, VirtualClockWaitsForReadyTasks,
               CancelSchedulesTheVictimBehindReadyTasks, CancelForwardedThroughJoinHandle,
-              GatherLikeCPython311, WaitForLikeCPython311, TaskGroupLikeCPython311]:
+              GatherLikeCPython311, WaitForLikeCPython312, TaskGroupLikeCPython311]:
         trace.clear()
         run(f())
         print(f"{f.__name__}: {' '.join(trace)}")

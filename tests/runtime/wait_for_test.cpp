@@ -1,5 +1,6 @@
-// wait_for (asyncio.wait_for, CPython 3.11 semantics): value in time, or the inner
-// operation is cancelled, waited for, and TimeoutError is thrown.
+// wait_for (CPython 3.12's asyncio.wait_for = `async with asyncio.timeout(d): return
+// await op`): the value in time, or the operation is cancelled in place and its
+// CancelledError becomes TimeoutError; another task's cancellation is never swallowed.
 #include <stdexcept>
 #include <string>
 
@@ -103,51 +104,146 @@ CO_TEST_OPTS(WaitFor, TimeoutErrorIsARuntimeError, one_worker_virtual()) {
     EXPECT_TRUE(caught);
 }
 
-// asyncio 3.11: timeout <= 0 with an operation that is not done yet cancels it at
-// once; a coroutine wrapped in a fresh task never starts.
-CO_TEST_OPTS(WaitFor, ZeroTimeoutTimesOutWithoutRunningTheOperation, one_worker_virtual()) {
+// CPython 3.12: `async with asyncio.timeout(0): return await op` — an operation that
+// completes without suspending gives its value; one that would wait is cancelled at its
+// first suspension point, without the clock moving.
+CO_TEST_OPTS(WaitFor, ZeroTimeoutRunsAnOperationThatNeedsNoWait, one_worker_virtual()) {
+    Probe p;
+    EXPECT_EQ(co_await spindle::wait_for(immediate(p, 1), 0ms), 1);
+    EXPECT_TRUE(p.finished);
+    Probe q;
+    EXPECT_EQ(co_await spindle::wait_for(immediate(q, 2), -5ms), 2);
+    EXPECT_TRUE(q.finished);
+}
+
+CO_TEST_OPTS(WaitFor, ZeroTimeoutCancelsAnOperationThatWouldWait, one_worker_virtual()) {
     Probe p;
     const auto t0 = spindle::now();
     bool timed_out = false;
     try {
-        (void)co_await spindle::wait_for(immediate(p, 1), 0ms);
+        (void)co_await spindle::wait_for(sleep_then_return(p, 1h, 1), 0ms);
     } catch (const TimeoutError&) {
         timed_out = true;
     }
     EXPECT_TRUE(timed_out);
-    EXPECT_FALSE(p.started);
+    EXPECT_TRUE(p.started);
+    EXPECT_TRUE(p.cancelled);
+    EXPECT_FALSE(p.finished);
     EXPECT_EQ(spindle::now(), t0);
-
-    Probe q;
-    bool negative_timed_out = false;
-    try {
-        (void)co_await spindle::wait_for(immediate(q, 1), -5ms);
-    } catch (const TimeoutError&) {
-        negative_timed_out = true;
-    }
-    EXPECT_TRUE(negative_timed_out);
-    EXPECT_FALSE(q.started);
 }
 
-// asyncio 3.11: with timeout <= 0, an awaitable that is already done gives its value.
-CO_TEST_OPTS(WaitFor, ZeroTimeoutOnFinishedHandleReturnsValue, one_worker_virtual()) {
+// Issue 14: the operation is awaited in place. A free Lock is taken without the task
+// suspending: a task that is ready meanwhile does not run (a task of its own, as
+// CPython 3.11's wait_for made, would need the caller to suspend).
+CO_TEST_OPTS(WaitFor, FreeLockAcquireDoesNotSuspend, one_worker_virtual()) {
+    spindle::Lock lock;
+    bool other_ran = false;
+    auto other = spindle::spawn([](bool& flag) -> Task<void> {
+        flag = true;
+        co_return;
+    }(other_ran));
+    co_await spindle::wait_for(lock.acquire(), 1s);
+    EXPECT_FALSE(other_ran) << "wait_for(free_lock.acquire(), 1s) suspended the task";
+    EXPECT_TRUE(lock.locked());
+    lock.release();
+    co_await other;
+    EXPECT_TRUE(other_ran);
+}
+
+// A cancellation from someone else is never swallowed, even when the timer fired in
+// the same instant: main's sleep and the waiter's timeout are due together; main's
+// timer fires first, the timeout cancels the waiter, then main cancels it too.
+CO_TEST_OPTS(WaitFor, CancellationIsNeverSwallowedWhenTheTimerFiredToo, one_worker_virtual()) {
+    spindle::Event never;
     Probe p;
-    auto h = spindle::spawn(immediate(p, 8));
-    (void)co_await h;
-    CO_ASSERT_TRUE(h.done());
-    // asyncio.wait_for(task, 0): ensure_future(task) is the task itself, already done,
-    // so its result is returned; no timeout.
-    bool timed_out = false;
-    int v = 0;
+    auto waiter = spindle::spawn([](spindle::Event& e, Probe& probe) -> Task<void> {
+        probe.started = true;
+        co_await spindle::wait_for(e.wait(), 10ms);
+        probe.finished = true;
+    }(never, p));
+    co_await spindle::sleep(10ms);  // queued before the waiter's timer: fires first
+    EXPECT_TRUE(p.started);
+    EXPECT_TRUE(waiter.cancel());
+    bool cancelled = false;
     try {
-        v = co_await spindle::wait_for(h, 0ms);
+        co_await waiter;
+    } catch (const CancelledError&) {
+        cancelled = true;
     } catch (const TimeoutError&) {
-        timed_out = true;
+        ADD_FAILURE() << "a cancellation requested by another task became TimeoutError";
     }
-    EXPECT_FALSE(timed_out) << "asyncio.wait_for(done_task, 0) returns the task's result";
-    EXPECT_EQ(v, 8);
+    EXPECT_TRUE(cancelled);
+    EXPECT_TRUE(waiter.cancelled());
+    EXPECT_FALSE(p.finished);
 }
 
+// CPython 3.12 compares against the cancellation count at entry (3.11 compared with
+// zero): a task that swallowed a cancellation earlier still gets TimeoutError.
+CO_TEST_OPTS(WaitFor, TimeoutAfterASwallowedCancellationIsStillATimeout, one_worker_virtual()) {
+    Probe p;
+    auto h = spindle::spawn([](Probe& probe) -> Task<int> {
+        try {
+            co_await spindle::sleep(1h);
+        } catch (const CancelledError&) {
+        }
+        try {
+            (void)co_await spindle::wait_for(sleep_then_return(probe, 1h, 1), 5ms);
+        } catch (const TimeoutError&) {
+            co_return 1;
+        }
+        co_return 0;
+    }(p));
+    co_await spindle::yield_now();
+    EXPECT_TRUE(h.cancel());
+    EXPECT_EQ(co_await h, 1);
+    EXPECT_TRUE(p.cancelled);
+}
+
+// Nested scopes: each turns only its own cancellation into TimeoutError.
+CO_TEST_OPTS(WaitFor, NestedTimeouts, one_worker_virtual()) {
+    struct Local {
+        static Task<int> inner_first() {
+            Probe p;
+            co_return co_await spindle::wait_for(sleep_then_return(p, 1h, 1), 5ms);
+        }
+        static Task<int> outer_only(int& reached) {
+            Probe p;
+            try {
+                (void)co_await spindle::wait_for(sleep_then_return(p, 1h, 1), 1h);
+            } catch (const TimeoutError&) {
+                reached = -1;  // the inner scope must not claim the outer's cancellation
+                throw;
+            }
+            co_return 0;
+        }
+    };
+    // The inner deadline passes first: its TimeoutError goes through the outer scope.
+    const auto t0 = spindle::now();
+    bool inner_timeout = false;
+    try {
+        (void)co_await spindle::wait_for(Local::inner_first(), 1h);
+    } catch (const TimeoutError&) {
+        inner_timeout = true;
+    }
+    EXPECT_TRUE(inner_timeout);
+    EXPECT_EQ(spindle::now() - t0, 5ms);
+    // The outer deadline passes first: the inner scope sees a CancelledError that is
+    // not its own and lets it through; the outer one turns it into TimeoutError.
+    int reached = 0;
+    bool outer_timeout = false;
+    try {
+        (void)co_await spindle::wait_for(Local::outer_only(reached), 7ms);
+    } catch (const TimeoutError&) {
+        outer_timeout = true;
+    }
+    EXPECT_TRUE(outer_timeout);
+    EXPECT_EQ(reached, 0);
+    EXPECT_EQ(spindle::now() - t0, 12ms);
+    // Nothing is left pending: the next suspension point is an ordinary one.
+    co_await spindle::yield_now();
+}
+
+// asyncio: an awaitable that is already done gives its value, whatever the timeout.
 CO_TEST_OPTS(WaitFor, InnerExceptionPropagates, one_worker_virtual()) {
     bool caught = false;
     try {
@@ -159,8 +255,8 @@ CO_TEST_OPTS(WaitFor, InnerExceptionPropagates, one_worker_virtual()) {
     EXPECT_TRUE(caught);
 }
 
-// CPython 3.11: when the inner operation swallows the cancellation and completes
-// anyway, its value is returned (documented in time.hpp).
+// CPython 3.12: when the operation swallows the cancellation and completes anyway,
+// its value is returned (the timeout scope raises only on a CancelledError).
 CO_TEST_OPTS(WaitFor, InnerThatIgnoresCancellationReturnsItsValue, one_worker_virtual()) {
     Probe p;
     const auto t0 = spindle::now();
@@ -168,7 +264,8 @@ CO_TEST_OPTS(WaitFor, InnerThatIgnoresCancellationReturnsItsValue, one_worker_vi
     EXPECT_EQ(v, 77);
     EXPECT_TRUE(p.cancelled);
     EXPECT_TRUE(p.finished);
-    EXPECT_EQ(spindle::now() - t0, 25ms) << "wait_for waits for the cancelled operation to finish";
+    EXPECT_EQ(spindle::now() - t0, 25ms) << "the operation runs in place until it finishes";
+    co_await spindle::yield_now();  // the timer's request was delivered, nothing is pending
 }
 
 // wait_for on a JoinHandle: the timeout cancels the task behind the handle.
@@ -235,4 +332,33 @@ CO_TEST(WaitFor, RealTimeTimeout) {
     EXPECT_TRUE(timed_out);
     EXPECT_TRUE(p.cancelled);
     EXPECT_GE(std::chrono::steady_clock::now() - t0, 5ms);
+}
+
+// Several workers, real time: the timer fires on another worker while the task is
+// running (the operation never suspends past the deadline). The scope withdraws its
+// request when the operation completes anyway, so no CancelledError surfaces later.
+TEST(WaitForThreads, TimerFiringWhileTheTaskRunsLeavesNoStrayCancellation) {
+    spindle::Runtime rt(spindle::RuntimeOptions{.workers = 2});
+    struct Local {
+        static Task<int> spin(std::chrono::microseconds d) {
+            const auto end = std::chrono::steady_clock::now() + d;
+            while (std::chrono::steady_clock::now() < end) {
+            }
+            co_return 7;
+        }
+        static Task<int> body(int rounds) {
+            int stray = 0;
+            for (int i = 0; i < rounds; ++i) {
+                const int v = co_await spindle::wait_for(spin(std::chrono::microseconds(300)), 50us);
+                if (v != 7) co_return -1;
+                try {
+                    co_await spindle::yield_now();
+                } catch (const CancelledError&) {
+                    ++stray;  // a timeout's request that outlived its scope
+                }
+            }
+            co_return stray;
+        }
+    };
+    EXPECT_EQ(rt.block_on(Local::body(100)), 0);
 }

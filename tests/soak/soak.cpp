@@ -205,13 +205,12 @@ private:
 
 Watchdog* g_dog = nullptr;
 
-/// --wait-for-victims: in the cancel shapes, the victims (tasks cancelled with
-/// JoinHandle::cancel) also acquire through spindle::wait_for. Off by default: as in
-/// CPython 3.11, a cancel() that lands after wait_for's inner operation completed (and
-/// before the caller resumed) is dropped and the value returned, so a victim looping on
-/// wait_for(lock.acquire(), t) of a free Lock is never cancelled and the shape hangs
-/// (README, known limitations; the survivors and the timeout storms still use wait_for).
-bool g_victims_wait_for = false;
+/// --wait-for-victims (default) / --no-wait-for-victims: in the cancel shapes, the
+/// victims (tasks cancelled with JoinHandle::cancel) also acquire through
+/// spindle::wait_for. Under CPython 3.11's rules (before issue 14) a victim looping on
+/// wait_for(lock.acquire(), t) of a free Lock could never be cancelled and the shape
+/// hung; wait_for now awaits in place (3.12's rules) and never swallows a cancellation.
+bool g_victims_wait_for = true;
 
 /// One shape run: its parameters and the violations it found.
 struct Ctx {

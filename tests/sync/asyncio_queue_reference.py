@@ -13,6 +13,9 @@ import sys
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
 from asyncio_sync_reference import VirtualLoop, T, trace  # noqa: E402
+import os as _os  # noqa: E402
+sys.path.insert(0, _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "..", "support"))
+from asyncio312 import wait_for  # noqa: E402  (CPython 3.12 rules: asyncio.timeout, in place)
 
 
 async def QueueGettersFifo():
@@ -134,7 +137,7 @@ async def QueueTimeoutGet():
 
     t = asyncio.create_task(late())
     try:
-        await asyncio.wait_for(q.get(), 0.01)
+        await wait_for(q.get(), 0.01)
     except asyncio.TimeoutError:
         T("timeout")
     await t

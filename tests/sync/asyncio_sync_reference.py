@@ -20,6 +20,9 @@ import asyncio
 import asyncio.locks as locks
 from asyncio import exceptions
 import sys
+import os as _os  # noqa: E402
+sys.path.insert(0, _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "..", "support"))
+from asyncio312 import wait_for  # noqa: E402  (CPython 3.12 rules: asyncio.timeout, in place)
 
 trace = []
 
@@ -396,7 +399,7 @@ async def LockWaitForTimeout():
     lock = asyncio.Lock()
     await lock.acquire()
     try:
-        await asyncio.wait_for(lock.acquire(), 0.01)
+        await wait_for(lock.acquire(), 0.01)
         T("acquired")
     except asyncio.TimeoutError:
         T("timeout")
@@ -408,7 +411,7 @@ async def LockWaitForTimeout():
         lock.release()
 
     r = create(release_later())
-    await asyncio.wait_for(lock.acquire(), 0.01)
+    await wait_for(lock.acquire(), 0.01)
     T("acquired")
     T("locked", lock.locked())
     await r
@@ -544,7 +547,7 @@ async def SemAcquireNoHang():  # test_acquire_no_hang
         T("t2-cancelled")
     T("value", sem._value)
     T("locked", sem.locked())
-    await asyncio.wait_for(sem.acquire(), 1.0)
+    await wait_for(sem.acquire(), 1.0)
     T("acquired")
     T("value", sem._value)
 
@@ -683,14 +686,14 @@ async def _sem_wait_for_cancelled_after_inner_completed(extra_yields):
     sem = asyncio.Semaphore(0)
 
     async def acq():
-        await asyncio.wait_for(sem.acquire(), 3600)
+        await wait_for(sem.acquire(), 3600)
         T("o-got")
 
     o = create(acq())
-    await sleep0()  # o runs: wait_for creates the inner task
-    await sleep0()  # the inner task queues on the semaphore
-    sem.release()   # granted to the inner task
-    await sleep0()  # the inner task resumes and completes; o is woken
+    await sleep0()  # o runs and queues on the semaphore (wait_for awaits in place)
+    await sleep0()
+    sem.release()   # granted to o
+    await sleep0()  # o resumes, takes the permit and returns
     for _ in range(extra_yields):
         await sleep0()
     o.cancel()      # before o has returned from wait_for
@@ -1084,7 +1087,7 @@ async def CondTimeoutInBlock():  # test_timeout_in_block
     cond = asyncio.Condition()
     async with cond:
         try:
-            await asyncio.wait_for(cond.wait(), timeout=0.5)
+            await wait_for(cond.wait(), 0.5)
             T("returned")
         except asyncio.TimeoutError:
             T("timeout")
@@ -1193,7 +1196,7 @@ async def _cancelled_wakeup(relock):
             await sleep0()
         c[0].cancel()
         try:
-            await asyncio.wait_for(cond.wait_for(lambda: st["state"] == 0), 0.01)
+            await wait_for(cond.wait_for(lambda: st["state"] == 0), 0.01)
         except asyncio.TimeoutError:
             T("timeout")
         T("state", st["state"])
@@ -1582,7 +1585,7 @@ async def BarrierAbortThenReset():  # test_abort_barrier_when_exception_then_res
 async def BarrierWaitForTimeout():
     barrier = asyncio.Barrier(2)
     try:
-        await asyncio.wait_for(barrier.wait(), 0.01)
+        await wait_for(barrier.wait(), 0.01)
         T("passed")
     except asyncio.TimeoutError:
         T("timeout")

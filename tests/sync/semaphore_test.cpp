@@ -580,10 +580,10 @@ static Task<void> sem_wait_for_cancelled_after_inner_completed(int extra_yields)
     Semaphore sem(0);
     Trace T;
     auto o = spindle::spawn(wait_for_acquire_traced(sem, T));
-    co_await spindle::yield_now();  // o runs: wait_for spawns the inner task
-    co_await spindle::yield_now();  // the inner task queues on the semaphore
-    sem.release();                  // granted to the inner task
-    co_await spindle::yield_now();  // the inner task resumes and completes; o is woken
+    co_await spindle::yield_now();  // o runs and queues on the semaphore (in place: wait_for
+    co_await spindle::yield_now();  // has no inner task since issue 14, CPython 3.12's rules)
+    sem.release();                  // granted to o
+    co_await spindle::yield_now();  // o resumes, takes the permit and returns
     for (int i = 0; i < extra_yields; ++i) co_await spindle::yield_now();
     o.cancel();  // before o has returned from wait_for
     const bool was_cancelled = co_await ended_cancelled(o);

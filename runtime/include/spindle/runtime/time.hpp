@@ -85,81 +85,146 @@ decltype(auto) get_awaiter(A&& a) {
 template <class A>
 using await_result_t = decltype(get_awaiter(std::declval<A>()).await_resume());
 
-/// Waits for `target` to complete or for a deadline; both end the same wait.
-/// delay_ns < 0: no deadline; 0: times out at once without suspending.
-struct JoinOrTimeout : WaitNode, JoinNode {
-    enum class Outcome { kCompleted, kTimedOut, kCancelled };
-    JoinOrTimeout(TaskHeader* t, std::int64_t ns) noexcept : target(t), delay_ns(ns) {}
-    TaskHeader* target;
-    std::int64_t delay_ns;
-    TimerEntry entry;
-    TaskHeader* self = nullptr;
-    bool joined = false;
-    bool timer = false;
-    bool suspended = false;
+/// The timeout scope behind wait_for: CPython 3.12's asyncio.Timeout, inside the
+/// awaiting task. enter() notes the task's cancellation count; arm() queues a
+/// TimeoutEntry (timer.hpp) whose firing cancels the task in place; leave() disarms
+/// it and, if it fired, withdraws that one request (Task.uncancel()) and says whether
+/// it was the only request since enter() — then a CancelledError that leaves the
+/// operation is ours and becomes TimeoutError; otherwise someone else cancelled us
+/// too and the CancelledError goes on (never swallowed).
+class TimeoutScope {
+public:
+    explicit TimeoutScope(std::int64_t ns) noexcept : ns_(ns) {}
+    TimeoutScope(const TimeoutScope&) = delete;
+    TimeoutScope& operator=(const TimeoutScope&) = delete;
+    ~TimeoutScope() = default;  // a task's frame is never destroyed while it waits
 
-    bool await_ready() const noexcept { return delay_ns == 0 || target->complete(); }
-    bool await_suspend(std::coroutine_handle<> h);
-    Outcome await_resume() noexcept;
-    static void notify_fn(JoinNode* n) noexcept;
+    void enter(TaskHeader& self) noexcept {
+        self_ = &self;
+        cancels_at_entry_ = self.cancel_requests(pending_at_entry_);
+    }
+    /// Before the operation may suspend. "Forever" (>= INT64_MAX/4 ns) needs no timer.
+    void arm() noexcept {
+        if (armed_ || ns_ >= INT64_MAX / 4) return;
+        entry_.deadline = now_ns(*self_) + ns_;
+        entry_.task = self_;
+        add_timer(*self_, entry_);
+        armed_ = true;
+    }
+    /// True when the timer fired and no other cancellation was requested since enter().
+    bool leave() noexcept {
+        if (!armed_) return false;
+        armed_ = false;
+        if (!disarm_timeout(*self_, entry_)) return false;
+        const std::uint32_t after = self_->uncancel();
+        // CPython: `uncancel() <= cancelling-at-entry` (24-bit counts, wrapping).
+        const std::uint32_t diff = (after - cancels_at_entry_) & (UINT32_MAX >> TaskHeader::kCancelCountShift);
+        fired_ours_ = diff == 0 || diff >= (1U << 23);
+        // A request pending at entry (made before, not delivered yet: asyncio delivers it
+        // where the task resumes, spindle at its next suspension point) is delivered
+        // first; the CancelledError that follows is that one, never ours.
+        return fired_ours_ && !pending_at_entry_;
+    }
+    /// After leave() said "ours" and the operation then raised CancelledError: still ours
+    /// only if nobody requested a cancellation meanwhile. (Several workers: a request
+    /// that lands while ours is still pending sets no new flag — kCancelReq is already
+    /// set — so the one CancelledError stands for both, and must stay a CancelledError.
+    /// One that lands after the operation consumed the flag sets it anew and is
+    /// delivered at the next suspension point.)
+    [[nodiscard]] bool still_ours() const noexcept {
+        return ((self_->cancel_requests() - cancels_at_entry_) & (UINT32_MAX >> TaskHeader::kCancelCountShift)) == 0;
+    }
+    /// After the operation ended without CancelledError while our request may still be
+    /// pending (it fired while the task ran): withdraw it unless a new one came since
+    /// (CPython 3.13's uncancel() clears _must_cancel).
+    void withdraw() noexcept {
+        if (fired_ours_ && !pending_at_entry_) (void)self_->withdraw_pending_cancel(cancels_at_entry_);
+    }
+
+private:
+    TimeoutEntry entry_;
+    TaskHeader* self_ = nullptr;
+    std::int64_t ns_;
+    std::uint32_t cancels_at_entry_ = 0;
+    bool armed_ = false;
+    bool fired_ours_ = false;
+    bool pending_at_entry_ = false;
 };
 
-/// The body of wait_for once the inner operation runs as `child`.
-template <class R>
-Task<R> wait_for_child(JoinHandle<R> child, std::int64_t ns) {
-    JoinOrTimeout first{child.header(), ns};
-    auto outcome = co_await first;
-    if (outcome == JoinOrTimeout::Outcome::kCompleted || child.done()) {
-        // CPython: the inner task's done callback releases the waiter future, whose
-        // callback wakes us: one more ready-queue step than a direct join.
-        if (first.suspended && outcome == JoinOrTimeout::Outcome::kCompleted) {
-            try {
-                co_await YieldAwaiter{};
-            } catch (const CancelledError&) {
-                // CPython 3.11: cancelled after the inner task finished -> its result
-                // is returned (`if fut.done(): return fut.result()`), never lost.
-            }
-        }
-        co_return co_await std::move(child);
-    }
-    // Timed out or cancelled: cancel the inner operation and wait until it is done.
-    child.cancel();
-    bool woken_by_child = false;
-    while (!child.done()) {
-        // Wait (no deadline) until the inner operation has finished; a cancellation
-        // of ours meanwhile is remembered and re-raised after it.
-        JoinOrTimeout again{child.header(), -1};
-        auto r = co_await again;
-        if (r == JoinOrTimeout::Outcome::kCancelled) outcome = r;
-        woken_by_child = again.suspended && r == JoinOrTimeout::Outcome::kCompleted;
-    }
-    if (woken_by_child) {  // CPython's _cancel_and_wait: the same extra step
-        try {
-            co_await detail::YieldAwaiter{};
-        } catch (const CancelledError&) {
-            outcome = JoinOrTimeout::Outcome::kCancelled;
-        }
-    }
-    if (outcome == JoinOrTimeout::Outcome::kCancelled) {
-        if (child.cancelled() || !child.done()) throw CancelledError{};
-        // We were cancelled, but the inner operation completed anyway (a lock or a
-        // permit may now be ours): never lose it (DESIGN: cancellation never loses a
-        // grant). Return it and re-request the cancellation, delivered at our next
-        // suspension point. (CPython 3.11 drops the result here; 3.12 fixed it.)
-        (void)require_task("wait_for").cancel();
-        co_return co_await std::move(child);
-    }
-    try {
-        co_return co_await std::move(child);  // it finished anyway: its value wins (asyncio)
-    } catch (const CancelledError&) {
-        throw TimeoutError();
-    }
-}
-
+/// `co_await wait_for(op, d)`: awaits `op` in place under a TimeoutScope (no task,
+/// no frame of its own). An operation that completes without suspending arms no timer.
 template <class A>
-Task<await_result_t<A>> as_task(A a) {
-    co_return co_await std::move(a);
-}
+class [[nodiscard]] TimeoutAwaiter {
+    using Got = decltype(get_awaiter(std::declval<A&&>()));
+    static constexpr bool kOwnAwaiter = !std::is_reference_v<Got>;  // operator co_await made one
+    using Inner = std::remove_cvref_t<Got>;
+
+public:
+    using value_type = await_result_t<A>;
+
+    TimeoutAwaiter(A&& op, std::int64_t ns) noexcept(std::is_nothrow_move_constructible_v<A>)
+        : op_(std::move(op)), ns_(ns), scope_(ns) {}
+    TimeoutAwaiter(const TimeoutAwaiter&) = delete;
+    TimeoutAwaiter& operator=(const TimeoutAwaiter&) = delete;
+
+    bool await_ready() {
+        scope_.enter(require_task("wait_for"));
+        if constexpr (kOwnAwaiter) inner_.emplace(MakeInner{&op_});
+        return inner().await_ready();
+    }
+    template <class P>
+    decltype(auto) await_suspend(std::coroutine_handle<P> h) {
+        scope_.arm();
+        try {
+            return inner().await_suspend(h);
+        } catch (...) {
+            // Not suspended (the coroutine resumes with this exception, await_resume
+            // never runs): disarm, and withdraw a request the timer may have made.
+            if (scope_.leave()) scope_.withdraw();
+            throw;
+        }
+    }
+    value_type await_resume() {
+        const bool ours = scope_.leave();
+        if (!ours) return inner().await_resume();
+        try {
+            if constexpr (std::is_void_v<value_type>) {
+                inner().await_resume();
+                scope_.withdraw();
+            } else {
+                value_type v = inner().await_resume();
+                scope_.withdraw();
+                return v;
+            }
+        } catch (const CancelledError&) {
+            if (scope_.still_ours()) throw TimeoutError();  // cancelled by our timer alone
+            throw;
+        } catch (...) {
+            scope_.withdraw();
+            throw;
+        }
+    }
+
+    /// For code that needs a Task (spawn, a Task<R> variable): the same wait, as a
+    /// coroutine of its own.
+    operator Task<value_type>() && { return as_task(std::move(op_), ns_); }  // NOLINT(google-explicit-constructor)
+
+private:
+    struct MakeInner {  // guaranteed elision of the awaiter operator co_await returns
+        A* op;
+        operator Inner() const { return get_awaiter(std::move(*op)); }  // NOLINT(google-explicit-constructor)
+    };
+    static Task<value_type> as_task(A op, std::int64_t ns) { co_return co_await TimeoutAwaiter(std::move(op), ns); }
+    decltype(auto) inner() noexcept {
+        if constexpr (kOwnAwaiter) return (*inner_);
+        else return (op_);
+    }
+
+    A op_;
+    std::int64_t ns_;
+    std::conditional_t<kOwnAwaiter, std::optional<Inner>, char> inner_{};
+    TimeoutScope scope_;
+};
 
 }  // namespace detail
 
@@ -172,23 +237,19 @@ detail::SleepAwaiter sleep(std::chrono::duration<Rep, Period> d) noexcept {
     return detail::SleepAwaiter{detail::to_ns(d)};
 }
 
-/// asyncio.wait_for: the awaitable's value, or — when `d` passes first — the inner
-/// operation is cancelled, waited for, and TimeoutError is thrown (unless it
-/// completed anyway, whose value is then returned, as in CPython 3.11). The inner
-/// operation runs as a task of its own, as asyncio's does.
+/// asyncio.wait_for, CPython 3.12+ rules: `async with asyncio.timeout(d): return
+/// await op`. The operation is awaited in place, in the calling task (no task of its
+/// own); when it can complete without suspending it does, whatever `d` (d <= 0 too),
+/// and arms no timer. When `d` passes first the task is cancelled in place — the
+/// operation's own cancellation rules apply (a Lock or permit granted meanwhile is
+/// passed on, a Queue item put back) — and the CancelledError that comes out of it
+/// becomes TimeoutError. A cancellation from anyone else (JoinHandle::cancel, a
+/// TaskGroup) is never swallowed: it stays a CancelledError even when the timer fired
+/// too. Awaiting a JoinHandle under wait_for cancels that task on timeout, as asyncio
+/// does. Outside a task: std::logic_error.
 template <class A, class Rep, class Period>
-Task<detail::await_result_t<A>> wait_for(A aw, std::chrono::duration<Rep, Period> d) {
-    using R = detail::await_result_t<A>;
-    const std::int64_t ns = detail::to_ns(d);
-    JoinHandle<R> child;
-    if constexpr (std::is_same_v<std::remove_cvref_t<A>, Task<R>>) {
-        child = spawn(std::move(aw));
-    } else if constexpr (std::is_same_v<std::remove_cvref_t<A>, JoinHandle<R>>) {
-        child = std::move(aw);  // asyncio.wait_for(task): the timeout cancels that task
-    } else {
-        child = spawn(detail::as_task(std::move(aw)));
-    }
-    return detail::wait_for_child<R>(std::move(child), ns);
+detail::TimeoutAwaiter<A> wait_for(A aw, std::chrono::duration<Rep, Period> d) {
+    return detail::TimeoutAwaiter<A>(std::move(aw), detail::to_ns(d));
 }
 
 }  // namespace spindle

@@ -16,6 +16,10 @@
 //              scheduling hot path)
 //   kJoined    joiners_ has held a node at some unlock (set by that unlock, never
 //              cleared): completion may skip the join lock only while it is clear
+//   bits 8..31 the number of cancellation requests not withdrawn (CPython's
+//              Task.cancelling()): cancel() adds one together with kCancelReq, a
+//              wait_for timeout scope that fired withdraws its own (uncancel()), so a
+//              scope can tell its own cancellation from anyone else's (modulo 2^24)
 // Completion (complete_and_lock_joiners) sets kComplete in one CAS: without the lock
 // when neither kJoinLock nor kJoined is set (nobody can be in joiners_: a node is
 // added only under the lock, and the unlock that publishes it sets kJoined), else
@@ -142,6 +146,9 @@ public:
     static_assert((kNotified | kRunning | kComplete | kCancelReq | kJoinLock | kJoined) == 0x3F,
                   "state bits must be distinct");
     static_assert(kJoined == 2 * kJoinLock, "unlock_joiners() moves kJoinLock to kJoined by one add");
+    static constexpr unsigned kCancelCountShift = 8;
+    static constexpr std::uint32_t kCancelOne = 1U << kCancelCountShift;
+    static_assert(kCancelOne > 0x3F, "the cancel count lies above every state bit");
 
     // ── park protocol (called by the task itself while it runs) ──
 
@@ -198,8 +205,40 @@ public:
         return (state_.load(std::memory_order_acquire) & kComplete) != 0U;
     }
 
-    /// Requests cancellation (any thread). False if the task already completed.
+    /// Requests cancellation (any thread): sets kCancelReq and counts the request.
+    /// False if the task already completed.
     bool cancel() noexcept;
+    /// The number of cancellation requests not withdrawn (24 bits, wrapping).
+    [[nodiscard]] std::uint32_t cancel_requests() const noexcept {
+        // acquire: pairs with cancel()'s CAS.
+        return state_.load(std::memory_order_acquire) >> kCancelCountShift;
+    }
+    /// cancel_requests(), and whether one is pending (not delivered yet), read together.
+    [[nodiscard]] std::uint32_t cancel_requests(bool& pending) const noexcept {
+        // acquire: pairs with cancel()'s CAS.
+        const std::uint32_t s = state_.load(std::memory_order_acquire);
+        pending = (s & kCancelReq) != 0U;
+        return s >> kCancelCountShift;
+    }
+    /// CPython's Task.uncancel(): withdraws one request made by cancel() (the caller
+    /// made it: a fired timeout scope). Returns the count after it.
+    std::uint32_t uncancel() noexcept {
+        // acq_rel: orders against cancel()'s CAS (the count it reads is the newest).
+        return (state_.fetch_sub(kCancelOne, std::memory_order_acq_rel) - kCancelOne) >> kCancelCountShift;
+    }
+    /// CPython 3.13's uncancel() side effect: clears a pending (undelivered) request
+    /// when the count is `count` (no request came after the caller's check). True if
+    /// one was cleared.
+    bool withdraw_pending_cancel(std::uint32_t count) noexcept {
+        // relaxed: the CAS validates.
+        std::uint32_t s = state_.load(std::memory_order_relaxed);
+        while ((s & kCancelReq) != 0U && (s >> kCancelCountShift) == (count & (UINT32_MAX >> kCancelCountShift))) {
+            // acq_rel: as consume_cancel(); failure relaxed: re-validated by the loop.
+            if (state_.compare_exchange_weak(s, s & ~kCancelReq, std::memory_order_acq_rel, std::memory_order_relaxed))
+                return true;
+        }
+        return false;
+    }
     /// Makes the task runnable (the caller won a claim, or the task yields itself).
     void schedule() noexcept;
 
