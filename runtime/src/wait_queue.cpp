@@ -302,6 +302,23 @@ WaitQueue::FrontGrant WaitQueue::grant_front() noexcept {
     return r;
 }
 
+bool WaitQueue::has_pending_grant() noexcept {
+    ebr::Guard g;
+    // head_ before front_, as in grant(). acquire: pairs with move_forward.
+    Segment* s = head_.load(std::memory_order_acquire);
+    // acquire: pairs with advance_front's CAS.
+    std::uint64_t i = front_.load(std::memory_order_acquire);
+    // seq_cst: as in grant() (a waiter that took its cell before our read is seen).
+    const std::uint64_t end = enq_.load(std::memory_order_seq_cst);
+    for (; i < end; ++i) {
+        s = find(s, i / Segment::kCells);
+        // acquire: pairs with the granter's CAS.
+        const std::uint64_t v = s->cells[i % Segment::kCells].load(std::memory_order_acquire);
+        if (v == cell::kGranted || v == cell::kDeposit) return true;
+    }
+    return false;
+}
+
 bool WaitQueue::is_removed(std::uint64_t index) noexcept {
     ebr::Guard g;
     // acquire: pairs with move_forward (head_ before front_).

@@ -171,10 +171,13 @@ void Semaphore::AcquireAwaiter::await_resume() {
         (void)w_.self->consume_cancel();  // cancelled in the queue (already uncounted)
         // A newcomer may have queued behind our stale `active` count while permits
         // were free (between the CAS that cancelled our cell and the decrement);
-        // now that we are uncounted, look again. At one worker this never grants
-        // anything (a release always grants the first WAITING cell), so asyncio's
-        // behaviour is unchanged. Found by the model (tests/model/).
-        sem.wake_up_next();
+        // now that we are uncounted, look again (found by the model, tests/model/) —
+        // unless a granted waiter has yet to resume: its epilogue below (asyncio's
+        // `if self._value > 0: self._wake_up_next()`) wakes the newcomer, and waking it
+        // here would be earlier than asyncio (a newcomer also queues, in asyncio too,
+        // while a granted waiter has not resumed: locked() counts it). Found by the
+        // differential test (seed 200409, regressions/sem_cancelled_waiter_wakes_early.prog).
+        if (!sem.q_.has_pending_grant()) sem.wake_up_next();
         throw CancelledError{};
     }
     if (w_.suspended && w_.self->consume_cancel()) {

@@ -176,6 +176,9 @@ public:
         std::uint64_t blocked = UINT64_MAX;
     };
     FrontGrant grant_front() noexcept;
+    /// Whether a cell between front_ and enq_ is GRANTED or DEPOSIT: a waiter that was
+    /// granted and has not left yet (it still has its resumption ahead). A snapshot.
+    [[nodiscard]] bool has_pending_grant() noexcept;
     /// Whether cell `index` has been REMOVED (or passed by front_).
     [[nodiscard]] bool is_removed(std::uint64_t index) noexcept;
 
