@@ -28,8 +28,22 @@
 
 namespace spindle::detail {
 
-thread_local std::uint32_t tl_coop_budget = UINT32_MAX;
-thread_local bool tl_debug = false;
+constinit thread_local std::uint32_t tl_coop_budget = UINT32_MAX;
+constinit thread_local bool tl_debug = false;
+
+// Out of line on purpose (task_header.hpp, "thread-locals and coroutines that migrate").
+bool coop_consume() noexcept {
+    if (tl_coop_budget == 0) return false;
+    --tl_coop_budget;
+    return true;
+}
+bool coop_budget_left() noexcept { return tl_coop_budget != 0; }
+void note_lock_acquired() noexcept {
+    if (tl_debug) [[unlikely]] debug_lock_acquired();
+}
+void note_lock_released() noexcept {
+    if (tl_debug) [[unlikely]] debug_lock_released();
+}
 
 namespace {
 

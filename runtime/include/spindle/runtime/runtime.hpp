@@ -61,7 +61,8 @@ struct RuntimeOptions {
     /// released by another task than its taker leaves the taker's count up: a false
     /// warning), and a failed task whose exception nobody observed (no JoinHandle
     /// awaited it, no gather/TaskGroup collected it) when its last handle goes.
-    /// Off, it costs one predictable branch per task slice and per Lock operation.
+    /// Off, it costs one predictable branch per task slice and one out-of-line call
+    /// per Lock operation (inline code never reads a thread-local: task_header.hpp).
     bool debug = false;
 };
 

@@ -87,8 +87,9 @@ public:
     bool try_acquire() noexcept {
         const bool ok = try_acquire_raw();
         // Debug mode counts the locks a task holds (a task that finishes holding one
-        // is reported); otherwise one predictable branch on a thread-local.
-        if (detail::tl_debug && ok) [[unlikely]] detail::debug_lock_acquired();
+        // is reported). Out of line: this may be inlined into a coroutine body, which
+        // must not touch a thread-local itself (task_header.hpp).
+        if (ok) detail::note_lock_acquired();
         return ok;
     }
     /// Unlocks; std::logic_error if not locked.
@@ -97,7 +98,7 @@ public:
         // pair with a waiter that took its cell (enq_) and then reads state_.
         const std::uint64_t prev = state_.fetch_and(~kLocked, std::memory_order_seq_cst);
         if (prev != kLocked) release_slow(prev);  // not locked, or waiters to wake
-        if (detail::tl_debug) [[unlikely]] detail::debug_lock_released();
+        detail::note_lock_released();  // out of line, as in try_acquire()
     }
     [[nodiscard]] bool locked() const noexcept {
         // acquire: pairs with the RMWs that lock/unlock.

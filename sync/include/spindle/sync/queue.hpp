@@ -625,7 +625,7 @@ private:
     /// After completing without waiting in await_suspend (the budget was spent):
     /// yield to the back of the ready queue; the result is already in the awaiter.
     static bool yield_after(TaskHeader& self, std::coroutine_handle<> h) noexcept {
-        if (tl_coop_budget != 0) return false;
+        if (coop_budget_left()) return false;
         self.resume_ = h;
         self.schedule();
         return true;

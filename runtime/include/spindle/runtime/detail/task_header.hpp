@@ -96,25 +96,40 @@ protected:
     ~ResumeHook() = default;
 };
 
+// ───────────────────── thread-locals and coroutines that migrate ─────────────────────
+// A coroutine suspended on one worker may resume on another. Code inlined into a
+// coroutine body (an awaiter's await_ready, Lock::release) must therefore never touch a
+// thread-local directly: a compiler may compute the thread-local's address once and
+// keep it across the suspension (a known class of coroutine miscompilations), and
+// the resumed body would then read or write the previous worker's copy. So the
+// thread-locals below are read and written only inside the library's own functions,
+// which are never coroutines, through the out-of-line accessors that follow; the
+// declarations are `constinit` (no dynamic initialization: no TLS wrapper call, whose
+// weak-symbol test sanitizers flag). Regression: tests/runtime/migration_test.cpp.
+
 /// Debug mode (RuntimeOptions::debug / SPINDLE_DEBUG=1) of the runtime whose worker
-/// the calling thread is; false on every other thread. Read by inline hot paths
-/// behind one predictable branch (the Lock's held-lock accounting).
-extern thread_local bool tl_debug;
+/// the calling thread is; false on every other thread. Library code only (see above).
+extern constinit thread_local bool tl_debug;
 /// Debug mode only: the current task took / gave back a Lock (a per-task count, so a
 /// task that finishes still holding one can be reported).
 void debug_lock_acquired() noexcept;
 void debug_lock_released() noexcept;
+/// debug_lock_acquired()/_released() when the calling worker is in debug mode; out of
+/// line (inline Lock code calls it from coroutine bodies).
+void note_lock_acquired() noexcept;
+void note_lock_released() noexcept;
 
 /// Cooperative budget (Tokio's coop): operations that complete without suspending
 /// draw on it; when it is spent, the next one yields first, so a task that never
 /// suspends cannot starve the others. Refilled each time a worker resumes a task;
 /// unlimited with one worker (asyncio has no such thing, and one worker = asyncio).
-extern thread_local std::uint32_t tl_coop_budget;
-inline bool coop_consume() noexcept {
-    if (tl_coop_budget == 0) return false;
-    --tl_coop_budget;
-    return true;
-}
+/// Library code only (see above).
+extern constinit thread_local std::uint32_t tl_coop_budget;
+/// Draws one unit of the calling worker's budget; false when it is spent. Out of line:
+/// awaiters call it from await_ready, inlined into coroutine bodies.
+bool coop_consume() noexcept;
+/// Whether the calling worker's budget has units left (out of line, as above).
+bool coop_budget_left() noexcept;
 
 /// A registration in a task's list of joiners (a task awaiting a JoinHandle, or a
 /// thread in block_on). Lives in the joiner's awaiter; unlinked under kJoinLock.
