@@ -38,6 +38,7 @@ FORMAT (one item per line, '#' starts a comment)
   OP ARGS... [to D]        one op of the current task; 'to D' wraps a waiting op in
                            asyncio.wait_for / spindle::wait_for with D milliseconds
 Ops: yield | sleep D | cancel J | join J (await task J; generated for J > self) | counter |
+     inc (counter += 1: no lock, no notify; outcome counter=N) |
      construct sem|bsem|barrier N (ValueError?) |
      acquire X | release X | with X H (async with X: H==0 ? yield : sleep H) |
      scoped X H (the same `async with`; spindle side: the ScopedRelease guard's
@@ -45,8 +46,16 @@ Ops: yield | sleep D | cancel J | join J (await task J; generated for J > self) 
      locked X | value S |
      wait E | set E | clear E | is_set E |
      cwait C | cwaitfor C K (counter >= K) | cwait_nolock C | notify C N | notify_all C |
-     bump C N|all (lock; counter += 1; notify; unlock) | notify_nolock C N |
+     bump C N|all (lock; counter += 1; notify; unlock) |
+     notify_nolock C N|all (C.notify(N) / C.notify_all() without taking the lock: by a
+                 task that holds it from an earlier `acquire C`, or a RuntimeError) |
+     cwait_held C | cwaitfor_held C K (only C.wait() / C.wait_for(counter >= K): no
+                 acquire before, no release after; the task holds the lock from an
+                 earlier `acquire C`, or gets RuntimeError; cancelled, it still
+                 re-acquires the lock and keeps it) |
      bwait R | babort R | breset R | n_waiting R | broken R
+  cwait/cwaitfor: acquire C; wait/wait_for; release C (outcome `acquire:CancelledError`
+  if the acquire was cancelled). cwait_nolock: the same without the acquire.
 
 Program: main spawns the tasks in order (plus the watchdog), runs its own ops, then
 awaits every task in order (`join i -> outcome`), logs `final ...` lines with the state
@@ -759,6 +768,9 @@ async def exec_op(st, who, op):
         return str(st.tasks[int(core[1])].cancel())
     if name == 'counter':
         return str(st.counter)
+    if name == 'inc':
+        st.counter += 1
+        return f'counter={st.counter}'
     if name == 'join':
         await st.tasks[int(core[1])]
         return 'ok'
@@ -829,7 +841,17 @@ async def exec_op(st, who, op):
         p.release()
         return res
     if name == 'notify_nolock':
-        p.notify(int(core[2]))
+        if core[2] == 'all':
+            p.notify_all()
+        else:
+            p.notify(int(core[2]))
+        return 'ok'
+    if name == 'cwait_held':
+        await maybe_to(p.wait(), to)
+        return 'ok'
+    if name == 'cwaitfor_held':
+        k = int(core[2])
+        await maybe_to(p.wait_for(lambda: st.counter >= k), to)
         return 'ok'
     if name == 'bwait':
         return str(await maybe_to(p.wait(), to))

@@ -237,6 +237,12 @@ Task<void> do_scoped(P& p, int h) {
     co_await hold(h);
 }
 
+// Condition::wait_for(counter >= k), possibly under wait_for(.., to).
+Task<bool> cond_wait_for(State& st, spindle::Condition& c, const Op& op) {
+    const long k = std::stol(op.core.at(2));
+    co_return co_await maybe_to<bool>(c.wait_for([&st, k] { return st.counter >= k; }), op.to);
+}
+
 Task<std::string> do_cond_wait(State& st, spindle::Condition& c, const Op& op) {
     const std::string& name = op.core[0];
     if (name != "cwait_nolock") {
@@ -251,8 +257,7 @@ Task<std::string> do_cond_wait(State& st, spindle::Condition& c, const Op& op) {
     std::string res;
     try {
         if (name == "cwaitfor") {
-            const long k = std::stol(op.core[2]);
-            co_await maybe_to<bool>(c.wait_for([&st, k] { return st.counter >= k; }), op.to);
+            co_await cond_wait_for(st, c, op);
         } else {
             co_await maybe_to<bool>(c.wait(), op.to);
         }
@@ -282,6 +287,10 @@ Task<std::string> exec_op(State& st, const Op& op) {
     }
     if (name == "cancel") co_return py_bool(st.tasks.at(std::stoul(t[1])).cancel());
     if (name == "counter") co_return std::to_string(st.counter);
+    if (name == "inc") {
+        st.counter += 1;
+        co_return "counter=" + std::to_string(st.counter);
+    }
     if (name == "join") {
         co_await st.tasks.at(std::stoul(t[1]));
         co_return "ok";
@@ -356,7 +365,16 @@ Task<std::string> exec_op(State& st, const Op& op) {
         co_return res;
     }
     if (name == "notify_nolock") {
-        pr.cond->notify(std::stoul(t[2]));
+        if (t.at(2) == "all") pr.cond->notify_all();
+        else pr.cond->notify(std::stoul(t[2]));
+        co_return "ok";
+    }
+    if (name == "cwait_held") {
+        co_await maybe_to<bool>(pr.cond->wait(), op.to);
+        co_return "ok";
+    }
+    if (name == "cwaitfor_held") {
+        co_await cond_wait_for(st, *pr.cond, op);
         co_return "ok";
     }
     if (name == "bwait") co_return std::to_string(co_await maybe_to<std::size_t>(pr.barrier->wait(), op.to));
