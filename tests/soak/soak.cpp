@@ -9,6 +9,11 @@
 //             put_nowait/get_nowait, cancel, Runtime::spawn) that wake parked tasks
 //   shutdown  the Runtime shut down (shutdown(), or its destructor) while tasks are
 //             parked on the primitive and others are running
+// and, for the Condition only:
+//   predcancel  tasks inside Condition::wait_for(pred), pred capturing a std::string,
+//             cancelled by a task and by a plain thread; the Condition on a Lock that
+//             others take directly; notifies by non-holders (the crash family of
+//             /work/shared/repros; SOAK_PRED_STATS=1 prints where the cancels landed)
 // After every shape the invariants are checked and the first violation ends the
 // program (exit 1) with the shape, the primitive, the seed that reproduces it and,
 // where tasks were left, Runtime::dump(). A watchdog thread aborts with
@@ -38,6 +43,7 @@
 #include <exception>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -1257,6 +1263,203 @@ void cond_xthread(Ctx& c) {
         if (t.joinable()) t.join();  // only when the body failed early
 }
 
+// ─────────── Condition::wait_for cancelled, predicate capturing a std::string ───────────
+//
+// The shape of the crash repros in /work/shared/repros (tests/diff/regressions/repro_*):
+// tasks inside Condition::wait_for(pred), where pred captures a std::string by copy,
+// cancelled by a task and by a plain thread; the Condition is built on a Lock that other
+// tasks also take directly; notify/notify_all by holders, and by tasks and a plain thread
+// that do not hold the lock (std::logic_error when the lock is free at that moment, a
+// wake-up when someone else holds it); survivors also wait under spindle::wait_for.
+// The predicates are always written as a named lambda moved into wait_for: GCC 12.2
+// miscompiles `co_await cv.wait_for([key, ...] { ... })` with a non-trivially-copyable
+// capture written as a temporary inside the co_await (the capture is copy-constructed
+// into a separate temporary, the closure gets a bitwise copy, both are destroyed).
+
+constexpr std::uint64_t kPredKeys = 5;
+constexpr const char* kPredKeyPrefix = "wait_for-cancel counter #";
+
+/// A key long enough to live on the heap (a bad copy of it is a double free).
+std::string pred_key(std::uint64_t i) { return kPredKeyPrefix + std::to_string(i) + " (a std::string on the heap)"; }
+
+struct PredState {
+    explicit PredState(Lock& l) : lock(l), cv(l) {}
+    Lock& lock;
+    Condition cv;
+    std::map<std::string, long> counters;  // under the lock
+    bool closed = false;                   // under the lock
+    std::atomic<int> inside{0};            // tasks that believe they hold the lock
+    std::atomic<long> overlaps{0};         // two of them at once
+    std::atomic<long> corrupt{0};          // a predicate found its captured key changed
+    std::atomic<long> unlocked_after_wait{0};  // wait_for ended without the lock held
+    std::atomic<long> waits_ok{0};
+    std::atomic<long> timeouts{0};
+    std::atomic<long> cancelled_in_wait{0};  // CancelledError out of wait_for itself
+    std::atomic<long> stranger_notifies{0};  // notifies by non-holders ...
+    std::atomic<long> stranger_ok{0};        // ... that went through (someone held the lock)
+    std::atomic<long> stranger_refused{0};   // ... that threw std::logic_error (the lock was free)
+};
+
+void pred_enter(PredState& s) {
+    if (s.inside.fetch_add(1) != 0) s.overlaps.fetch_add(1);
+}
+void pred_leave(PredState& s) { s.inside.fetch_sub(1); }
+
+/// Waits `iters` times (forever: a victim, ended by a cancel) for a counter to grow.
+Task<void> pred_waiter(PredState& s, std::uint64_t seed, long iters, bool with_timeout) {
+    Rng rng(seed);
+    for (long k = 0; k < iters; ++k) {
+        co_await s.cv.acquire();
+        pred_enter(s);
+        if (s.closed) {
+            pred_leave(s);
+            s.cv.release();
+            co_return;
+        }
+        std::string key = pred_key(rng.below(kPredKeys));
+        const std::size_t len = key.size();
+        const long target = s.counters[key] + 1 + static_cast<long>(rng.below(2));
+        // Named first, then moved into wait_for (never a temporary inside co_await: GCC 12).
+        // It runs with the lock held by this task only: nobody else is inside.
+        auto pred = [&s, key, len, target] {
+            if (key.size() != len || key.rfind(kPredKeyPrefix, 0) != 0) s.corrupt.fetch_add(1);
+            if (s.inside.load() != 0) s.overlaps.fetch_add(1);
+            return s.closed || s.counters[key] >= target;
+        };
+        pred_leave(s);
+        std::exception_ptr cancelled;
+        try {
+            if (with_timeout && rng.below(2) == 0) {
+                Task<bool> waiting = s.cv.wait_for(std::move(pred));
+                (void)co_await spindle::wait_for(std::move(waiting), rng.us(300));
+            } else {
+                (void)co_await s.cv.wait_for(std::move(pred));
+            }
+            s.waits_ok.fetch_add(1);
+        } catch (const spindle::TimeoutError&) {
+            s.timeouts.fetch_add(1);
+        } catch (const CancelledError&) {
+            s.cancelled_in_wait.fetch_add(1);
+            cancelled = std::current_exception();
+        }
+        // However wait_for ended (value, timeout, cancellation), the lock is ours again.
+        pred_enter(s);
+        if (!s.lock.locked()) s.unlocked_after_wait.fetch_add(1);
+        pred_leave(s);
+        s.cv.release();
+        if (cancelled) std::rethrow_exception(cancelled);
+        if (rng.below(3) == 0) co_await spindle::yield_now();
+    }
+}
+
+/// Holds the lock (through the Condition), bumps a counter, notifies.
+Task<void> pred_notifier(PredState& s, std::uint64_t seed, long n) {
+    Rng rng(seed);
+    for (long i = 0; i < n; ++i) {
+        {
+            auto g = co_await s.cv.scoped();
+            pred_enter(s);
+            s.counters[pred_key(rng.below(kPredKeys))] += 1;
+            pred_leave(s);
+            if (rng.below(6) == 0) s.cv.notify_all();
+            else s.cv.notify(1 + rng.below(2));
+        }
+        if (rng.below(3) == 0) co_await spindle::yield_now();
+    }
+}
+
+/// Takes the Condition's Lock directly (not through the Condition).
+Task<void> pred_locker(PredState& s, std::uint64_t seed, long n) {
+    Rng rng(seed);
+    for (long i = 0; i < n; ++i) {
+        co_await s.lock.acquire();
+        pred_enter(s);
+        if (rng.below(2) == 0) co_await spindle::yield_now();  // holding the lock (never cancelled)
+        pred_leave(s);
+        s.lock.release();
+        co_await spindle::sleep(rng.us(20));
+    }
+}
+
+/// A notify by a non-holder: a wake-up if someone holds the lock, else std::logic_error.
+void pred_stranger_notify(PredState& s, Rng& rng) {
+    s.stranger_notifies.fetch_add(1);
+    try {
+        if (rng.below(4) == 0) s.cv.notify_all();
+        else s.cv.notify(1);
+        s.stranger_ok.fetch_add(1);
+    } catch (const std::logic_error&) {
+        s.stranger_refused.fetch_add(1);
+    }
+}
+
+Task<void> pred_stranger(PredState& s, std::uint64_t seed, long n) {
+    Rng rng(seed);
+    for (long i = 0; i < n; ++i) {
+        pred_stranger_notify(s, rng);
+        if (rng.below(2) == 0) co_await spindle::yield_now();
+        else co_await spindle::sleep(rng.us(30));
+    }
+}
+
+Task<void> cond_pred_cancel(Ctx& c) {
+    Lock l;
+    PredState s(l);
+    Rng rng(c.seed);
+    const int survivors_n = c.ni(24, 4);
+    const int victims_n = c.ni(200, 6);
+    const long survivor_iters = c.ni(60, 4);
+    const long notes = c.ni(1000, 30);
+    std::vector<JoinHandle<void>> survivors, victims, others;
+    for (int i = 0; i < survivors_n; ++i)
+        survivors.push_back(spindle::spawn(pred_waiter(s, rng.next(), survivor_iters, i % 2 == 1)));
+    for (int i = 0; i < victims_n; ++i)  // until cancelled: a lost cancel() hangs the shape
+        victims.push_back(spindle::spawn(pred_waiter(s, rng.next(), std::numeric_limits<long>::max(), false)));
+    for (int i = 0; i < 3; ++i) others.push_back(spindle::spawn(pred_notifier(s, rng.next(), notes)));
+    for (int i = 0; i < 2; ++i) others.push_back(spindle::spawn(pred_locker(s, rng.next(), notes / 2)));
+    for (int i = 0; i < 2; ++i) others.push_back(spindle::spawn(pred_stranger(s, rng.next(), notes / 2)));
+    keep(c, survivors);
+    keep(c, victims);
+    keep(c, others);
+    std::thread stranger([&s, n = notes / 2, seed = rng.next()] {  // a plain thread, no lock
+        Rng r(seed);
+        for (long i = 0; i < n; ++i) {
+            pred_stranger_notify(s, r);
+            spin(r.below(200));
+        }
+    });
+    co_await spindle::sleep(rng.us(300));  // let most victims get inside wait_for
+    const long cancelled = co_await cancel_and_join(victims, c.seed);
+    (void)co_await join_all(others);
+    stranger.join();  // a waking call from a plain thread must end before the runtime does
+    {
+        auto g = co_await s.cv.scoped();
+        s.closed = true;
+        s.cv.notify_all();
+    }
+    const long survivors_cancelled = co_await join_all(survivors);
+    SOAK_CHECK(c, cancelled == victims_n, S(cancelled) + " of " + S(victims_n) + " victims ended cancelled");
+    SOAK_CHECK(c, survivors_cancelled == 0, S(survivors_cancelled) + " survivors ended cancelled");
+    SOAK_CHECK(c, s.corrupt.load() == 0, S(s.corrupt.load()) + " predicate calls saw their captured std::string changed");
+    SOAK_CHECK(c, s.overlaps.load() == 0, S(s.overlaps.load()) + " times two tasks held the Condition's Lock at once");
+    SOAK_CHECK(c, s.unlocked_after_wait.load() == 0,
+               S(s.unlocked_after_wait.load()) + " wait_for calls ended without the lock held");
+    SOAK_CHECK(c, s.stranger_ok.load() + s.stranger_refused.load() == s.stranger_notifies.load(),
+               "non-holder notifies: " + S(s.stranger_ok.load()) + " ok + " + S(s.stranger_refused.load()) +
+                   " refused of " + S(s.stranger_notifies.load()));
+    SOAK_CHECK(c, !l.locked(), "the Condition's Lock left locked");
+    SOAK_CHECK(c, s.cv.approx_waiters() == 0, S(static_cast<long long>(s.cv.approx_waiters())) + " waiters left on the Condition");
+    SOAK_CHECK(c, l.approx_waiters() == 0, S(static_cast<long long>(l.approx_waiters())) + " waiters left on the Lock");
+    const bool took = l.try_acquire();
+    SOAK_CHECK(c, took, "the Condition's Lock is not takeable at the end");
+    if (took) l.release();
+    if (std::getenv("SOAK_PRED_STATS") != nullptr)
+        std::fprintf(stderr, "predcancel: waits ok %ld, timeouts %ld, cancelled inside wait_for %ld of %d victims, "
+                     "non-holder notifies %ld (%ld went through, %ld refused)\n",
+                     s.waits_ok.load(), s.timeouts.load(), s.cancelled_in_wait.load(), victims_n,
+                     s.stranger_notifies.load(), s.stranger_ok.load(), s.stranger_refused.load());
+}
+
 Task<void> cond_shutdown_producer(Ctx& c, Condition& cv, CondState& st, int p, std::uint64_t seed) {
     Alive alive(c);
     Rng rng(seed);
@@ -1865,6 +2068,7 @@ std::vector<Shape> all_shapes() {
     v.push_back({"cancel", "condition", in_task<cond_cancel>()});
     v.push_back({"xthread", "condition", cond_xthread});
     v.push_back({"shutdown", "condition", cond_shutdown});
+    v.push_back({"predcancel", "condition", in_task<cond_pred_cancel>()});
 
     v.push_back({"smoke", "barrier", in_task<barrier_smoke>()});
     v.push_back({"stampede", "barrier", in_task<barrier_stampede>()});
@@ -1908,7 +2112,8 @@ struct Options {
                  "spindle_soak: %s\n"
                  "usage: spindle_soak [--minutes M | --seconds S] [--only shape[,primitive]] [--seed N]\n"
                  "                    [--scale K] [--workers N] [--limit SECONDS] [--wait-for-victims] [--list]\n"
-                 "shapes: smoke stampede cancel xthread shutdown; primitives: runtime lock semaphore\n"
+                 "shapes: smoke stampede cancel xthread shutdown (predcancel: condition only); primitives:\n"
+                 "runtime lock semaphore "
                  "bounded_semaphore event condition barrier queue lifo_queue priority_queue ('all' or empty: all)\n",
                  msg);
     std::exit(2);
