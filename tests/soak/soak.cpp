@@ -29,6 +29,15 @@
 //   lost cancellation in wait_for), --list
 // Round r uses seed (--seed) + r; the failure message prints the exact command line
 // that reruns the failing shape with its seed.
+//
+// Differential rounds: after each round's shapes, `tests/diff/gen_and_run.py check`
+// (spindle vs CPython asyncio, one worker, virtual time) runs over --diff-count fresh
+// seeds derived from the round's seed (10000000 + seed * count; round 0 also checks
+// regressions.txt), one progress line a round; the first divergence stops the soak
+// with the program, both traces and the commands that reproduce and shrink it. On by
+// default when python3 is CPython 3.11 and spindle_diff_interp sits next to this binary
+// (it is built with it) and no --only is given; --no-diff, --diff (fail if
+// unavailable), --diff-bin PATH, --diff-script PATH, --python PATH.
 #include <spindle/spindle.hpp>
 
 #include <algorithm>
@@ -41,6 +50,7 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <map>
@@ -51,6 +61,9 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace std::chrono_literals;
 using spindle::Barrier;
@@ -72,6 +85,12 @@ constexpr bool kSanitized = false;
 #endif
 #ifndef SPINDLE_STRESS_SCALE
 #define SPINDLE_STRESS_SCALE 1
+#endif
+#ifndef SPINDLE_DIFF_SCRIPT  // set by tests/CMakeLists.txt
+#define SPINDLE_DIFF_SCRIPT ""
+#endif
+#ifndef SPINDLE_DIFF_PYTHON
+#define SPINDLE_DIFF_PYTHON "python3"
 #endif
 
 namespace {
@@ -2105,6 +2124,13 @@ struct Options {
     bool scale_given = false;
     std::size_t workers = 0;  // 0: 2..4 by seed
     long limit_s = 120;
+    // Differential rounds (tests/diff): -1 auto (on when everything is found and no
+    // --only was given), 0 off (--no-diff), 1 on (--diff: an error if not found).
+    int diff = -1;
+    std::string diff_bin;                         // default: spindle_diff_interp next to this binary
+    std::string diff_script = SPINDLE_DIFF_SCRIPT;  // tests/diff/gen_and_run.py of the source tree
+    std::string python = SPINDLE_DIFF_PYTHON;
+    long diff_count = kSanitized ? 25 : 100;      // seeds a round
 };
 
 [[noreturn]] void usage(const char* msg) {
@@ -2112,6 +2138,8 @@ struct Options {
                  "spindle_soak: %s\n"
                  "usage: spindle_soak [--minutes M | --seconds S] [--only shape[,primitive]] [--seed N]\n"
                  "                    [--scale K] [--workers N] [--limit SECONDS] [--wait-for-victims] [--list]\n"
+                 "                    [--diff | --no-diff] [--diff-count N] [--diff-bin PATH] [--diff-script PATH]\n"
+                 "                    [--python PATH]\n"
                  "shapes: smoke stampede cancel xthread shutdown (predcancel: condition only); primitives:\n"
                  "runtime lock semaphore "
                  "bounded_semaphore event condition barrier queue lifo_queue priority_queue ('all' or empty: all)\n",
@@ -2138,6 +2166,12 @@ Options parse(int argc, char** argv) {
             }
             else if (a == "--workers") o.workers = std::stoul(value());
             else if (a == "--limit") o.limit_s = std::stol(value());
+            else if (a == "--diff") o.diff = 1;
+            else if (a == "--no-diff") o.diff = 0;
+            else if (a == "--diff-bin") o.diff_bin = value();
+            else if (a == "--diff-script") o.diff_script = value();
+            else if (a == "--diff-count") o.diff_count = std::stol(value());
+            else if (a == "--python") o.python = value();
             else if (a == "--wait-for-victims") g_victims_wait_for = true;
             else if (a == "--no-wait-for-victims") g_victims_wait_for = false;
             else if (a == "--only") {
@@ -2160,9 +2194,132 @@ Options parse(int argc, char** argv) {
         }
     }
     if (listed) std::exit(0);
-    if (o.scale <= 0 || o.seconds < 0 || o.limit_s <= 0 || o.workers > 1024) usage("bad option value");
+    if (o.scale <= 0 || o.seconds < 0 || o.limit_s <= 0 || o.workers > 1024 || o.diff_count <= 0)
+        usage("bad option value");
     return o;
 }
+
+// ───────────── differential rounds: tests/diff/gen_and_run.py check ─────────────
+
+std::string shell_quote(const std::string& v) {
+    std::string q = "'";
+    for (const char ch : v) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+    return q + "'";
+}
+
+/// The folder of this executable ("" if unknown).
+std::string self_dir() {
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return ec ? std::string() : exe.parent_path().string();
+}
+
+struct Captured {
+    int rc = -1;  // exit status; 128 + signal when killed
+    std::string out;  // stdout and stderr
+};
+
+Captured run_capture(const std::string& cmd) {
+    Captured r;
+    FILE* f = ::popen((cmd + " 2>&1").c_str(), "r");
+    if (f == nullptr) {
+        r.out = "popen failed: " + cmd;
+        return r;
+    }
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) r.out.append(buf, n);
+    const int st = ::pclose(f);
+    r.rc = st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    return r;
+}
+
+/// The line of `out` that starts with `prefix`, without the prefix ("" if none).
+std::string line_after(const std::string& out, const std::string& prefix) {
+    for (std::size_t at = 0; at < out.size();) {
+        const std::size_t end = std::min(out.find('\n', at), out.size());
+        if (out.compare(at, prefix.size(), prefix) == 0) return out.substr(at + prefix.size(), end - at - prefix.size());
+        at = end + 1;
+    }
+    return {};
+}
+
+/// Between the rounds of shapes: gen_and_run.py check over a fresh seed range derived
+/// from the round's seed (the regressions too, in round 0), stopping at the first
+/// divergence. Off when python3 (3.11), the script or the interpreter is missing.
+class DiffRounds {
+public:
+    /// Decides on/off; prints why when it is off by default in a soak.
+    explicit DiffRounds(Options& o) : o_(o) {
+        if (o.diff == 0) return;
+        if (o.diff_bin.empty()) o.diff_bin = self_dir() + "/spindle_diff_interp";
+        std::string why;
+        if (o.diff_script.empty() || ::access(o.diff_script.c_str(), R_OK) != 0)
+            why = "no gen_and_run.py at '" + o.diff_script + "' (--diff-script)";
+        else if (::access(o.diff_bin.c_str(), X_OK) != 0)
+            why = "no spindle_diff_interp at '" + o.diff_bin + "' (build it, or --diff-bin)";
+        else if (std::system((shell_quote(o.python) +
+                              " -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' >/dev/null 2>&1")
+                                 .c_str()) != 0)
+            why = "'" + o.python + "' is not CPython 3.11 (--python)";
+        const bool only = !o.only_shape.empty() || !o.only_prim.empty();
+        if (!why.empty()) {
+            if (o.diff == 1) usage(("--diff: " + why).c_str());
+            if (!only) std::printf("spindle_soak: differential rounds off: %s\n", why.c_str());
+            return;
+        }
+        on_ = o.diff == 1 || !only;
+        if (!on_) return;
+        // The ctest long-mode knob would multiply every round's seeds: rounds set their own count.
+        ::unsetenv("SPINDLE_DIFF_COUNT");
+        std::printf("spindle_soak: differential rounds on: %ld seeds a round (%s check --bin %s)\n", o.diff_count,
+                    o.diff_script.c_str(), o.diff_bin.c_str());
+    }
+    [[nodiscard]] bool on() const { return on_; }
+
+    /// Runs the round's seeds; false (after printing the divergence and how to
+    /// reproduce it) on a divergence or an error.
+    bool run(std::uint64_t round, std::uint64_t seed, Watchdog& dog, std::chrono::seconds limit, double& took) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto n = static_cast<std::uint64_t>(o_.diff_count);
+        const std::uint64_t start = kSeedBase + seed * n;
+        const std::string script = shell_quote(o_.python) + " " + shell_quote(o_.diff_script);
+        const std::string bin = " --bin " + shell_quote(o_.diff_bin);
+        const std::string cmd = script + " check --count " + std::to_string(n) + " --start " + std::to_string(start) +
+                                " --fail-fast" + bin + (round == 0 ? "" : " --no-regressions");
+        const std::string range = "seeds " + std::to_string(start) + ".." + std::to_string(start + n - 1);
+        dog.arm("the differential check of round " + std::to_string(round) + " (" + range + ")",
+                limit + std::chrono::seconds(o_.diff_count));
+        dog.set_phase("gen_and_run.py check");
+        const Captured r = run_capture(cmd);
+        dog.disarm();
+        took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const std::string summary = line_after(r.out, "diff.asyncio: ");
+        if (r.rc == 0 && !summary.empty()) {
+            std::printf("soak round %llu diff: %s%s: %s (%.2fs)\n", static_cast<unsigned long long>(round),
+                        range.c_str(), round == 0 ? " + regressions.txt" : "", summary.c_str(), took);
+            std::fflush(stdout);
+            return true;
+        }
+        std::fflush(stdout);
+        std::fprintf(stderr, "%s\n*** SOAK FAILURE in the differential check of round %llu (%s): exit %d\n",
+                     r.out.c_str(), static_cast<unsigned long long>(round), range.c_str(), r.rc);
+        std::string first = line_after(r.out, "diverging: ");  // "seed N" or a program file
+        if (first.rfind("seed ", 0) == 0) first = first.substr(5);
+        first = first.substr(0, first.find(' '));
+        if (!first.empty()) {
+            std::fprintf(stderr, "*** reproduce: %s check %s%s\n*** shrink:    %s minimize %s%s\n", script.c_str(),
+                         shell_quote(first).c_str(), bin.c_str(), script.c_str(), shell_quote(first).c_str(),
+                         bin.c_str());
+        }
+        std::fprintf(stderr, "*** the whole round: %s\n", cmd.c_str());
+        return false;
+    }
+
+private:
+    static constexpr std::uint64_t kSeedBase = 10000000;  // above the seeds ctest and people use
+    Options& o_;
+    bool on_ = false;
+};
 
 }  // namespace
 
@@ -2179,6 +2336,7 @@ int main(int argc, char** argv) {
     if (shapes.empty()) usage("--only matches no shape (see --list)");
     Watchdog dog;
     g_dog = &dog;
+    DiffRounds diff(o);
     const auto limit = std::chrono::seconds(o.limit_s * (kSanitized ? 4 : 1));
     const auto t0 = std::chrono::steady_clock::now();
     auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
@@ -2230,6 +2388,8 @@ int main(int argc, char** argv) {
                     static_cast<unsigned long long>(round), static_cast<unsigned long long>(seed), workers,
                     shapes.size(), elapsed() - r0, slowest_name.c_str(), slowest, total, elapsed(), o.seconds);
         std::fflush(stdout);
+        double diff_took = 0;
+        if (diff.on() && !diff.run(round, seed, dog, limit, diff_took)) return 1;
         if (elapsed() >= o.seconds) break;
     }
     std::printf("spindle_soak: OK, %ld shapes, no violation\n", total);
