@@ -1461,7 +1461,8 @@ def shrink_candidates(prog):
     # drop a primitive (and its ops)
     for name, _, _ in prog.prims:
         p = prog.copy()
-        p.prims = [x for x in p.prims if x[0] != name]
+        # a Condition built on the dropped Lock gets a lock of its own
+        p.prims = [(n, k, None if k == 'cond' and a == name else a) for n, k, a in p.prims if n != name]
         p.tasks = [[op for op in ops if len(op) < 2 or op[1] != name] for ops in p.tasks]
         p.main = [op for op in p.main if len(op) < 2 or op[1] != name]
         yield p
