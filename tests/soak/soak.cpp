@@ -1447,6 +1447,12 @@ Task<void> cond_pred_cancel(Ctx& c) {
             spin(r.below(200));
         }
     });
+    struct JoinAtExit {  // also when an exception leaves the shape early
+        std::thread& t;
+        ~JoinAtExit() {
+            if (t.joinable()) t.join();
+        }
+    } join_stranger{stranger};
     co_await spindle::sleep(rng.us(300));  // let most victims get inside wait_for
     const long cancelled = co_await cancel_and_join(victims, c.seed);
     (void)co_await join_all(others);
