@@ -27,7 +27,9 @@ Subcommands
                                     its class) and print it with both traces.
   selftest [--count N]              Python side only: format round-trip, determinism,
                                     the wait_for/Task models equal asyncio when off.
-  stats [--count N]                 op outcomes and where cancellations land.
+  stats [--count N]                 op outcomes, where cancellations land, and how many
+                                    programs show each feature of the GCC-12 crash family
+                                    (see generate_family).
   coverage [--count N]              line coverage of asyncio/locks.py by the programs.
 
 FORMAT (one item per line, '#' starts a comment)
@@ -38,6 +40,7 @@ FORMAT (one item per line, '#' starts a comment)
   OP ARGS... [to D]        one op of the current task; 'to D' wraps a waiting op in
                            wait_for (CPython 3.12's: asyncio.timeout, in place) / spindle::wait_for, D ms
 Ops: yield | sleep D | cancel J | join J (await task J; generated for J > self) | counter |
+     inc (counter += 1: no lock, no notify; outcome counter=N) |
      construct sem|bsem|barrier N (ValueError?) |
      acquire X | release X | with X H (async with X: H==0 ? yield : sleep H) |
      scoped X H (the same `async with`; spindle side: the ScopedRelease guard's
@@ -45,8 +48,21 @@ Ops: yield | sleep D | cancel J | join J (await task J; generated for J > self) 
      locked X | value S |
      wait E | set E | clear E | is_set E |
      cwait C | cwaitfor C K (counter >= K) | cwait_nolock C | notify C N | notify_all C |
-     bump C N|all (lock; counter += 1; notify; unlock) | notify_nolock C N |
+     bump C N|all (lock; counter += 1; notify; unlock) |
+     notify_nolock C N|all (C.notify(N) / C.notify_all() without taking the lock: by a
+                 task that holds it from an earlier `acquire C`, or a RuntimeError) |
+     cwait_held C | cwaitfor_held C K (only C.wait() / C.wait_for(counter >= K): no
+                 acquire before, no release after; the task holds the lock from an
+                 earlier `acquire C`, or gets RuntimeError; cancelled, it still
+                 re-acquires the lock and keeps it) |
      bwait R | babort R | breset R | n_waiting R | broken R
+  cwait/cwaitfor: acquire C; wait/wait_for; release C (outcome `acquire:CancelledError`
+  if the acquire was cancelled). cwait_nolock: the same without the acquire.
+
+Generator: about 40% of the seeds (is_family_seed) get a program of the crash family
+of /work/shared/repros (generate_family: Condition waits on a shared Lock cancelled
+by other tasks, notifies and releases by non-holders, Barrier resets, BoundedSemaphore
+timeouts); the others the general mix of generate(), unchanged by that addition.
 
 Program: main spawns the tasks in order (plus the watchdog), runs its own ops, then
 awaits every task in order (`join i -> outcome`), logs `final ...` lines with the state
@@ -215,7 +231,175 @@ def split_to(op):
 WAKING = ('release', 'set', 'bump', 'notify', 'notify_all', 'notify_nolock', 'breset', 'babort')
 
 
+# ───────────────────── generator: the GCC-12 crash family ─────────────────────
+#
+# The crash repros (/work/shared/repros, regressions/repro_*.prog) all combine
+# Condition.wait_for(pred) with cancellation, a Condition on an explicit Lock that
+# other tasks take directly, Barrier waits and resets, BoundedSemaphore timeouts, and
+# releases/notifies by tasks that do not hold the lock. generate() alone made such
+# programs rarely (`stats` prints how often); about FAMILY_SHARE of the seeds get a
+# program of generate_family() instead, built from roles: waiters (Condition waits,
+# also with the lock taken by an earlier `acquire` and kept across ops), notifiers
+# (bump, inc, notify with and without the lock), lockers (the Condition's Lock used
+# directly, released by whoever), cancellers (cancel waiters, often right after a
+# wake), plus Barrier and BoundedSemaphore traffic.
+
+FAMILY_SHARE = 0.4
+
+
+def is_family_seed(seed):
+    """Whether seed gets a generate_family() program. Decided by its own RNG, so every
+    other seed keeps the program generate() always gave it."""
+    return random.Random(f'family/{seed}').random() < FAMILY_SHARE
+
+
+def generate_family(seed):
+    r = random.Random(f'family-program/{seed}')
+    prog = Program()
+    ntasks = r.randint(3, 7)
+    prog.prims.append(('L0', 'lock', None))
+    prog.prims.append(('C0', 'cond', 'L0'))
+    if r.random() < 0.3:
+        prog.prims.append(('C1', 'cond', 'L0' if r.random() < 0.5 else None))
+    if r.random() < 0.55:
+        prog.prims.append(('R0', 'barrier', r.choice([1, 2, 2, 3, min(4, ntasks)])))
+    if r.random() < 0.5:
+        prog.prims.append(('B0', 'bsem', r.choice([0, 1, 1, 2])))
+    roles = ['waiter', 'canceller'] + [
+        _weighted(r, [(4, lambda: 'waiter'), (2, lambda: 'notifier'), (1.5, lambda: 'locker'),
+                      (1.5, lambda: 'canceller'), (1.5, lambda: 'mixed')])
+        for _ in range(ntasks - 2)]
+    r.shuffle(roles)
+    waiters = [i for i, role in enumerate(roles) if role == 'waiter']
+    for me, role in enumerate(roles):
+        nops = r.randint(3, 10 if r.random() < 0.3 else 7)
+        ops = []
+        while len(ops) < nops:
+            ops.extend(_family_ops(r, prog, me, ntasks, role, waiters))
+        prog.tasks.append(ops)
+    nmain = r.choice([0, 0, 1, 2, 3, 4])
+    while len(prog.main) < nmain:
+        prog.main.extend(_family_ops(r, prog, 'm', ntasks, 'main', waiters))
+    return prog
+
+
+def _family_ops(r, prog, me, ntasks, role, waiters):
+    """A group of ops for a task of `role` in a crash-family program."""
+    kinds = {n: k for n, k, _ in prog.prims}
+    conds = [(n, a) for n, k, a in prog.prims if k == 'cond']
+
+    def pick_cond():
+        return r.choice(conds) if r.random() < 0.4 else conds[0]
+
+    def lock_of(c, lk):
+        # a Condition's lock, taken through the Condition or through the Lock itself
+        return lk if lk and r.random() < 0.5 else c
+
+    def to(op, p):
+        return _with_to(r, op, p)
+
+    def victim():
+        if waiters and r.random() < 0.8:
+            return str(r.choice(waiters))
+        return str(r.randrange(ntasks))
+
+    def cond_wait():
+        c, lk = pick_cond()
+        k = str(r.randint(1, 4))
+        x = r.random()
+        if x < 0.25:
+            return [to(('cwait', c), 0.25)]
+        if x < 0.5:
+            return [to(('cwaitfor', c, k), 0.25)]
+        if x < 0.55:
+            return [to(('cwait_nolock', c), 0.2)]
+        # the lock taken by one op, kept across others, released by a later one
+        ops = [('acquire', lock_of(c, lk))]
+        if r.random() < 0.2:
+            ops.append(('inc',))
+        ops.append(to(r.choice([('cwait_held', c), ('cwaitfor_held', c, k), ('cwaitfor_held', c, k)]), 0.2))
+        if r.random() < 0.35:
+            ops.append(r.choice([('yield',), ('sleep', '1')]))
+        if r.random() < 0.9:
+            ops.append(('release', lock_of(c, lk)))
+        return ops
+
+    def notify():
+        c, lk = pick_cond()
+        n = r.choice(['1', '1', '2', 'all'])
+        x = r.random()
+        if x < 0.3:
+            ops = [('bump', c, n)]
+        elif x < 0.45:
+            ops = [('notify', c, n)] if n != 'all' else [('notify_all', c)]
+        elif x < 0.7:
+            ops = [('acquire', lock_of(c, lk))] + ([('inc',)] if r.random() < 0.7 else [])
+            ops += [('notify_nolock', c, n), ('release', lock_of(c, lk))]
+        elif x < 0.85:
+            ops = [('notify_nolock', c, n)]     # mostly by a task that does not hold the lock
+        else:
+            ops = [('inc',)]
+        if r.random() < 0.25:                   # the wake lands on a waiter about to be cancelled
+            ops.append(('cancel', victim()))
+        return ops
+
+    def locker():
+        x = r.random()
+        if x < 0.35:
+            return [to(('acquire', 'L0'), 0.3)]
+        if x < 0.65:
+            return [('release', 'L0')]          # asyncio: any task may release a Lock
+        if x < 0.85:
+            return [('with', 'L0', _hold(r))]
+        return [('locked', 'L0')]
+
+    def cancel():
+        ops = []
+        if r.random() < 0.85:   # mostly let the victims start and block first
+            ops.append(r.choice([('yield',), ('yield',), ('sleep', str(r.randint(1, 3)))]))
+        ops.append(('cancel', victim()))
+        return ops
+
+    def barrier():
+        x = r.random()
+        if x < 0.55:
+            return [to(('bwait', 'R0'), 0.3)]
+        if x < 0.8:
+            return [('breset', 'R0')]
+        if x < 0.87:
+            return [('babort', 'R0')]
+        return [r.choice([('n_waiting', 'R0'), ('broken', 'R0')])]
+
+    def bsem():
+        x = r.random()
+        if x < 0.5:
+            return [to(('acquire', 'B0'), 0.8)]
+        if x < 0.8:
+            return [('release', 'B0')]          # by a holder, a non-holder, or one too many
+        if x < 0.9:
+            return [('with', 'B0', _hold(r))]
+        return [('value', 'B0')]
+
+    def generic():
+        if isinstance(me, int) and me + 1 < ntasks and r.random() < 0.1:
+            return [('join', str(r.randrange(me + 1, ntasks)))]
+        return [r.choice([('yield',), ('yield',), ('sleep', str(r.randint(1, 3)))])]
+
+    # weights: cond_wait, notify, locker, cancel, barrier, bsem, generic
+    w = {'waiter': (5, 1, 1, 0.3, 2.5, 1.5, 1.5), 'notifier': (1, 5, 1, 0.5, 2, 1.5, 2),
+         'locker': (1, 1, 5, 0.5, 2, 2.5, 2), 'canceller': (0.5, 1.5, 1, 4, 1, 1.5, 3),
+         'mixed': (2, 2, 2, 1, 2.5, 2, 2), 'main': (0, 1.5, 1, 4, 1, 0.5, 2)}[role]
+    ch = [(w[0], cond_wait), (w[1], notify), (w[2], locker), (w[3], cancel), (w[6], generic)]
+    if 'barrier' in kinds.values():
+        ch.append((w[4], barrier))
+    if 'bsem' in kinds.values():
+        ch.append((w[5], bsem))
+    return _weighted(r, ch)
+
+
 def generate(seed):
+    if is_family_seed(seed):
+        return generate_family(seed)
     r = random.Random(seed)
     prog = Program()
     nkinds = r.choice([1, 2, 2, 3, 3, 4])
@@ -504,6 +688,9 @@ class PyState:
         self.sentinel = None
         self.started = set()
         self.stats = None       # a Counter in `stats` runs
+        self.cur_op = {}        # stats: the op each task is running
+        self.holders = {}       # stats: who acquired what with `acquire`
+        self.family = set()     # stats: crash-family features seen (_family_dynamic)
 
     def log(self, who, text):
         t = (self.loop.time() - self.t0) * 1000
@@ -596,9 +783,13 @@ async def exec_op(st, who, op):
     if name == 'cancel':
         if st.stats is not None:
             st.stats[('cancel target', cancel_target_state(st, who, int(core[1])))] += 1
+            _family_cancel(st, who, int(core[1]))
         return str(st.tasks[int(core[1])].cancel())
     if name == 'counter':
         return str(st.counter)
+    if name == 'inc':
+        st.counter += 1
+        return f'counter={st.counter}'
     if name == 'join':
         await st.tasks[int(core[1])]
         return 'ok'
@@ -669,7 +860,17 @@ async def exec_op(st, who, op):
         p.release()
         return res
     if name == 'notify_nolock':
-        p.notify(int(core[2]))
+        if core[2] == 'all':
+            p.notify_all()
+        else:
+            p.notify(int(core[2]))
+        return 'ok'
+    if name == 'cwait_held':
+        await maybe_to(p.wait(), to)
+        return 'ok'
+    if name == 'cwaitfor_held':
+        k = int(core[2])
+        await maybe_to(p.wait_for(lambda: st.counter >= k), to)
         return 'ok'
     if name == 'bwait':
         return str(await maybe_to(p.wait(), to))
@@ -708,13 +909,77 @@ def cancel_target_state(st, who, j):
 
 async def run_ops(st, who, ops):
     for op in ops:
+        if st.stats is not None:
+            st.cur_op[who] = op
         try:
             out = await exec_op(st, who, op)
         except (asyncio.CancelledError, Exception) as e:
             out = ename(e)
         st.log(who, f"{' '.join(op)} -> {out}")
         if st.stats is not None:
+            st.cur_op.pop(who, None)
             st.stats[(op[0] + (' (to)' if split_to(op)[1] else ''), out if op[0] != 'cancel' else out)] += 1
+            _family_dynamic(st, who, op, out)
+
+
+COND_WAITS = ('cwait', 'cwaitfor', 'cwait_nolock', 'cwait_held', 'cwaitfor_held')
+
+
+def _family_dynamic(st, who, op, out):
+    """For `stats`: the features of the GCC-12 crash family seen while running
+    (st.family: a set of feature names, counted once per program)."""
+    name = op[0]
+    if name == 'acquire' and out == 'ok':
+        st.holders.setdefault(op[1], []).append(who)
+    elif name == 'release':
+        hs = st.holders.get(op[1], [])
+        if who in hs:
+            hs.remove(who)
+        else:
+            st.family.add('release by a non-holder' + (' (ok)' if out == 'ok' else ' (raises)'))
+    elif name == 'notify_nolock':
+        st.family.add('notify_nolock ' + ('by the holder' if out == 'ok' else 'raises (no lock)'))
+    elif name in ('cwait_held', 'cwaitfor_held') and out == 'ok':
+        st.family.add('cwait[for]_held completes')
+
+
+def _family_cancel(st, who, j):
+    """For `stats`: a `cancel j` op by task/main `who`: does it land inside a
+    Condition wait?"""
+    t = st.tasks[j]
+    if t.done() or str(j) == str(who) or j not in st.started:
+        return
+    op = st.cur_op.get(j)
+    if op is None or op[0] not in COND_WAITS:
+        return
+    st.family.add('cancel by a task lands in a Condition wait')
+    if op[0] in ('cwaitfor', 'cwaitfor_held'):
+        st.family.add('cancel by a task lands in a Condition wait_for (predicate)')
+    if split_to(op)[1]:
+        st.family.add('cancel by a task lands in a Condition wait under wait_for(to)')
+    fw = t._fut_waiter
+    if fw is not None and fw.done():
+        st.family.add('cancel by a task lands in a Condition wait, woken not resumed')
+
+
+def family_static(prog):
+    """For `stats`: the crash family's features visible in the program text."""
+    f = set()
+    ops = [op for t in prog.tasks for op in t] + list(prog.main)
+    names = {op[0] for op in ops}
+    kinds = {n: k for n, k, _ in prog.prims}
+    for n, k, a in prog.prims:
+        if k == 'cond' and a:
+            direct = any(op[0] in ('acquire', 'release', 'with', 'scoped') and len(op) > 1 and op[1] == a
+                         for op in ops)
+            if direct:
+                f.add('Condition on an explicit Lock also used directly')
+    if 'barrier' in kinds.values() and names & set(COND_WAITS) and 'breset' in names \
+            and names & {'bwait'}:
+        f.add('Barrier waits + Condition waits + breset')
+    if any(op[0] == 'acquire' and kinds.get(op[1]) == 'bsem' and split_to(op)[1] for op in ops):
+        f.add('BoundedSemaphore acquire with to D')
+    return f
 
 
 # The watchdog ("task=s"), identical on both sides: it ticks every virtual ms; when no
@@ -824,11 +1089,14 @@ def _quiet_exception_handler(loop, context):
     loop.default_exception_handler(context)
 
 
-def run_py(prog, model='asyncio', stats=None):
+def run_py(prog, model='asyncio', stats=None, family=None):
     """The asyncio trace of prog; a model other than 'asyncio' models a known issue
-    (see KNOWN_ISSUES) — for diagnosis only."""
+    (see KNOWN_ISSUES) — for diagnosis only. stats (a Counter) and family (a set)
+    collect what `stats` reports."""
     st = PyState(prog)
     st.stats = stats
+    if family is not None:
+        st.family = family
     loop = VirtualTimeLoop()
     loop.set_exception_handler(_quiet_exception_handler)
     _apply_model(loop, model)
@@ -1032,7 +1300,8 @@ def shrink_candidates(prog):
     # drop a primitive (and its ops)
     for name, _, _ in prog.prims:
         p = prog.copy()
-        p.prims = [x for x in p.prims if x[0] != name]
+        # a Condition built on the dropped Lock gets a lock of its own
+        p.prims = [(n, k, None if k == 'cond' and a == name else a) for n, k, a in p.prims if n != name]
         p.tasks = [[op for op in ops if len(op) < 2 or op[1] != name] for ops in p.tasks]
         p.main = [op for op in p.main if len(op) < 2 or op[1] != name]
         yield p
@@ -1131,14 +1400,26 @@ def cmd_stats(args):
     import collections
     c = collections.Counter()
     ends = collections.Counter()
+    fam = collections.Counter()
     for seed in range(args.start, args.start + args.count):
-        tr = run_py(generate(seed), stats=c)
+        prog = generate(seed)
+        st_family = set()
+        tr = run_py(prog, stats=c, family=st_family)
         ends['ends in DEADLOCK' if tr[-1].endswith(' DEADLOCK') else 'completes'] += 1
         ends['watchdog cancel rounds'] += sum(1 for x in tr if 'stuck round' in x)
+        feats = st_family | family_static(prog)
+        fam.update(feats)
+        fam['(programs from generate_family)'] += is_family_seed(seed)
+        if ('cancel by a task lands in a Condition wait' in feats
+                and 'Condition on an explicit Lock also used directly' in feats):
+            fam['(both: cancel in a Condition wait, Condition on a shared Lock)'] += 1
     for k, v in sorted(ends.items()):
         print(f'{v:7d}  {k}')
     for (a, b), v in sorted(c.items()):
         print(f'{v:7d}  {a} -> {b}')
+    print(f'crash-family features (programs out of {args.count}):')
+    for k, v in sorted(fam.items()):
+        print(f'{v:7d}  {k}')
     return 0
 
 

@@ -237,6 +237,31 @@ Task<void> do_scoped(P& p, int h) {
     co_await hold(h);
 }
 
+// Condition::wait_for(counter >= k), possibly under wait_for(.., to).
+//
+// The predicate deliberately carries a non-trivially-copyable capture (a std::string
+// long enough to live on the heap, checked on every evaluation), because GCC 12.2
+// miscompiles the *caller* when such a lambda is written as a temporary inside a
+// co_await expression, e.g. `co_await c.wait_for([s, k] { ... })`: the capture is
+// copy-constructed into a separate temporary and the closure gets a bitwise copy, and
+// both are destroyed (a double free, or a dangling SSO pointer: stray bytes, SIGSEGV,
+// SIGILL; clang is correct; /work/shared/repros, regressions/repro_*.prog). spindle
+// itself is not at fault. So the lambda is named first and moved into wait_for, a
+// form GCC compiles correctly; a predicate capturing only trivially-copyable things
+// (as this one did before) never showed the bug at all.
+Task<bool> cond_wait_for(State& st, spindle::Condition& c, const Op& op) {
+    const long k = std::stol(op.core.at(2));
+    std::string what = "cwaitfor predicate on Condition " + op.core[1];
+    const std::size_t len = what.size();
+    auto pred = [&st, k, what, len] {
+        if (what.size() != len || what.rfind("cwaitfor predicate on Condition ", 0) != 0)
+            die("corrupted predicate capture: '" + what + "'");
+        return st.counter >= k;
+    };
+    Task<bool> waiting = c.wait_for(std::move(pred));
+    co_return co_await maybe_to<bool>(std::move(waiting), op.to);
+}
+
 Task<std::string> do_cond_wait(State& st, spindle::Condition& c, const Op& op) {
     const std::string& name = op.core[0];
     if (name != "cwait_nolock") {
@@ -251,8 +276,7 @@ Task<std::string> do_cond_wait(State& st, spindle::Condition& c, const Op& op) {
     std::string res;
     try {
         if (name == "cwaitfor") {
-            const long k = std::stol(op.core[2]);
-            co_await maybe_to<bool>(c.wait_for([&st, k] { return st.counter >= k; }), op.to);
+            co_await cond_wait_for(st, c, op);
         } else {
             co_await maybe_to<bool>(c.wait(), op.to);
         }
@@ -282,6 +306,10 @@ Task<std::string> exec_op(State& st, const Op& op) {
     }
     if (name == "cancel") co_return py_bool(st.tasks.at(std::stoul(t[1])).cancel());
     if (name == "counter") co_return std::to_string(st.counter);
+    if (name == "inc") {
+        st.counter += 1;
+        co_return "counter=" + std::to_string(st.counter);
+    }
     if (name == "join") {
         co_await st.tasks.at(std::stoul(t[1]));
         co_return "ok";
@@ -356,7 +384,16 @@ Task<std::string> exec_op(State& st, const Op& op) {
         co_return res;
     }
     if (name == "notify_nolock") {
-        pr.cond->notify(std::stoul(t[2]));
+        if (t.at(2) == "all") pr.cond->notify_all();
+        else pr.cond->notify(std::stoul(t[2]));
+        co_return "ok";
+    }
+    if (name == "cwait_held") {
+        co_await maybe_to<bool>(pr.cond->wait(), op.to);
+        co_return "ok";
+    }
+    if (name == "cwaitfor_held") {
+        co_await cond_wait_for(st, *pr.cond, op);
         co_return "ok";
     }
     if (name == "bwait") co_return std::to_string(co_await maybe_to<std::size_t>(pr.barrier->wait(), op.to));

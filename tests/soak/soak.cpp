@@ -9,6 +9,11 @@
 //             put_nowait/get_nowait, cancel, Runtime::spawn) that wake parked tasks
 //   shutdown  the Runtime shut down (shutdown(), or its destructor) while tasks are
 //             parked on the primitive and others are running
+// and, for the Condition only:
+//   predcancel  tasks inside Condition::wait_for(pred), pred capturing a std::string,
+//             cancelled by a task and by a plain thread; the Condition on a Lock that
+//             others take directly; notifies by non-holders (the crash family of
+//             /work/shared/repros; SOAK_PRED_STATS=1 prints where the cancels landed)
 // After every shape the invariants are checked and the first violation ends the
 // program (exit 1) with the shape, the primitive, the seed that reproduces it and,
 // where tasks were left, Runtime::dump(). A watchdog thread aborts with
@@ -24,6 +29,15 @@
 //   lost cancellation in wait_for), --list
 // Round r uses seed (--seed) + r; the failure message prints the exact command line
 // that reruns the failing shape with its seed.
+//
+// Differential rounds: after each round's shapes, `tests/diff/gen_and_run.py check`
+// (spindle vs CPython asyncio, one worker, virtual time) runs over --diff-count fresh
+// seeds derived from the round's seed (10000000 + seed * count; round 0 also checks
+// regressions.txt), one progress line a round; the first divergence stops the soak
+// with the program, both traces and the commands that reproduce and shrink it. On by
+// default when python3 is CPython 3.11 and spindle_diff_interp sits next to this binary
+// (it is built with it) and no --only is given; --no-diff, --diff (fail if
+// unavailable), --diff-bin PATH, --diff-script PATH, --python PATH.
 #include <spindle/spindle.hpp>
 
 #include <algorithm>
@@ -36,8 +50,10 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -45,6 +61,9 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace std::chrono_literals;
 using spindle::Barrier;
@@ -66,6 +85,12 @@ constexpr bool kSanitized = false;
 #endif
 #ifndef SPINDLE_STRESS_SCALE
 #define SPINDLE_STRESS_SCALE 1
+#endif
+#ifndef SPINDLE_DIFF_SCRIPT  // set by tests/CMakeLists.txt
+#define SPINDLE_DIFF_SCRIPT ""
+#endif
+#ifndef SPINDLE_DIFF_PYTHON
+#define SPINDLE_DIFF_PYTHON "python3"
 #endif
 
 namespace {
@@ -1256,6 +1281,209 @@ void cond_xthread(Ctx& c) {
         if (t.joinable()) t.join();  // only when the body failed early
 }
 
+// ─────────── Condition::wait_for cancelled, predicate capturing a std::string ───────────
+//
+// The shape of the crash repros in /work/shared/repros (tests/diff/regressions/repro_*):
+// tasks inside Condition::wait_for(pred), where pred captures a std::string by copy,
+// cancelled by a task and by a plain thread; the Condition is built on a Lock that other
+// tasks also take directly; notify/notify_all by holders, and by tasks and a plain thread
+// that do not hold the lock (std::logic_error when the lock is free at that moment, a
+// wake-up when someone else holds it); survivors also wait under spindle::wait_for.
+// The predicates are always written as a named lambda moved into wait_for: GCC 12.2
+// miscompiles `co_await cv.wait_for([key, ...] { ... })` with a non-trivially-copyable
+// capture written as a temporary inside the co_await (the capture is copy-constructed
+// into a separate temporary, the closure gets a bitwise copy, both are destroyed).
+
+constexpr std::uint64_t kPredKeys = 5;
+constexpr const char* kPredKeyPrefix = "wait_for-cancel counter #";
+
+/// A key long enough to live on the heap (a bad copy of it is a double free).
+std::string pred_key(std::uint64_t i) { return kPredKeyPrefix + std::to_string(i) + " (a std::string on the heap)"; }
+
+struct PredState {
+    explicit PredState(Lock& l) : lock(l), cv(l) {}
+    Lock& lock;
+    Condition cv;
+    std::map<std::string, long> counters;  // under the lock
+    bool closed = false;                   // under the lock
+    std::atomic<int> inside{0};            // tasks that believe they hold the lock
+    std::atomic<long> overlaps{0};         // two of them at once
+    std::atomic<long> corrupt{0};          // a predicate found its captured key changed
+    std::atomic<long> unlocked_after_wait{0};  // wait_for ended without the lock held
+    std::atomic<long> waits_ok{0};
+    std::atomic<long> timeouts{0};
+    std::atomic<long> cancelled_in_wait{0};  // CancelledError out of wait_for itself
+    std::atomic<long> stranger_notifies{0};  // notifies by non-holders ...
+    std::atomic<long> stranger_ok{0};        // ... that went through (someone held the lock)
+    std::atomic<long> stranger_refused{0};   // ... that threw std::logic_error (the lock was free)
+};
+
+void pred_enter(PredState& s) {
+    if (s.inside.fetch_add(1) != 0) s.overlaps.fetch_add(1);
+}
+void pred_leave(PredState& s) { s.inside.fetch_sub(1); }
+
+/// Waits `iters` times (forever: a victim, ended by a cancel) for a counter to grow.
+Task<void> pred_waiter(PredState& s, std::uint64_t seed, long iters, bool with_timeout) {
+    Rng rng(seed);
+    for (long k = 0; k < iters; ++k) {
+        co_await s.cv.acquire();
+        pred_enter(s);
+        if (s.closed) {
+            pred_leave(s);
+            s.cv.release();
+            co_return;
+        }
+        std::string key = pred_key(rng.below(kPredKeys));
+        const std::size_t len = key.size();
+        const long target = s.counters[key] + 1 + static_cast<long>(rng.below(2));
+        // Named first, then moved into wait_for (never a temporary inside co_await: GCC 12).
+        // It runs with the lock held by this task only: nobody else is inside.
+        auto pred = [&s, key, len, target] {
+            if (key.size() != len || key.rfind(kPredKeyPrefix, 0) != 0) s.corrupt.fetch_add(1);
+            if (s.inside.load() != 0) s.overlaps.fetch_add(1);
+            return s.closed || s.counters[key] >= target;
+        };
+        pred_leave(s);
+        std::exception_ptr cancelled;
+        try {
+            if (with_timeout && rng.below(2) == 0) {
+                Task<bool> waiting = s.cv.wait_for(std::move(pred));
+                (void)co_await spindle::wait_for(std::move(waiting), rng.us(300));
+            } else {
+                (void)co_await s.cv.wait_for(std::move(pred));
+            }
+            s.waits_ok.fetch_add(1);
+        } catch (const spindle::TimeoutError&) {
+            s.timeouts.fetch_add(1);
+        } catch (const CancelledError&) {
+            s.cancelled_in_wait.fetch_add(1);
+            cancelled = std::current_exception();
+        }
+        // However wait_for ended (value, timeout, cancellation), the lock is ours again.
+        pred_enter(s);
+        if (!s.lock.locked()) s.unlocked_after_wait.fetch_add(1);
+        pred_leave(s);
+        s.cv.release();
+        if (cancelled) std::rethrow_exception(cancelled);
+        if (rng.below(3) == 0) co_await spindle::yield_now();
+    }
+}
+
+/// Holds the lock (through the Condition), bumps a counter, notifies.
+Task<void> pred_notifier(PredState& s, std::uint64_t seed, long n) {
+    Rng rng(seed);
+    for (long i = 0; i < n; ++i) {
+        {
+            auto g = co_await s.cv.scoped();
+            pred_enter(s);
+            s.counters[pred_key(rng.below(kPredKeys))] += 1;
+            pred_leave(s);
+            if (rng.below(6) == 0) s.cv.notify_all();
+            else s.cv.notify(1 + rng.below(2));
+        }
+        if (rng.below(3) == 0) co_await spindle::yield_now();
+    }
+}
+
+/// Takes the Condition's Lock directly (not through the Condition).
+Task<void> pred_locker(PredState& s, std::uint64_t seed, long n) {
+    Rng rng(seed);
+    for (long i = 0; i < n; ++i) {
+        co_await s.lock.acquire();
+        pred_enter(s);
+        if (rng.below(2) == 0) co_await spindle::yield_now();  // holding the lock (never cancelled)
+        pred_leave(s);
+        s.lock.release();
+        co_await spindle::sleep(rng.us(20));
+    }
+}
+
+/// A notify by a non-holder: a wake-up if someone holds the lock, else std::logic_error.
+void pred_stranger_notify(PredState& s, Rng& rng) {
+    s.stranger_notifies.fetch_add(1);
+    try {
+        if (rng.below(4) == 0) s.cv.notify_all();
+        else s.cv.notify(1);
+        s.stranger_ok.fetch_add(1);
+    } catch (const std::logic_error&) {
+        s.stranger_refused.fetch_add(1);
+    }
+}
+
+Task<void> pred_stranger(PredState& s, std::uint64_t seed, long n) {
+    Rng rng(seed);
+    for (long i = 0; i < n; ++i) {
+        pred_stranger_notify(s, rng);
+        if (rng.below(2) == 0) co_await spindle::yield_now();
+        else co_await spindle::sleep(rng.us(30));
+    }
+}
+
+Task<void> cond_pred_cancel(Ctx& c) {
+    Lock l;
+    PredState s(l);
+    Rng rng(c.seed);
+    const int survivors_n = c.ni(24, 4);
+    const int victims_n = c.ni(200, 6);
+    const long survivor_iters = c.ni(60, 4);
+    const long notes = c.ni(1000, 30);
+    std::vector<JoinHandle<void>> survivors, victims, others;
+    for (int i = 0; i < survivors_n; ++i)
+        survivors.push_back(spindle::spawn(pred_waiter(s, rng.next(), survivor_iters, i % 2 == 1)));
+    for (int i = 0; i < victims_n; ++i)  // until cancelled: a lost cancel() hangs the shape
+        victims.push_back(spindle::spawn(pred_waiter(s, rng.next(), std::numeric_limits<long>::max(), false)));
+    for (int i = 0; i < 3; ++i) others.push_back(spindle::spawn(pred_notifier(s, rng.next(), notes)));
+    for (int i = 0; i < 2; ++i) others.push_back(spindle::spawn(pred_locker(s, rng.next(), notes / 2)));
+    for (int i = 0; i < 2; ++i) others.push_back(spindle::spawn(pred_stranger(s, rng.next(), notes / 2)));
+    keep(c, survivors);
+    keep(c, victims);
+    keep(c, others);
+    std::thread stranger([&s, n = notes / 2, seed = rng.next()] {  // a plain thread, no lock
+        Rng r(seed);
+        for (long i = 0; i < n; ++i) {
+            pred_stranger_notify(s, r);
+            spin(r.below(200));
+        }
+    });
+    struct JoinAtExit {  // also when an exception leaves the shape early
+        std::thread& t;
+        ~JoinAtExit() {
+            if (t.joinable()) t.join();
+        }
+    } join_stranger{stranger};
+    co_await spindle::sleep(rng.us(300));  // let most victims get inside wait_for
+    const long cancelled = co_await cancel_and_join(victims, c.seed);
+    (void)co_await join_all(others);
+    stranger.join();  // a waking call from a plain thread must end before the runtime does
+    {
+        auto g = co_await s.cv.scoped();
+        s.closed = true;
+        s.cv.notify_all();
+    }
+    const long survivors_cancelled = co_await join_all(survivors);
+    SOAK_CHECK(c, cancelled == victims_n, S(cancelled) + " of " + S(victims_n) + " victims ended cancelled");
+    SOAK_CHECK(c, survivors_cancelled == 0, S(survivors_cancelled) + " survivors ended cancelled");
+    SOAK_CHECK(c, s.corrupt.load() == 0, S(s.corrupt.load()) + " predicate calls saw their captured std::string changed");
+    SOAK_CHECK(c, s.overlaps.load() == 0, S(s.overlaps.load()) + " times two tasks held the Condition's Lock at once");
+    SOAK_CHECK(c, s.unlocked_after_wait.load() == 0,
+               S(s.unlocked_after_wait.load()) + " wait_for calls ended without the lock held");
+    SOAK_CHECK(c, s.stranger_ok.load() + s.stranger_refused.load() == s.stranger_notifies.load(),
+               "non-holder notifies: " + S(s.stranger_ok.load()) + " ok + " + S(s.stranger_refused.load()) +
+                   " refused of " + S(s.stranger_notifies.load()));
+    SOAK_CHECK(c, !l.locked(), "the Condition's Lock left locked");
+    SOAK_CHECK(c, s.cv.approx_waiters() == 0, S(static_cast<long long>(s.cv.approx_waiters())) + " waiters left on the Condition");
+    SOAK_CHECK(c, l.approx_waiters() == 0, S(static_cast<long long>(l.approx_waiters())) + " waiters left on the Lock");
+    const bool took = l.try_acquire();
+    SOAK_CHECK(c, took, "the Condition's Lock is not takeable at the end");
+    if (took) l.release();
+    if (std::getenv("SOAK_PRED_STATS") != nullptr)
+        std::fprintf(stderr, "predcancel: waits ok %ld, timeouts %ld, cancelled inside wait_for %ld of %d victims, "
+                     "non-holder notifies %ld (%ld went through, %ld refused)\n",
+                     s.waits_ok.load(), s.timeouts.load(), s.cancelled_in_wait.load(), victims_n,
+                     s.stranger_notifies.load(), s.stranger_ok.load(), s.stranger_refused.load());
+}
+
 Task<void> cond_shutdown_producer(Ctx& c, Condition& cv, CondState& st, int p, std::uint64_t seed) {
     Alive alive(c);
     Rng rng(seed);
@@ -1864,6 +2092,7 @@ std::vector<Shape> all_shapes() {
     v.push_back({"cancel", "condition", in_task<cond_cancel>()});
     v.push_back({"xthread", "condition", cond_xthread});
     v.push_back({"shutdown", "condition", cond_shutdown});
+    v.push_back({"predcancel", "condition", in_task<cond_pred_cancel>()});
 
     v.push_back({"smoke", "barrier", in_task<barrier_smoke>()});
     v.push_back({"stampede", "barrier", in_task<barrier_stampede>()});
@@ -1900,6 +2129,13 @@ struct Options {
     bool scale_given = false;
     std::size_t workers = 0;  // 0: 2..4 by seed
     long limit_s = 120;
+    // Differential rounds (tests/diff): -1 auto (on when everything is found and no
+    // --only was given), 0 off (--no-diff), 1 on (--diff: an error if not found).
+    int diff = -1;
+    std::string diff_bin;                         // default: spindle_diff_interp next to this binary
+    std::string diff_script = SPINDLE_DIFF_SCRIPT;  // tests/diff/gen_and_run.py of the source tree
+    std::string python = SPINDLE_DIFF_PYTHON;
+    long diff_count = kSanitized ? 25 : 100;      // seeds a round
 };
 
 [[noreturn]] void usage(const char* msg) {
@@ -1907,7 +2143,10 @@ struct Options {
                  "spindle_soak: %s\n"
                  "usage: spindle_soak [--minutes M | --seconds S] [--only shape[,primitive]] [--seed N]\n"
                  "                    [--scale K] [--workers N] [--limit SECONDS] [--wait-for-victims] [--list]\n"
-                 "shapes: smoke stampede cancel xthread shutdown; primitives: runtime lock semaphore\n"
+                 "                    [--diff | --no-diff] [--diff-count N] [--diff-bin PATH] [--diff-script PATH]\n"
+                 "                    [--python PATH]\n"
+                 "shapes: smoke stampede cancel xthread shutdown (predcancel: condition only); primitives:\n"
+                 "runtime lock semaphore "
                  "bounded_semaphore event condition barrier queue lifo_queue priority_queue ('all' or empty: all)\n",
                  msg);
     std::exit(2);
@@ -1932,6 +2171,12 @@ Options parse(int argc, char** argv) {
             }
             else if (a == "--workers") o.workers = std::stoul(value());
             else if (a == "--limit") o.limit_s = std::stol(value());
+            else if (a == "--diff") o.diff = 1;
+            else if (a == "--no-diff") o.diff = 0;
+            else if (a == "--diff-bin") o.diff_bin = value();
+            else if (a == "--diff-script") o.diff_script = value();
+            else if (a == "--diff-count") o.diff_count = std::stol(value());
+            else if (a == "--python") o.python = value();
             else if (a == "--wait-for-victims") g_victims_wait_for = true;
             else if (a == "--no-wait-for-victims") g_victims_wait_for = false;
             else if (a == "--only") {
@@ -1954,9 +2199,132 @@ Options parse(int argc, char** argv) {
         }
     }
     if (listed) std::exit(0);
-    if (o.scale <= 0 || o.seconds < 0 || o.limit_s <= 0 || o.workers > 1024) usage("bad option value");
+    if (o.scale <= 0 || o.seconds < 0 || o.limit_s <= 0 || o.workers > 1024 || o.diff_count <= 0)
+        usage("bad option value");
     return o;
 }
+
+// ───────────── differential rounds: tests/diff/gen_and_run.py check ─────────────
+
+std::string shell_quote(const std::string& v) {
+    std::string q = "'";
+    for (const char ch : v) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+    return q + "'";
+}
+
+/// The folder of this executable ("" if unknown).
+std::string self_dir() {
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return ec ? std::string() : exe.parent_path().string();
+}
+
+struct Captured {
+    int rc = -1;  // exit status; 128 + signal when killed
+    std::string out;  // stdout and stderr
+};
+
+Captured run_capture(const std::string& cmd) {
+    Captured r;
+    FILE* f = ::popen((cmd + " 2>&1").c_str(), "r");
+    if (f == nullptr) {
+        r.out = "popen failed: " + cmd;
+        return r;
+    }
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) r.out.append(buf, n);
+    const int st = ::pclose(f);
+    r.rc = st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    return r;
+}
+
+/// The line of `out` that starts with `prefix`, without the prefix ("" if none).
+std::string line_after(const std::string& out, const std::string& prefix) {
+    for (std::size_t at = 0; at < out.size();) {
+        const std::size_t end = std::min(out.find('\n', at), out.size());
+        if (out.compare(at, prefix.size(), prefix) == 0) return out.substr(at + prefix.size(), end - at - prefix.size());
+        at = end + 1;
+    }
+    return {};
+}
+
+/// Between the rounds of shapes: gen_and_run.py check over a fresh seed range derived
+/// from the round's seed (the regressions too, in round 0), stopping at the first
+/// divergence. Off when python3 (3.11), the script or the interpreter is missing.
+class DiffRounds {
+public:
+    /// Decides on/off; prints why when it is off by default in a soak.
+    explicit DiffRounds(Options& o) : o_(o) {
+        if (o.diff == 0) return;
+        if (o.diff_bin.empty()) o.diff_bin = self_dir() + "/spindle_diff_interp";
+        std::string why;
+        if (o.diff_script.empty() || ::access(o.diff_script.c_str(), R_OK) != 0)
+            why = "no gen_and_run.py at '" + o.diff_script + "' (--diff-script)";
+        else if (::access(o.diff_bin.c_str(), X_OK) != 0)
+            why = "no spindle_diff_interp at '" + o.diff_bin + "' (build it, or --diff-bin)";
+        else if (std::system((shell_quote(o.python) +
+                              " -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' >/dev/null 2>&1")
+                                 .c_str()) != 0)
+            why = "'" + o.python + "' is not CPython 3.11 (--python)";
+        const bool only = !o.only_shape.empty() || !o.only_prim.empty();
+        if (!why.empty()) {
+            if (o.diff == 1) usage(("--diff: " + why).c_str());
+            if (!only) std::printf("spindle_soak: differential rounds off: %s\n", why.c_str());
+            return;
+        }
+        on_ = o.diff == 1 || !only;
+        if (!on_) return;
+        // The ctest long-mode knob would multiply every round's seeds: rounds set their own count.
+        ::unsetenv("SPINDLE_DIFF_COUNT");
+        std::printf("spindle_soak: differential rounds on: %ld seeds a round (%s check --bin %s)\n", o.diff_count,
+                    o.diff_script.c_str(), o.diff_bin.c_str());
+    }
+    [[nodiscard]] bool on() const { return on_; }
+
+    /// Runs the round's seeds; false (after printing the divergence and how to
+    /// reproduce it) on a divergence or an error.
+    bool run(std::uint64_t round, std::uint64_t seed, Watchdog& dog, std::chrono::seconds limit, double& took) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto n = static_cast<std::uint64_t>(o_.diff_count);
+        const std::uint64_t start = kSeedBase + seed * n;
+        const std::string script = shell_quote(o_.python) + " " + shell_quote(o_.diff_script);
+        const std::string bin = " --bin " + shell_quote(o_.diff_bin);
+        const std::string cmd = script + " check --count " + std::to_string(n) + " --start " + std::to_string(start) +
+                                " --fail-fast" + bin + (round == 0 ? "" : " --no-regressions");
+        const std::string range = "seeds " + std::to_string(start) + ".." + std::to_string(start + n - 1);
+        dog.arm("the differential check of round " + std::to_string(round) + " (" + range + ")",
+                limit + std::chrono::seconds(o_.diff_count));
+        dog.set_phase("gen_and_run.py check");
+        const Captured r = run_capture(cmd);
+        dog.disarm();
+        took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const std::string summary = line_after(r.out, "diff.asyncio: ");
+        if (r.rc == 0 && !summary.empty()) {
+            std::printf("soak round %llu diff: %s%s: %s (%.2fs)\n", static_cast<unsigned long long>(round),
+                        range.c_str(), round == 0 ? " + regressions.txt" : "", summary.c_str(), took);
+            std::fflush(stdout);
+            return true;
+        }
+        std::fflush(stdout);
+        std::fprintf(stderr, "%s\n*** SOAK FAILURE in the differential check of round %llu (%s): exit %d\n",
+                     r.out.c_str(), static_cast<unsigned long long>(round), range.c_str(), r.rc);
+        std::string first = line_after(r.out, "diverging: ");  // "seed N" or a program file
+        if (first.rfind("seed ", 0) == 0) first = first.substr(5);
+        first = first.substr(0, first.find(' '));
+        if (!first.empty()) {
+            std::fprintf(stderr, "*** reproduce: %s check %s%s\n*** shrink:    %s minimize %s%s\n", script.c_str(),
+                         shell_quote(first).c_str(), bin.c_str(), script.c_str(), shell_quote(first).c_str(),
+                         bin.c_str());
+        }
+        std::fprintf(stderr, "*** the whole round: %s\n", cmd.c_str());
+        return false;
+    }
+
+private:
+    static constexpr std::uint64_t kSeedBase = 10000000;  // above the seeds ctest and people use
+    Options& o_;
+    bool on_ = false;
+};
 
 }  // namespace
 
@@ -1973,6 +2341,7 @@ int main(int argc, char** argv) {
     if (shapes.empty()) usage("--only matches no shape (see --list)");
     Watchdog dog;
     g_dog = &dog;
+    DiffRounds diff(o);
     const auto limit = std::chrono::seconds(o.limit_s * (kSanitized ? 4 : 1));
     const auto t0 = std::chrono::steady_clock::now();
     auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
@@ -2024,6 +2393,8 @@ int main(int argc, char** argv) {
                     static_cast<unsigned long long>(round), static_cast<unsigned long long>(seed), workers,
                     shapes.size(), elapsed() - r0, slowest_name.c_str(), slowest, total, elapsed(), o.seconds);
         std::fflush(stdout);
+        double diff_took = 0;
+        if (diff.on() && !diff.run(round, seed, dog, limit, diff_took)) return 1;
         if (elapsed() >= o.seconds) break;
     }
     std::printf("spindle_soak: OK, %ld shapes, no violation\n", total);
