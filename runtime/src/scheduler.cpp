@@ -160,7 +160,11 @@ thread_local int tl_forward_depth = 0;
 thread_local TaskHeader* tl_cycle_back = nullptr;
 }  // namespace
 
-bool TaskHeader::cancel() noexcept {
+bool TaskHeader::cancel() noexcept { return request_cancel(false); }
+
+bool TaskHeader::cancel_unless_pending() noexcept { return request_cancel(true); }
+
+bool TaskHeader::request_cancel(bool unless_pending) noexcept {
     for (int i = 0; i < tl_forward_depth; ++i) {
         if (tl_forwarding[i] == this) tl_cycle_back = this;  // forwarded back to itself
     }
@@ -170,11 +174,12 @@ bool TaskHeader::cancel() noexcept {
     // then returns without suspending, keeps its result (its effects happened).
     if (tl_task == this) self_cancel_ = true;
     // One CAS sets kCancelReq and counts the request (bits 8..31, see the header);
-    // nothing is counted for a completed task.
+    // nothing is counted for a completed task (nor, when asked, while one is pending).
     // relaxed: the CAS validates.
     std::uint32_t prev = state_.load(std::memory_order_relaxed);
     for (;;) {
         if ((prev & kComplete) != 0U) return false;
+        if (unless_pending && (prev & kCancelReq) != 0U) return false;
         // seq_cst: Dekker pair with arm() + cancelled_while_arming() (see the header).
         // failure relaxed: the loop re-validates.
         if (state_.compare_exchange_weak(prev, (prev | kCancelReq) + kCancelOne, std::memory_order_seq_cst,
@@ -1095,13 +1100,14 @@ bool Scheduler::disarm_timeout(TimeoutEntry& e) noexcept {
         }
     }
     // Fired: the firer set kFiring under timer_mx_ and is cancelling us outside it (a
-    // few instructions, a wake at most). acquire: pairs with its release of kFired.
+    // few instructions, a wake at most). acquire: pairs with its release store.
     unsigned spins = 0;
-    while (e.fire_state.load(std::memory_order_acquire) != TimeoutEntry::kFired) {
+    std::uint8_t st = 0;
+    while ((st = e.fire_state.load(std::memory_order_acquire)) == TimeoutEntry::kFiring) {
         if (++spins < 64) cpu_relax();
         else std::this_thread::yield();
     }
-    return true;
+    return st == TimeoutEntry::kFired;
 }
 
 std::int64_t Scheduler::earliest_deadline() const noexcept {
@@ -1153,9 +1159,15 @@ void Scheduler::fire_due_timers(Worker& w) noexcept {
             f.task->schedule();
             continue;
         }
-        (void)f.task->cancel();  // in place, counted: the scope tells it from others
+        // In place, counted (the scope tells it from others) — unless a cancellation
+        // is already pending: the task was woken with it and will deliver it first
+        // (asyncio: its wake-up is queued before this timer's callback, so it leaves
+        // the timeout block before the timer fires). Counting ours too would make one
+        // CancelledError stand for two requests and turn the other one into a timeout.
+        const bool counted = f.task->cancel_unless_pending();
         // release: pairs with disarm_timeout's acquire; our last touch of the entry.
-        f.timeout->fire_state.store(TimeoutEntry::kFired, std::memory_order_release);
+        f.timeout->fire_state.store(counted ? TimeoutEntry::kFired : TimeoutEntry::kFiredIdle,
+                                    std::memory_order_release);
     }
     // relaxed: metrics.
     bump(w.m_timers, fired.size());

@@ -91,7 +91,12 @@ using await_result_t = decltype(get_awaiter(std::declval<A>()).await_resume());
 /// it and, if it fired, withdraws that one request (Task.uncancel()) and says whether
 /// it was the only request since enter() — then a CancelledError that leaves the
 /// operation is ours and becomes TimeoutError; otherwise someone else cancelled us
-/// too and the CancelledError goes on (never swallowed).
+/// too and the CancelledError goes on (never swallowed). As in CPython, a request
+/// counted before enter() does not count against us: a task that cancelled itself
+/// and then waits in an operation that absorbs the cancellation (Condition.wait
+/// re-acquiring its lock) gets TimeoutError when the timer fires. A timer that fires
+/// while a request is pending does nothing (TimeoutEntry): the task was woken with
+/// that request and delivers it first, as asyncio runs its wake-up first.
 class TimeoutScope {
 public:
     explicit TimeoutScope(std::int64_t ns) noexcept : ns_(ns) {}
@@ -101,7 +106,7 @@ public:
 
     void enter(TaskHeader& self) noexcept {
         self_ = &self;
-        cancels_at_entry_ = self.cancel_requests(pending_at_entry_);
+        cancels_at_entry_ = self.cancel_requests();
     }
     /// Before the operation may suspend. "Forever" (>= INT64_MAX/4 ns) needs no timer.
     void arm() noexcept {
@@ -120,10 +125,7 @@ public:
         // CPython: `uncancel() <= cancelling-at-entry` (24-bit counts, wrapping).
         const std::uint32_t diff = (after - cancels_at_entry_) & (UINT32_MAX >> TaskHeader::kCancelCountShift);
         fired_ours_ = diff == 0 || diff >= (1U << 23);
-        // A request pending at entry (made before, not delivered yet: asyncio delivers it
-        // where the task resumes, spindle at its next suspension point) is delivered
-        // first; the CancelledError that follows is that one, never ours.
-        return fired_ours_ && !pending_at_entry_;
+        return fired_ours_;
     }
     /// After leave() said "ours" and the operation then raised CancelledError: still ours
     /// only if nobody requested a cancellation meanwhile. (Several workers: a request
@@ -138,7 +140,7 @@ public:
     /// pending (it fired while the task ran): withdraw it unless a new one came since
     /// (CPython 3.13's uncancel() clears _must_cancel).
     void withdraw() noexcept {
-        if (fired_ours_ && !pending_at_entry_) (void)self_->withdraw_pending_cancel(cancels_at_entry_);
+        if (fired_ours_) (void)self_->withdraw_pending_cancel(cancels_at_entry_);
     }
 
 private:
@@ -148,7 +150,6 @@ private:
     std::uint32_t cancels_at_entry_ = 0;
     bool armed_ = false;
     bool fired_ours_ = false;
-    bool pending_at_entry_ = false;
 };
 
 /// `co_await wait_for(op, d)`: awaits `op` in place under a TimeoutScope (no task,

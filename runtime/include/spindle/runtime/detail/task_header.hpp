@@ -223,17 +223,13 @@ public:
     /// Requests cancellation (any thread): sets kCancelReq and counts the request.
     /// False if the task already completed.
     bool cancel() noexcept;
+    /// cancel(), except that nothing happens (false) while a request is pending: a
+    /// wait_for timer (its task was woken with that request and delivers it first).
+    bool cancel_unless_pending() noexcept;
     /// The number of cancellation requests not withdrawn (24 bits, wrapping).
     [[nodiscard]] std::uint32_t cancel_requests() const noexcept {
         // acquire: pairs with cancel()'s CAS.
         return state_.load(std::memory_order_acquire) >> kCancelCountShift;
-    }
-    /// cancel_requests(), and whether one is pending (not delivered yet), read together.
-    [[nodiscard]] std::uint32_t cancel_requests(bool& pending) const noexcept {
-        // acquire: pairs with cancel()'s CAS.
-        const std::uint32_t s = state_.load(std::memory_order_acquire);
-        pending = (s & kCancelReq) != 0U;
-        return s >> kCancelCountShift;
     }
     /// CPython's Task.uncancel(): withdraws one request made by cancel() (the caller
     /// made it: a fired timeout scope). Returns the count after it.
@@ -354,6 +350,7 @@ public:
     std::uint32_t debug_locks_held_ = 0;
 
 private:
+    bool request_cancel(bool unless_pending) noexcept;
     void destroy_frame() noexcept;
 };
 

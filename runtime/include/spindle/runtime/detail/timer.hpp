@@ -25,9 +25,10 @@ struct TimerEntry {
 /// Handshake, because cancel() runs outside the timer lock (it may wake tasks, and
 /// the lock order is idle_mx_ before timer_mx_):
 ///   firer, under timer_mx_: takes the entry out of the heap, fire_state = kFiring
-///   firer, after unlocking: task->cancel(), then fire_state = kFired (release)
+///   firer, after unlocking: task->cancel_unless_pending(), then fire_state = kFired
+///          if that counted a request, kFiredIdle if one was pending already (release)
 ///   owner: disarm_timeout() takes timer_mx_; if the entry is still queued it removes
-///          it (never fired); else it waits for kFired (acquire), so the entry (in the
+///          it (never fired); else it waits for kFired/kFiredIdle (acquire), so the entry (in the
 ///          owner's frame) outlives the firer's last touch, and the cancellation it
 ///          counted is visible before the owner decides what it was.
 /// The task cannot complete while the entry is armed (the owner disarms first), so
@@ -35,7 +36,8 @@ struct TimerEntry {
 struct TimeoutEntry : TimerEntry {
     static constexpr std::uint8_t kIdle = 0;
     static constexpr std::uint8_t kFiring = 1;
-    static constexpr std::uint8_t kFired = 2;
+    static constexpr std::uint8_t kFired = 2;      // fired and counted its cancellation
+    static constexpr std::uint8_t kFiredIdle = 3;  // fired while one was pending: did nothing
     TimeoutEntry() noexcept { cancels = true; }
     std::atomic<std::uint8_t> fire_state{kIdle};
 };
@@ -46,8 +48,9 @@ std::int64_t now_ns(const TaskHeader& t) noexcept;
 void add_timer(TaskHeader& t, TimerEntry& e) noexcept;
 /// Removes `e` if it is still queued.
 void remove_timer(TaskHeader& t, TimerEntry& e) noexcept;
-/// Disarms a TimeoutEntry that add_timer() queued: true if it fired (its cancel() has
-/// completed), false if it was removed before firing. See TimeoutEntry.
+/// Disarms a TimeoutEntry that add_timer() queued: true if it fired and counted a
+/// cancellation (which has completed), false if it was removed before firing or fired
+/// while a cancellation was already pending. See TimeoutEntry.
 bool disarm_timeout(TaskHeader& t, TimeoutEntry& e) noexcept;
 
 }  // namespace spindle::detail
