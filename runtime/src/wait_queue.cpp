@@ -258,18 +258,25 @@ std::size_t WaitQueue::grant(std::size_t limit) noexcept {
     return granted;
 }
 
-WaitQueue::FrontGrant WaitQueue::grant_front() noexcept {
-    FrontGrant r;
+template <class Visit>
+void WaitQueue::walk_from_front(Visit&& visit) noexcept {
     ebr::Guard g;
     // acquire: pairs with move_forward (head_ before front_, as in grant()).
     Segment* s = head_.load(std::memory_order_acquire);
     // acquire: pairs with advance_front's CAS.
     std::uint64_t i = front_.load(std::memory_order_acquire);
-    // seq_cst: the Dekker pair described in enqueue().
+    // seq_cst: the Dekker pair described in enqueue() (a waiter that took its cell
+    // before this read is seen).
     const std::uint64_t end = enq_.load(std::memory_order_seq_cst);
     for (; i < end; ++i) {
         s = find(s, i / Segment::kCells);
-        std::atomic<std::uint64_t>& c = s->cells[i % Segment::kCells];
+        if (visit(i, s->cells[i % Segment::kCells])) return;
+    }
+}
+
+WaitQueue::FrontGrant WaitQueue::grant_front() noexcept {
+    FrontGrant r;
+    walk_from_front([&r](std::uint64_t i, std::atomic<std::uint64_t>& c) {
         // seq_cst: a CANCELLED front is re-checked by the Lock after it drops its
         // reservation (Dekker with the waiter's REMOVED store + state read).
         std::uint64_t v = c.load(std::memory_order_seq_cst);
@@ -278,7 +285,7 @@ WaitQueue::FrontGrant WaitQueue::grant_front() noexcept {
                 // acq_rel: publishes the grant to the waiter (its install acquires).
                 if (c.compare_exchange_weak(v, cell::kDeposit, std::memory_order_acq_rel, std::memory_order_acquire)) {
                     r.granted = true;
-                    return r;
+                    return true;
                 }
                 continue;
             }
@@ -287,7 +294,7 @@ WaitQueue::FrontGrant WaitQueue::grant_front() noexcept {
                 if (c.compare_exchange_weak(v, cell::kGranted, std::memory_order_acq_rel, std::memory_order_acquire)) {
                     cell::task_of(v)->schedule();
                     r.granted = true;
-                    return r;
+                    return true;
                 }
                 continue;
             }
@@ -295,28 +302,23 @@ WaitQueue::FrontGrant WaitQueue::grant_front() noexcept {
         }
         if (v == cell::kCancelled) {
             r.blocked = i;
-            return r;
+            return true;
         }
         // REMOVED, or GRANTED/DEPOSIT of a waiter that holds the lock and is leaving.
-    }
+        return false;
+    });
     return r;
 }
 
 bool WaitQueue::has_pending_grant() noexcept {
-    ebr::Guard g;
-    // head_ before front_, as in grant(). acquire: pairs with move_forward.
-    Segment* s = head_.load(std::memory_order_acquire);
-    // acquire: pairs with advance_front's CAS.
-    std::uint64_t i = front_.load(std::memory_order_acquire);
-    // seq_cst: as in grant() (a waiter that took its cell before our read is seen).
-    const std::uint64_t end = enq_.load(std::memory_order_seq_cst);
-    for (; i < end; ++i) {
-        s = find(s, i / Segment::kCells);
+    bool found = false;
+    walk_from_front([&found](std::uint64_t /*i*/, std::atomic<std::uint64_t>& c) {
         // acquire: pairs with the granter's CAS.
-        const std::uint64_t v = s->cells[i % Segment::kCells].load(std::memory_order_acquire);
-        if (v == cell::kGranted || v == cell::kDeposit) return true;
-    }
-    return false;
+        const std::uint64_t v = c.load(std::memory_order_acquire);
+        found = v == cell::kGranted || v == cell::kDeposit;
+        return found;
+    });
+    return found;
 }
 
 bool WaitQueue::is_removed(std::uint64_t index) noexcept {

@@ -193,6 +193,10 @@ public:
 
 private:
     std::size_t grant(std::size_t limit) noexcept;
+    /// Pinned walk over the cells from front_ to enq_; visit(index, cell) returns true
+    /// to stop. (grant_front, has_pending_grant; defined in wait_queue.cpp.)
+    template <class Visit>
+    void walk_from_front(Visit&& visit) noexcept;
     Segment* find(Segment* from, std::uint64_t id) noexcept;
     Segment* new_segment(std::uint64_t id) noexcept;
     void advance_front() noexcept;
