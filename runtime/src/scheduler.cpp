@@ -38,6 +38,7 @@ bool coop_consume() noexcept {
     return true;
 }
 bool coop_budget_left() noexcept { return tl_coop_budget != 0; }
+unsigned coop_consume_and_debug() noexcept { return (coop_consume() ? kCoopTaken : 0U) | (tl_debug ? kCoopDebug : 0U); }
 void note_lock_acquired() noexcept {
     if (tl_debug) [[unlikely]] debug_lock_acquired();
 }

@@ -60,8 +60,12 @@ public:
         AcquireAwaiter(const AcquireAwaiter& o) noexcept : lock_(o.lock_) {}  // before use only
         AcquireAwaiter& operator=(const AcquireAwaiter&) = delete;
         bool await_ready() noexcept {
-            if (!detail::coop_consume()) return false;  // budget spent: yield first
-            fast_ = lock_->try_acquire();
+            // One out-of-line call for the budget and the debug flag (task_header.hpp:
+            // inline code never reads a thread-local itself).
+            const unsigned t = detail::coop_consume_and_debug();
+            if ((t & detail::kCoopTaken) == 0U) return false;  // budget spent: yield first
+            fast_ = lock_->try_acquire_raw();
+            if (fast_ && (t & detail::kCoopDebug) != 0U) [[unlikely]] detail::debug_lock_acquired();
             return fast_;
         }
         bool await_suspend(std::coroutine_handle<> h);

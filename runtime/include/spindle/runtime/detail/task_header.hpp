@@ -130,6 +130,11 @@ extern constinit thread_local std::uint32_t tl_coop_budget;
 bool coop_consume() noexcept;
 /// Whether the calling worker's budget has units left (out of line, as above).
 bool coop_budget_left() noexcept;
+/// coop_consume() and the debug flag in one out-of-line call (the Lock's await_ready,
+/// which needs both): kCoopTaken if a unit was drawn, kCoopDebug in debug mode.
+inline constexpr unsigned kCoopTaken = 1;
+inline constexpr unsigned kCoopDebug = 2;
+unsigned coop_consume_and_debug() noexcept;
 
 /// A registration in a task's list of joiners (a task awaiting a JoinHandle, or a
 /// thread in block_on). Lives in the joiner's awaiter; unlinked under kJoinLock.
