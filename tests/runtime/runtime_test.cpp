@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include "runtime_test_util.hpp"
 
 using namespace std::chrono_literals;
@@ -83,6 +85,25 @@ TEST(Runtime, WorkersOption) {
     const std::size_t hc = std::max(1U, std::thread::hardware_concurrency());
     EXPECT_EQ(dflt.workers(), hc) << "workers = 0 means hardware concurrency";
     EXPECT_TRUE(dflt.options().virtual_time);
+}
+
+// Issue 12: a runtime with nothing to do uses no CPU once its workers have parked.
+// The whole process's CPU time over one second of wall time (a measurement window,
+// not a synchronization: nothing waits for anything in it) must stay under 5 ms.
+TEST(Runtime, IdleRuntimeUsesNoCpu) {
+    auto cpu_ms = [] {
+        rusage u{};
+        getrusage(RUSAGE_SELF, &u);
+        return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000.0 + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1000.0;
+    };
+    spindle::Runtime rt(spindle::RuntimeOptions{.workers = 2});
+    EXPECT_EQ(rt.block_on([]() -> Task<int> { co_return 1; }()), 1);
+    // From right after the work: the workers' search before they park counts too.
+    const double c0 = cpu_ms();
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    const double used = cpu_ms() - c0;
+    EXPECT_LT(used, 5.0) << "an idle runtime used " << used << " ms of CPU in 1 s";
+    EXPECT_EQ(rt.metrics().tasks_spawned, rt.metrics().tasks_completed);
 }
 
 TEST(Runtime, SpawnFromPlainThread) {
