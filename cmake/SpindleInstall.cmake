@@ -16,3 +16,7 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/spindleConfig.cmake ${CMAKE_CURRENT_BI
               cmake/SpindleCompilerProbes.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/spindle)
 install(FILES cmake/probes/await_capture.cpp DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/spindle/probes)
+
+# ThreadSanitizer suppressions for third-party code inside spindle (each with its
+# reason): a user's TSAN_OPTIONS=suppressions=<prefix>/share/spindle/tsan.supp.
+install(FILES tests/sanitizers/tsan.supp DESTINATION ${CMAKE_INSTALL_DATADIR}/spindle)
