@@ -7,6 +7,11 @@ install(TARGETS spindle spindle_runtime spindle_sync EXPORT spindleTargets
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY runtime/include/ sync/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT spindleTargets NAMESPACE spindle:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/spindle)
+if(TARGET spindle_testing)
+  install(TARGETS spindle_testing EXPORT spindleTestingTargets)
+  install(DIRECTORY testing/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  install(EXPORT spindleTestingTargets NAMESPACE spindle:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/spindle)
+endif()
 
 configure_package_config_file(cmake/spindleConfig.cmake.in ${CMAKE_CURRENT_BINARY_DIR}/spindleConfig.cmake
                               INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/spindle)

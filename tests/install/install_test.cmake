@@ -40,3 +40,36 @@ message(STATUS "${out}")
 if(rc)
   message(FATAL_ERROR "consumer run failed: ${rc}")
 endif()
+
+# <spindle/testing.hpp> from the install: a user's coroutine tests (if GoogleTest is there).
+if(EXISTS "${WORK_DIR}/prefix/include/spindle/testing.hpp")
+  execute_process(COMMAND ${CMAKE_COMMAND} -S "${SOURCE_DIR}/../consumer_testing" -B "${WORK_DIR}/build-testing"
+                          -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=${BUILD_TYPE}
+                          -DCMAKE_CXX_FLAGS=${CXX_FLAGS} -DCMAKE_EXE_LINKER_FLAGS=${LINK_FLAGS}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc)
+    message(FATAL_ERROR "testing consumer configure failed: ${rc}\n${out}\n${err}")
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} --build "${WORK_DIR}/build-testing" RESULT_VARIABLE rc
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc)
+    message(FATAL_ERROR "testing consumer build failed: ${rc}\n${out}\n${err}")
+  endif()
+  set(bin "${WORK_DIR}/build-testing/user_tests")
+  execute_process(COMMAND "${bin}" --gtest_filter=Passing.* RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc)
+    message(FATAL_ERROR "the passing user tests failed: ${rc}\n${out}\n${err}")
+  endif()
+  foreach(t IN ITEMS "Assertion;arithmetic" "Deadlock;spindle test Failing.Deadlock deadlocked"
+                    "Hang;spindle test Failing.Hang did not finish within 1s")
+    list(GET t 0 name)
+    list(GET t 1 expect)
+    execute_process(COMMAND ${CMAKE_COMMAND} -E env SPINDLE_TEST_DEADLINE_S=1 "${bin}" --gtest_filter=Failing.${name}
+                    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+    string(FIND "${out}${err}" "${expect}" at)
+    if(NOT rc OR at EQUAL -1)
+      message(FATAL_ERROR "Failing.${name} must fail saying \"${expect}\" (rc ${rc}):\n${out}\n${err}")
+    endif()
+  endforeach()
+  message(STATUS "spindle::testing consumer: passing tests pass, failing tests fail with their names")
+endif()
