@@ -5,7 +5,17 @@ install(TARGETS spindle spindle_runtime spindle_sync EXPORT spindleTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(DIRECTORY runtime/include/ sync/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY runtime/include/ sync/include/ ${PROJECT_BINARY_DIR}/generated/include/
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+
+# pkg-config (relocatable): `pkg-config --cflags --libs spindle`.
+if(SPINDLE_USE_MIMALLOC)
+  set(SPINDLE_PC_EXTRA_LIBS " -lmimalloc")
+else()
+  set(SPINDLE_PC_EXTRA_LIBS "")
+endif()
+configure_file(cmake/spindle.pc.in ${PROJECT_BINARY_DIR}/spindle.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/spindle.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 install(EXPORT spindleTargets NAMESPACE spindle:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/spindle)
 if(TARGET spindle_testing)
   install(TARGETS spindle_testing EXPORT spindleTestingTargets)

@@ -3,7 +3,7 @@
 #   scripts/install-deps.sh            build + test dependencies
 #   scripts/install-deps.sh --bench    also the C++ peers (Boost.Fiber, oneTBB) and gnuplot
 set -euo pipefail
-pkgs=(g++ cmake make python3 libconcurrentqueue-dev libmimalloc-dev libgtest-dev libbenchmark-dev spin)
+pkgs=(g++ cmake make pkgconf python3 libconcurrentqueue-dev libmimalloc-dev libgtest-dev libbenchmark-dev spin)
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(libboost-fiber-dev libboost-context-dev libtbb-dev gnuplot-nox)
 fi

@@ -41,6 +41,26 @@ if(rc)
   message(FATAL_ERROR "consumer run failed: ${rc}")
 endif()
 
+# The same program built by make with pkg-config (no CMake), against spindle.pc.
+file(GLOB_RECURSE pc "${WORK_DIR}/prefix/*/spindle.pc")
+if(NOT pc)
+  message(FATAL_ERROR "the install has no spindle.pc")
+endif()
+get_filename_component(pcdir "${pc}" DIRECTORY)
+file(MAKE_DIRECTORY "${WORK_DIR}/make")
+execute_process(COMMAND ${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${pcdir}
+                        make -f "${SOURCE_DIR}/../consumer_pkgconfig/Makefile" -C "${WORK_DIR}/make"
+                        "SRC=${SOURCE_DIR}/main.cpp" "OUT=${WORK_DIR}/make/consumer" "EXTRA_FLAGS=${CXX_FLAGS}"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc)
+  message(FATAL_ERROR "the make + pkg-config consumer did not build: ${rc}\n${out}\n${err}")
+endif()
+execute_process(COMMAND "${WORK_DIR}/make/consumer" RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+message(STATUS "${out}")
+if(rc)
+  message(FATAL_ERROR "consumer run failed: ${rc}")
+endif()
+
 # <spindle/testing.hpp> from the install: a user's coroutine tests (if GoogleTest is there).
 if(EXISTS "${WORK_DIR}/prefix/include/spindle/testing.hpp")
   execute_process(COMMAND ${CMAKE_COMMAND} -S "${SOURCE_DIR}/../consumer_testing" -B "${WORK_DIR}/build-testing"

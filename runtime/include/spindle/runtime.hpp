@@ -1,6 +1,7 @@
 // <spindle/runtime.hpp> — the runtime part of spindle.
 #pragma once
 
+#include "spindle/version.hpp"
 #include "spindle/runtime/errors.hpp"
 #include "spindle/runtime/gather.hpp"
 #include "spindle/runtime/runtime.hpp"
