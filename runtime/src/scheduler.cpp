@@ -182,9 +182,8 @@ bool TaskHeader::request_cancel(bool unless_pending) noexcept {
         if ((prev & kComplete) != 0U) return false;
         if (unless_pending && (prev & kCancelReq) != 0U) return false;
         // seq_cst: Dekker pair with arm() + cancelled_while_arming() (see the header).
-        // failure relaxed: the loop re-validates.
         if (state_.compare_exchange_weak(prev, (prev | kCancelReq) + kCancelOne, std::memory_order_seq_cst,
-                                         std::memory_order_relaxed))
+                                         std::memory_order_relaxed))  // failure relaxed: the loop re-validates
             break;
     }
     // seq_cst: must not be reordered before the CAS above.
@@ -1104,6 +1103,7 @@ bool Scheduler::disarm_timeout(TimeoutEntry& e) noexcept {
     // few instructions, a wake at most). acquire: pairs with its release store.
     unsigned spins = 0;
     std::uint8_t st = 0;
+    // acquire: pairs with fire_due_timers' release store of kFired/kFiredIdle.
     while ((st = e.fire_state.load(std::memory_order_acquire)) == TimeoutEntry::kFiring) {
         if (++spins < 64) cpu_relax();
         else std::this_thread::yield();
@@ -1166,9 +1166,9 @@ void Scheduler::fire_due_timers(Worker& w) noexcept {
         // the timeout block before the timer fires). Counting ours too would make one
         // CancelledError stand for two requests and turn the other one into a timeout.
         const bool counted = f.task->cancel_unless_pending();
+        const std::uint8_t done = counted ? TimeoutEntry::kFired : TimeoutEntry::kFiredIdle;
         // release: pairs with disarm_timeout's acquire; our last touch of the entry.
-        f.timeout->fire_state.store(counted ? TimeoutEntry::kFired : TimeoutEntry::kFiredIdle,
-                                    std::memory_order_release);
+        f.timeout->fire_state.store(done, std::memory_order_release);
     }
     // relaxed: metrics.
     bump(w.m_timers, fired.size());

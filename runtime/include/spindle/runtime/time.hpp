@@ -123,8 +123,8 @@ public:
         if (!disarm_timeout(*self_, entry_)) return false;
         const std::uint32_t after = self_->uncancel();
         // CPython: `uncancel() <= cancelling-at-entry` (24-bit counts, wrapping).
-        const std::uint32_t diff = (after - cancels_at_entry_) & (UINT32_MAX >> TaskHeader::kCancelCountShift);
-        fired_ours_ = diff == 0 || diff >= (1U << 23);
+        const std::uint32_t diff = since_entry(after);
+        fired_ours_ = diff == 0 || diff >= (1U << 23);  // <= 0 as a signed 24-bit difference
         return fired_ours_;
     }
     /// After leave() said "ours" and the operation then raised CancelledError: still ours
@@ -134,7 +134,7 @@ public:
     /// One that lands after the operation consumed the flag sets it anew and is
     /// delivered at the next suspension point.)
     [[nodiscard]] bool still_ours() const noexcept {
-        return ((self_->cancel_requests() - cancels_at_entry_) & (UINT32_MAX >> TaskHeader::kCancelCountShift)) == 0;
+        return since_entry(self_->cancel_requests()) == 0;
     }
     /// After the operation ended without CancelledError while our request may still be
     /// pending (it fired while the task ran): withdraw it unless a new one came since
@@ -144,6 +144,11 @@ public:
     }
 
 private:
+    /// Requests counted since enter(), modulo 2^24 (the count's width).
+    [[nodiscard]] std::uint32_t since_entry(std::uint32_t count) const noexcept {
+        return (count - cancels_at_entry_) & (UINT32_MAX >> TaskHeader::kCancelCountShift);
+    }
+
     TimeoutEntry entry_;
     TaskHeader* self_ = nullptr;
     std::int64_t ns_;

@@ -249,7 +249,7 @@ public:
         // relaxed: the CAS validates.
         std::uint32_t s = state_.load(std::memory_order_relaxed);
         while ((s & kCancelReq) != 0U && (s >> kCancelCountShift) == (count & (UINT32_MAX >> kCancelCountShift))) {
-            // acq_rel: as consume_cancel(); failure relaxed: re-validated by the loop.
+            // acq_rel: pairs with cancel()'s CAS, as consume_cancel(); failure relaxed: the loop re-validates.
             if (state_.compare_exchange_weak(s, s & ~kCancelReq, std::memory_order_acq_rel, std::memory_order_relaxed))
                 return true;
         }
