@@ -4,6 +4,12 @@
 // deadlock). With RuntimeOptions::deadlock_timeout set, block_on notices that every
 // task has been parked for that long with nothing that could wake them, and throws
 // spindle::DeadlockError whose what() lists every task and what it waits on.
+//
+// The locks live in bank()'s frame, so bank() must not finish before the tasks that
+// use them: when spindle::run shuts down it cancels every task at once, and a
+// TaskGroup's join() waits for every child even when it is cancelled. (Two plain
+// `co_await t1; co_await t2;` would not: cancelled inside the first, bank() would
+// leave — destroying the locks — while the second transfer still waits on one.)
 #include <cstdio>
 
 #include <spindle/spindle.hpp>
@@ -25,10 +31,10 @@ spindle::Task<void> bank() {
     spindle::Event a_held;
     spindle::Event b_held;
     std::printf("lock alice at %p, lock bob at %p\n", static_cast<void*>(&alice), static_cast<void*>(&bob));
-    auto t1 = spindle::spawn(transfer(alice, bob, a_held, b_held), "alice->bob");
-    auto t2 = spindle::spawn(transfer(bob, alice, b_held, a_held), "bob->alice");
-    co_await t1;
-    co_await t2;
+    spindle::TaskGroup group;
+    group.spawn(transfer(alice, bob, a_held, b_held), "alice->bob");
+    group.spawn(transfer(bob, alice, b_held, a_held), "bob->alice");
+    co_await group.join();
 }
 
 }  // namespace
