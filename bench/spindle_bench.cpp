@@ -94,7 +94,23 @@ Result fib_spawn() {
 
 template <class Body>
 double timed_run(Body&& body) {
-    return spindle::run(body(), opts());
+    // SPINDLE_BENCH_METRICS=1: the runtime's counters of each run on stderr (where the
+    // steals, parks and hand-overs of a figure come from).
+    static const bool show = std::getenv("SPINDLE_BENCH_METRICS") != nullptr;
+    if (!show) return spindle::run(body(), opts());
+    double v = 0;
+    spindle::RuntimeMetrics m;
+    {
+        spindle::Runtime rt(opts());
+        v = rt.block_on(body());
+        m = rt.metrics();
+    }
+    std::fprintf(stderr, "  metrics: spawned %llu steals %llu parks %llu unparks %llu injections %llu migrations %llu rescues %llu\n",
+                 static_cast<unsigned long long>(m.tasks_spawned), static_cast<unsigned long long>(m.steals),
+                 static_cast<unsigned long long>(m.parks), static_cast<unsigned long long>(m.unparks),
+                 static_cast<unsigned long long>(m.injections), static_cast<unsigned long long>(m.migrations),
+                 static_cast<unsigned long long>(m.stall_rescues));
+    return v;
 }
 
 Result lock_uncontended() {

@@ -174,4 +174,103 @@ private:
 using LocalQueue = RingQueue<256>;
 using WakeArea = RingQueue<16>;
 
+// ───────────────────────────── Inbox ─────────────────────────────
+// A worker's inbox: tasks that other workers hand to it (see "Migration to the waker"
+// in scheduler.hpp). Bounded multi-producer, single-consumer ring: Dmitry Vyukov's
+// bounded MPMC queue with the consumer side reduced to the owner.
+//
+// Each cell carries a sequence number. For position p (free-running uint32):
+//   seq == p          the cell is free for the producer that claims position p;
+//   seq == p + 1      the cell holds the task of position p, published;
+//   seq == p + kCap   the consumer took it; free for position p + kCap.
+// Invariants:
+//   I1. A producer claims position p by the CAS enq_ p -> p+1, only after it saw the
+//       cell's seq == p (so the consumer has released it), then writes the task and
+//       stores seq = p + 1 (release). Each position is claimed by exactly one producer.
+//   I2. The consumer takes position deq_ only when it reads seq == deq_ + 1 (acquire:
+//       it sees the task), then stores seq = deq_ + kCap (release: its read of the
+//       task happens before a producer reuses the cell) and advances deq_.
+//   I3. A claimed but not yet published position makes pop() return null (the
+//       consumer never skips it) while maybe_nonempty() says true: the owner then
+//       does not sleep and polls again, so the task is never stranded.
+// Memory: tasks are not owned; the ring is a fixed array. push() fails when full (the
+// producer keeps the task itself).
+template <std::uint32_t Capacity>
+class Inbox {
+public:
+    static constexpr std::uint32_t kCapacity = Capacity;
+    static_assert((kCapacity & (kCapacity - 1)) == 0, "capacity must be a power of two");
+
+    Inbox() noexcept {
+        // relaxed: before the worker threads start (thread creation orders it).
+        for (std::uint32_t i = 0; i < kCapacity; ++i) cells_[i].seq.store(i, std::memory_order_relaxed);
+    }
+
+    /// Any worker but the owner: queues `t`; false when full.
+    bool push(TaskHeader* t) noexcept {
+        // relaxed: the CAS below validates the claim.
+        std::uint32_t pos = enq_.load(std::memory_order_relaxed);
+        for (;;) {
+            Cell& c = cells_[pos & kMask];
+            // acquire: pairs with the consumer's release store of seq (I2): its read of
+            // the previous task is done before we overwrite it.
+            const std::uint32_t seq = c.seq.load(std::memory_order_acquire);
+            const auto dif = static_cast<std::int32_t>(seq - pos);
+            if (dif == 0) {
+                // seq_cst: the claim is the store half of the Dekker pair with the owner's
+                // park() (it announces `parked`, then reads enq_ via maybe_nonempty()).
+                if (enq_.compare_exchange_weak(pos, pos + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+                    // relaxed: published by the release store of seq below.
+                    c.task.store(t, std::memory_order_relaxed);
+                    // release: pairs with pop()'s acquire load of seq (I1).
+                    c.seq.store(pos + 1, std::memory_order_release);
+                    return true;
+                }
+                // failure (relaxed): pos was reloaded; retry.
+            } else if (dif < 0) {
+                return false;  // full: the cell still holds an untaken task
+            } else {
+                // relaxed: another producer claimed pos; re-read and retry.
+                pos = enq_.load(std::memory_order_relaxed);
+            }
+        }
+    }
+
+    /// Owner: the oldest published task, or null (empty, or the oldest claimed
+    /// position is not published yet: I3).
+    TaskHeader* pop() noexcept {
+        // relaxed: deq_ is written only by this thread.
+        const std::uint32_t pos = deq_.load(std::memory_order_relaxed);
+        Cell& c = cells_[pos & kMask];
+        // acquire: pairs with the producer's release store of seq (I1).
+        if (c.seq.load(std::memory_order_acquire) != pos + 1) return nullptr;
+        // relaxed: published by the acquire above.
+        TaskHeader* t = c.task.load(std::memory_order_relaxed);
+        // release: pairs with push()'s acquire load of seq (I2).
+        c.seq.store(pos + kCapacity, std::memory_order_release);
+        // relaxed: read by the owner, and racily (a hint) by maybe_nonempty's callers.
+        deq_.store(pos + 1, std::memory_order_relaxed);
+        return t;
+    }
+
+    /// A position was claimed and not yet taken (published or not). seq_cst on enq_:
+    /// the load half of the Dekker pair with push() (see park()).
+    [[nodiscard]] bool maybe_nonempty() const noexcept {
+        // relaxed: deq_ is the owner's; a stale value only makes the answer "maybe".
+        return enq_.load(std::memory_order_seq_cst) != deq_.load(std::memory_order_relaxed);
+    }
+
+private:
+    static constexpr std::uint32_t kMask = kCapacity - 1;
+    struct Cell {
+        std::atomic<std::uint32_t> seq{0};
+        std::atomic<TaskHeader*> task{nullptr};
+    };
+    alignas(64) std::atomic<std::uint32_t> enq_{0};  // producers CAS
+    alignas(64) std::atomic<std::uint32_t> deq_{0};  // owner writes
+    std::array<Cell, kCapacity> cells_{};
+};
+
+using WorkerInbox = Inbox<64>;
+
 }  // namespace spindle::detail

@@ -132,6 +132,17 @@ void WaitNode::on_cancel(TaskHeader& task) noexcept { task.schedule(); }
 
 TaskHeader* current_task() noexcept { return tl_task; }
 
+std::uint16_t current_worker_hint() noexcept {
+    const Worker* w = tl_worker;
+    return w == nullptr || w->index >= UINT16_MAX ? 0 : static_cast<std::uint16_t>(w->index + 1);
+}
+
+bool single_worker(const TaskHeader& t) noexcept { return t.sched_ == nullptr || t.sched_->worker_count() == 1; }
+
+bool hand_over_self(TaskHeader& t, std::coroutine_handle<> h, std::uint16_t hint) noexcept {
+    return t.sched_ != nullptr && t.sched_->hand_over_self(t, h, hint);
+}
+
 TaskHeader& require_task(const char* what) {
     if (tl_task == nullptr)
         throw std::logic_error(std::string("spindle: ") + what + " needs a running task (call it inside a spawned Task)");
@@ -143,6 +154,10 @@ void TaskHeader::schedule() noexcept {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
         if ((s & (kNotified | kComplete)) != 0U) return;
+        // Running elsewhere: leave a hint of the waking worker, so that the task's
+        // worker hands it over instead of requeueing it at home.
+        // relaxed: published by the CAS below (acq_rel) to run_task's fetch_sub.
+        if ((s & kRunning) != 0U) wake_hint_.store(sched_->worker_hint(), std::memory_order_relaxed);
         // acq_rel: releases what the waker wrote (a grant) to the worker that will
         // run the task (its fetch_add in run_task acquires); acquires the task's own
         // writes before it suspended.
@@ -355,7 +370,7 @@ std::atomic<std::uint64_t>* TaskHeader::wait_while_inspected() noexcept {
 }
 
 void debug_lock_acquired() noexcept {
-    if (tl_task != nullptr) ++tl_task->debug_locks_held_;
+    if (tl_task != nullptr && tl_task->debug_locks_held_ < UINT16_MAX) ++tl_task->debug_locks_held_;
 }
 void debug_lock_released() noexcept {
     // A Lock has no owner: released by another task than the one that took it, the
@@ -661,6 +676,9 @@ void Scheduler::worker_main(Worker& w) {
 TaskHeader* Scheduler::next_local(Worker& w) noexcept {
     // First: the batch boundary fires timers, whose wakes may land in the wake area.
     if (w.batch_left == 0) batch_boundary(w);
+    // Tasks handed over by other workers join the wake area (they were woken by a task
+    // of this worker). One seq_cst load of a line that only changes on a hand-over.
+    if (!single_ && w.inbox.maybe_nonempty()) drain_inbox(w);
     // The wake area first, but after 3 runs from it in a row the run queue's head
     // gets a turn (two tasks waking each other cannot starve the queue), and that
     // turn counts towards the batch even if the queue is empty (timers and the
@@ -737,15 +755,83 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
     }
     tl_task = nullptr;
     if (tl_completed) return;  // the frame may be gone
+    // A budget rotation (a primitive's cooperative yield, which leaves a resume hook:
+    // Lock, Semaphore) is not new work: see "Yield" in scheduler.hpp. Read while we
+    // still hold kRunning (nobody else can touch the task).
+    const bool rotation = t->resume_hook_ != nullptr;
     // acq_rel: releases the task's writes to the next worker; observes a kNotified
     // set by a waker while we ran (the waker did not enqueue then).
     const std::uint32_t s = t->state_.fetch_sub(TaskHeader::kRunning, std::memory_order_acq_rel);
     if ((s & TaskHeader::kNotified) != 0U) {
+        // Woken while it ran by a task on another worker: it joins its waker there
+        // ("Migration to the waker" in scheduler.hpp).
+        if (!single_) {
+            // relaxed: published by the waker's CAS, acquired by the fetch_sub above.
+            const std::uint16_t hint = t->wake_hint_.load(std::memory_order_relaxed);
+            if (hint != 0) {
+                t->wake_hint_.store(0, std::memory_order_relaxed);  // relaxed: a hint, reset by its reader
+                if (hint - 1U != w.index && hint - 1U < workers_.size() && migrate(w, *workers_[hint - 1U], t)) return;
+            }
+        }
         // A yield, or woken while it ran: to the tail. Wake an idle worker only if the
         // queue holds another task too ("Yield" in scheduler.hpp).
         push_local(w, t);
-        if (!single_ && w.queue.approx_size() > 1) notify_one();
+        if (!single_ && !rotation && w.queue.approx_size() > 1) notify_one();
     }
+}
+
+std::uint16_t Scheduler::worker_hint() const noexcept {
+    const Worker* w = tl_worker;
+    if (w == nullptr || w->sched != this || w->index >= UINT16_MAX) return 0;
+    return static_cast<std::uint16_t>(w->index + 1);
+}
+
+bool Scheduler::hand_over_self(TaskHeader& t, std::coroutine_handle<> h, std::uint16_t hint) noexcept {
+    if (single_ || hint == 0) return false;
+    const Worker* w = tl_worker;
+    if (w == nullptr || w->sched != this || hint - 1U == w->index || hint - 1U >= workers_.size()) return false;
+    // relaxed: a heuristic (migrate() re-checks; a parked target means we stay).
+    if (workers_[hint - 1U]->parked.load(std::memory_order_relaxed)) return false;
+    t.resume_ = h;
+    // relaxed: published by the RMW below to run_task's fetch_sub (same thread here).
+    t.wake_hint_.store(hint, std::memory_order_relaxed);
+    // acq_rel: as schedule()'s CAS; the task is running, so this only marks it, and
+    // run_task hands it over at the end of the slice (or requeues it here).
+    t.state_.fetch_or(TaskHeader::kNotified, std::memory_order_acq_rel);
+    return true;
+}
+
+bool Scheduler::migrate(Worker& from, Worker& to, TaskHeader* t) noexcept {
+    // relaxed: a heuristic; a parked worker would have to be woken (microseconds on a
+    // VM): the task then stays here. The exact check is the Dekker pair below.
+    if (to.parked.load(std::memory_order_relaxed)) return false;
+    if (!to.inbox.push(t)) return false;  // full: keep it
+    bump(from.m_migrations);
+    // seq_cst: the load half of the Dekker pair with park(): our push's claim (a
+    // seq_cst RMW) precedes this load; park() stores `parked` before it re-reads the
+    // inbox. Either it sees the task or we see it parked and wake it.
+    if (to.parked.load(std::memory_order_seq_cst)) wake_parked(to);
+    return true;
+}
+
+void Scheduler::drain_inbox(Worker& w) noexcept {
+    while (TaskHeader* t = w.inbox.pop()) {
+        if (!w.woken.push(t)) {
+            push_local(w, t);
+            notify_one();
+        }
+    }
+}
+
+void Scheduler::wake_parked(Worker& w) noexcept {
+    std::unique_lock lk(idle_mx_);
+    if (!w.sleeping) return;  // it left park() on its own (its re-check saw the task)
+    w.sleeping = false;
+    sleepers_.erase(std::find(sleepers_.begin(), sleepers_.end(), &w));
+    // seq_cst: keeps idle_ exact for the Dekker re-checks.
+    idle_.fetch_sub(kSleeperOne, std::memory_order_seq_cst);
+    lk.unlock();
+    wake_worker(w);
 }
 
 bool Scheduler::start_searching(Worker& w) noexcept {
@@ -801,7 +887,7 @@ bool Scheduler::work_available(const Worker& self) const noexcept {
     if (injected_.load(std::memory_order_seq_cst) > 0) return true;
     for (const auto& w : workers_)
         if (w->queue.approx_size() > 0) return true;
-    if (!self.overflow.empty() || self.woken.approx_size() != 0) return true;
+    if (!self.overflow.empty() || self.woken.approx_size() != 0 || self.inbox.maybe_nonempty()) return true;
     if (!opts_.virtual_time && next_deadline_.load(std::memory_order_seq_cst) <= now_ns()) return true;
     return stop_.load(std::memory_order_seq_cst);
 }
@@ -833,6 +919,9 @@ void Scheduler::park(Worker& w) {
     // seq_cst: announce the sleeper before the re-checks (Dekker with producers, and
     // with add_timer's read of idle_ after it stores next_deadline_).
     idle_.fetch_add(kSleeperOne, std::memory_order_seq_cst);
+    // seq_cst: the store half of the Dekker pair with migrate() (it claims an inbox
+    // position, then reads `parked`); work_available() re-reads the inbox after it.
+    w.parked.store(true, std::memory_order_seq_cst);
     // relaxed: metrics.
     bump(w.m_parks);
     std::int64_t timeout = -1;
@@ -861,6 +950,9 @@ void Scheduler::park(Worker& w) {
     }
     lk.unlock();
     if (!work_available(w)) futex_wait(w.wake_word, 0, timeout);
+    // relaxed: only a heuristic for migrate() from here on (its exact check is the
+    // seq_cst pair above, and a stale `true` only makes it keep the task).
+    w.parked.store(false, std::memory_order_relaxed);
     lk.lock();
     if (w.sleeping && watch && sleepers_.size() == workers_.size() && park_signature_locked() == watch_sig &&
         now_ns() - watch_start >= deadlock_ns_) {
@@ -1128,7 +1220,9 @@ bool Scheduler::advance_virtual_clock() noexcept {
 
 void Scheduler::fire_due_timers(Worker& w) noexcept {
     // seq_cst: see add_timer.
-    if (next_deadline_.load(std::memory_order_seq_cst) > now_ns()) return;
+    // (No clock read while no timer is pending: this runs at every batch boundary.)
+    const std::int64_t next = next_deadline_.load(std::memory_order_seq_cst);
+    if (next == INT64_MAX || next > now_ns()) return;
     std::vector<Worker::Fired>& fired = w.fired;
     {
         std::lock_guard lk(timer_mx_);
@@ -1640,6 +1734,7 @@ RuntimeMetrics Scheduler::metrics() const {
         m.parks += w->m_parks.load(std::memory_order_relaxed);  // relaxed: a statistic
         m.unparks += w->m_unparks.load(std::memory_order_relaxed);
         m.timers_fired += w->m_timers.load(std::memory_order_relaxed);  // relaxed: a statistic
+        m.migrations += w->m_migrations.load(std::memory_order_relaxed);  // relaxed: a statistic
         m.tasks_spawned += w->m_spawned.load(std::memory_order_relaxed);
         m.tasks_completed += w->m_completed.load(std::memory_order_relaxed);  // relaxed: a statistic
     }

@@ -29,10 +29,40 @@
 //     waker or its siblings (Tokio's LIFO slot: for ever).
 // With one worker there is no area: the ready queue stays strictly FIFO (asyncio).
 //
+// Migration to the waker (2+ workers). A task woken while it is still running on
+// another worker — it registered its wait and is between that and the end of its
+// slice, which is the common case when two tasks on two cores hand a Lock, a
+// Semaphore permit or a Queue slot back and forth — used to be requeued on its own
+// worker, so the pair stayed split over two cores and every hand-off paid a cache-line
+// transfer (lock_contended_2: ~145 ns/op on 2 workers against 14 on one). Now
+// schedule() leaves a hint in the task (the waking worker), and the worker that ends
+// the slice hands the task to the waker's worker's Inbox (a bounded MPSC ring,
+// local_queue.hpp); that worker drains its inbox into its wake area at the top of
+// next_local(). After one such hand-off the pair runs on one core and later wakes
+// are plain wake-area pushes. Rules:
+//   - a yield (the task woke itself) and wakes from outside the workers leave no
+//     hint: the task is requeued where it ran, as before;
+//   - no hand-off to a parked worker (waking it costs microseconds) or a full inbox;
+//   - a hand-off that races with the target parking is caught by a Dekker pair:
+//     migrate() claims an inbox position (seq_cst RMW) then reads `parked`; park()
+//     stores `parked` (seq_cst) then re-reads the inbox; whoever sees the other
+//     wakes/keeps the worker up;
+//   - a task in an inbox waits at most for its target's current slice (a target that
+//     runs a task without suspending also stalls its wake area; the stall monitor
+//     then moves the area once the inbox was drained into it).
+// Parallel work still spreads: spawned and yielding tasks go to the run queue, which
+// idle workers steal from (half a queue at a time).
+//
 // Yield. A task that yields (yield_now, a spent coop budget) or was woken while it
 // ran goes to the tail of the run queue. notify_one() only if the queue holds
 // another task too: waking an idle worker to steal the one task its owner runs next
-// only moves that task off its core.
+// only moves that task off its core. A Lock or Semaphore acquire that yields for the
+// budget (or to break a Lock convoy) wakes nobody at all: it is a rotation among
+// tasks this worker already had, not new work, and a woken thief would split tasks
+// that contend for one primitive over two cores, where each acquisition costs a
+// cache-line transfer (lock_contended_64 on 2 workers: bimodal 20-490 ns/op with the
+// notify, 9-16 without). Idle workers still get these tasks: any spawn, wake-area
+// overflow or injection notifies, and a searching worker steals half a queue.
 //
 // Stall monitor (2+ workers; a small sysmon). One thread wakes every kMonitorNs while
 // some worker is awake (backing off to kMonitorBusyMaxNs while nothing stalls), backs
@@ -121,6 +151,8 @@ struct alignas(64) Worker {
     LocalQueue queue;
     std::deque<TaskHeader*> overflow;  // workers == 1 only; owner only
     WakeArea woken;                    // 2+ workers: tasks woken here; owner, and the stall monitor
+    WorkerInbox inbox;                 // 2+ workers: tasks other workers hand over; owner pops
+    std::atomic<bool> parked{false};   // owner writes in park(); migrate() reads
     std::uint32_t woken_runs = 0;      // consecutive runs from `woken` (capped); owner only
     struct Fired {
         TaskHeader* task;         // a claimed wait: schedule it
@@ -134,7 +166,7 @@ struct alignas(64) Worker {
     std::atomic<std::uint32_t> wake_word{0};  // futex: sleeper waits while 0
     // Metrics: written by the owner only (bump()), summed on read.
     std::atomic<std::uint64_t> m_steals{0}, m_parks{0}, m_unparks{0}, m_timers{0}, m_spawned{0},
-        m_completed{0};
+        m_completed{0}, m_migrations{0};
     std::thread thread;
 };
 
@@ -192,6 +224,10 @@ public:
     /// this worker (the wake area), so a lock handed over stays on a hot core.
     void wake(TaskHeader* t) noexcept;
     void on_complete(TaskHeader& t) noexcept;
+    /// See detail::hand_over_self (task_header.hpp).
+    bool hand_over_self(TaskHeader& t, std::coroutine_handle<> h, std::uint16_t hint) noexcept;
+    /// The calling thread's worker of this runtime as a wake hint (index + 1), or 0.
+    [[nodiscard]] std::uint16_t worker_hint() const noexcept;
 
     [[nodiscard]] std::int64_t now_ns() const noexcept;
     void add_timer(TimerEntry& e) noexcept;
@@ -235,6 +271,11 @@ private:
     void stop_searching(Worker& w) noexcept;
     void park(Worker& w);
     void push_local(Worker& w, TaskHeader* t) noexcept;
+    /// Hands `t` (woken while it ran on `from`) to `to`'s inbox; false if `to` is
+    /// parked or its inbox is full (the caller keeps it).
+    bool migrate(Worker& from, Worker& to, TaskHeader* t) noexcept;
+    void drain_inbox(Worker& w) noexcept;   // owner: inbox -> wake area
+    void wake_parked(Worker& w) noexcept;   // wakes `w` if it is in sleepers_
     void inject(TaskHeader* t) noexcept;
     void wake_for_injected() noexcept;  // after a task was counted and queued in the injector
     TaskHeader* pop_injector() noexcept;

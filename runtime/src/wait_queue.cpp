@@ -232,6 +232,8 @@ std::size_t WaitQueue::grant(std::size_t limit) noexcept {
         bool took = false;
         for (;;) {
             if (v == cell::kEmpty) {
+                // relaxed: published by the CAS below.
+                deposit_hint_.store(current_worker_hint(), std::memory_order_relaxed);
                 // acq_rel: publishes the grant to the waiter (its install acquires).
                 if (c.compare_exchange_weak(v, cell::kDeposit, std::memory_order_acq_rel, std::memory_order_acquire)) {
                     took = true;
@@ -276,12 +278,14 @@ void WaitQueue::walk_from_front(Visit&& visit) noexcept {
 
 WaitQueue::FrontGrant WaitQueue::grant_front() noexcept {
     FrontGrant r;
-    walk_from_front([&r](std::uint64_t i, std::atomic<std::uint64_t>& c) {
+    walk_from_front([this, &r](std::uint64_t i, std::atomic<std::uint64_t>& c) {
         // seq_cst: a CANCELLED front is re-checked by the Lock after it drops its
         // reservation (Dekker with the waiter's REMOVED store + state read).
         std::uint64_t v = c.load(std::memory_order_seq_cst);
         for (;;) {
             if (v == cell::kEmpty) {
+                // relaxed: published by the CAS below.
+                deposit_hint_.store(current_worker_hint(), std::memory_order_relaxed);
                 // acq_rel: publishes the grant to the waiter (its install acquires).
                 if (c.compare_exchange_weak(v, cell::kDeposit, std::memory_order_acq_rel, std::memory_order_acquire)) {
                     r.granted = true;

@@ -67,9 +67,11 @@ void Lock::on_waiter_cancelled() noexcept {
 bool Lock::AcquireAwaiter::await_suspend(std::coroutine_handle<> h) {
     detail::TaskHeader& self = detail::waiting_task("Lock::acquire");
     w_.self = &self;
-    if (!coop_ && detail::tl_coop_budget == 0) {
+    if (!coop_ && (detail::tl_coop_budget == 0 || handing_over())) {
         // Cooperative yield: go to the back of the ready queue; the worker retries
-        // the acquisition (before_resume) when our turn comes.
+        // the acquisition (before_resume) when our turn comes. Also taken (once per
+        // acquire, 2+ workers) when the lock is being handed to a woken waiter: see
+        // handing_over().
         coop_ = true;
         self.resume_ = h;
         self.resume_hook_ = this;
@@ -77,6 +79,12 @@ bool Lock::AcquireAwaiter::await_suspend(std::coroutine_handle<> h) {
         return true;
     }
     return queue(h);
+}
+
+bool Lock::AcquireAwaiter::handing_over() const noexcept {
+    // relaxed: a heuristic; queue() re-reads the state with the Dekker protocol.
+    const std::uint64_t s = lock_->state_.load(std::memory_order_relaxed);
+    return (s & (kLocked | kReserved)) == kReserved && !detail::single_worker(*w_.self);
 }
 
 bool Lock::AcquireAwaiter::before_resume(detail::TaskHeader& task) noexcept {

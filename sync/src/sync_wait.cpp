@@ -21,7 +21,11 @@ bool SyncWait::park(WaitQueue& q, std::coroutine_handle<> h) noexcept {
     if (!q.install(pos, *self, token)) {
         // Nobody can have claimed a wait we never armed, but a dumper may be reading it.
         self->clear_wait_cell();
-        return false;  // a deposit: granted without suspending
+        // A deposit: granted without suspending. If another worker granted it, the
+        // task resumes over there instead (it is not a suspension point: no
+        // cancellation is delivered; `suspended` stays false), so two tasks handing
+        // a primitive back and forth end up on one core.
+        return hand_over_self(*self, h, q.deposit_hint());
     }
     (void)self->arm(nullptr, h);
     suspended = true;

@@ -76,6 +76,7 @@ struct RuntimeMetrics {
     std::uint64_t injections = 0;  // tasks queued from outside the workers (spawns and wakes)
     std::uint64_t timers_fired = 0;  // timers that woke their task
     std::uint64_t stall_rescues = 0;  // woken tasks moved to an idle worker after waiting 250 us
+    std::uint64_t migrations = 0;  // tasks woken while running on one worker, handed to their waker's
     std::size_t workers = 0;
 };
 

@@ -352,7 +352,12 @@ public:
     // without it (asyncio's "Task exception was never retrieved").
     mutable std::atomic<bool> exception_observed_{false};
     // Debug mode only: Locks this task acquired and has not released (the task itself).
-    std::uint32_t debug_locks_held_ = 0;
+    std::uint16_t debug_locks_held_ = 0;
+    // The worker (index + 1; 0: none) whose task woke this one while it was running
+    // elsewhere: written by schedule() before the CAS that sets kNotified (which
+    // publishes it), read and reset by the worker that ran it (see "Migration to the
+    // waker" in scheduler.hpp). A hint: a racing waker may overwrite it.
+    std::atomic<std::uint16_t> wake_hint_{0};
 
 private:
     bool request_cancel(bool unless_pending) noexcept;
@@ -361,6 +366,15 @@ private:
 
 /// The task the calling thread is running, or null.
 TaskHeader* current_task() noexcept;
+/// True when `t`'s runtime has one worker (asyncio's exact interleaving applies).
+bool single_worker(const TaskHeader& t) noexcept;
+/// The calling thread's worker as a wake hint (index + 1), 0 on other threads.
+std::uint16_t current_worker_hint() noexcept;
+/// The running task `t`, about to suspend at `h` with nothing to wait for (it found
+/// its grant deposited by worker `hint`), asks to resume on that worker instead of
+/// going on here ("Migration to the waker" in runtime/src/scheduler.hpp). True: `t`
+/// is marked to be handed over when its slice ends; suspend. False: go on here.
+bool hand_over_self(TaskHeader& t, std::coroutine_handle<> h, std::uint16_t hint) noexcept;
 /// Like current_task() but throws std::logic_error naming `what` when there is none.
 TaskHeader& require_task(const char* what);
 

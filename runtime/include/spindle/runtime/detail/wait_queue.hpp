@@ -208,6 +208,18 @@ private:
     alignas(64) std::atomic<std::uint64_t> front_{0};  // oldest cell not REMOVED (R1)
     std::atomic<Segment*> head_;                        // segment of front_ (R2)
     std::atomic<std::uint64_t> scan_{0};               // G3: cells below are settled
+    // The worker (index + 1, 0: not a worker) that made the latest DEPOSIT: a waiter
+    // that finds a deposit moves next to its granter (SyncWait::park). Written
+    // before the deposit's CAS, which publishes it; a hint (depositors may race).
+    std::atomic<std::uint16_t> deposit_hint_{0};
+
+public:
+    /// The depositing worker of the deposit the caller found (see deposit_hint_).
+    [[nodiscard]] std::uint16_t deposit_hint() const noexcept {
+        // relaxed: published by the depositor's acq_rel CAS, acquired by install()'s
+        // failed CAS that saw the DEPOSIT.
+        return deposit_hint_.load(std::memory_order_relaxed);
+    }
 };
 
 inline WaitDescription WaitQueueOwner::describe_wait(const WaitQueue& q) const noexcept {
