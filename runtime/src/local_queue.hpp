@@ -176,8 +176,9 @@ using WakeArea = RingQueue<16>;
 
 // ───────────────────────────── Inbox ─────────────────────────────
 // A worker's inbox: tasks that other workers hand to it (see "Migration to the waker"
-// in scheduler.hpp). Bounded multi-producer, single-consumer ring: Dmitry Vyukov's
-// bounded MPMC queue with the consumer side reduced to the owner.
+// in scheduler.hpp). Dmitry Vyukov's bounded MPMC queue: producers are the other
+// workers; consumers are the owner (pop, at the top of next_local) and the stall
+// monitor (steal_one, when the owner has not looked for kStallNs).
 //
 // Each cell carries a sequence number. For position p (free-running uint32):
 //   seq == p          the cell is free for the producer that claims position p;
@@ -187,9 +188,10 @@ using WakeArea = RingQueue<16>;
 //   I1. A producer claims position p by the CAS enq_ p -> p+1, only after it saw the
 //       cell's seq == p (so the consumer has released it), then writes the task and
 //       stores seq = p + 1 (release). Each position is claimed by exactly one producer.
-//   I2. The consumer takes position deq_ only when it reads seq == deq_ + 1 (acquire:
-//       it sees the task), then stores seq = deq_ + kCap (release: its read of the
-//       task happens before a producer reuses the cell) and advances deq_.
+//   I2. A consumer takes position p = deq_ only when it reads seq == p + 1 (acquire:
+//       it sees the task) and its CAS deq_ p -> p+1 succeeds (each position is taken
+//       by exactly one consumer); it then reads the task and stores seq = p + kCap
+//       (release: its read happens before a producer reuses the cell).
 //   I3. A claimed but not yet published position makes pop() return null (the
 //       consumer never skips it) while maybe_nonempty() says true: the owner then
 //       does not sleep and polls again, so the task is never stranded.
@@ -236,28 +238,51 @@ public:
         }
     }
 
-    /// Owner: the oldest published task, or null (empty, or the oldest claimed
-    /// position is not published yet: I3).
+    /// Owner or monitor: the oldest published task, or null (empty, or the oldest
+    /// claimed position is not published yet: I3).
     TaskHeader* pop() noexcept {
-        // relaxed: deq_ is written only by this thread.
-        const std::uint32_t pos = deq_.load(std::memory_order_relaxed);
-        Cell& c = cells_[pos & kMask];
-        // acquire: pairs with the producer's release store of seq (I1).
-        if (c.seq.load(std::memory_order_acquire) != pos + 1) return nullptr;
-        // relaxed: published by the acquire above.
-        TaskHeader* t = c.task.load(std::memory_order_relaxed);
-        // release: pairs with push()'s acquire load of seq (I2).
-        c.seq.store(pos + kCapacity, std::memory_order_release);
-        // relaxed: read by the owner, and racily (a hint) by maybe_nonempty's callers.
-        deq_.store(pos + 1, std::memory_order_relaxed);
-        return t;
+        // relaxed: the CAS below validates the claim.
+        std::uint32_t pos = deq_.load(std::memory_order_relaxed);
+        for (;;) {
+            Cell& c = cells_[pos & kMask];
+            // acquire: pairs with the producer's release store of seq (I1).
+            const std::uint32_t seq = c.seq.load(std::memory_order_acquire);
+            const auto dif = static_cast<std::int32_t>(seq - (pos + 1));
+            if (dif == 0) {
+                // relaxed: the claim orders nothing by itself (the seq pair does).
+                if (deq_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+                    // relaxed: published by the acquire load of seq above.
+                    TaskHeader* t = c.task.load(std::memory_order_relaxed);
+                    // release: pairs with push()'s acquire load of seq (I2).
+                    c.seq.store(pos + kCapacity, std::memory_order_release);
+                    return t;
+                }
+                // failure (relaxed): pos reloaded; retry.
+            } else if (dif < 0) {
+                return nullptr;  // empty, or the oldest claim is not published yet
+            } else {
+                // relaxed: another consumer took pos; re-read.
+                pos = deq_.load(std::memory_order_relaxed);
+            }
+        }
     }
+    TaskHeader* steal_one() noexcept { return pop(); }
 
     /// A position was claimed and not yet taken (published or not). seq_cst on enq_:
     /// the load half of the Dekker pair with push() (see park()).
     [[nodiscard]] bool maybe_nonempty() const noexcept {
-        // relaxed: deq_ is the owner's; a stale value only makes the answer "maybe".
+        // relaxed: a stale deq_ only makes the answer "maybe" (a retry).
         return enq_.load(std::memory_order_seq_cst) != deq_.load(std::memory_order_relaxed);
+    }
+
+    /// Racy indices for the stall monitor (as RingQueue's).
+    [[nodiscard]] std::uint32_t head_index() const noexcept {
+        // relaxed: a hint; tasks are claimed only through pop()'s CAS.
+        return deq_.load(std::memory_order_relaxed);
+    }
+    [[nodiscard]] std::uint32_t tail_index() const noexcept {
+        // relaxed: as head_index().
+        return enq_.load(std::memory_order_relaxed);
     }
 
 private:
@@ -267,7 +292,7 @@ private:
         std::atomic<TaskHeader*> task{nullptr};
     };
     alignas(64) std::atomic<std::uint32_t> enq_{0};  // producers CAS
-    alignas(64) std::atomic<std::uint32_t> deq_{0};  // owner writes
+    alignas(64) std::atomic<std::uint32_t> deq_{0};  // consumers CAS
     std::array<Cell, kCapacity> cells_{};
 };
 

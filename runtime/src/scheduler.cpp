@@ -484,7 +484,7 @@ Scheduler::Scheduler(const RuntimeOptions& opts) : opts_(opts), epoch_(std::chro
         wp->thread = std::thread([this, wp] { worker_main(*wp); });
     }
     if (!single_) {
-        marks_ = std::make_unique<StallMark[]>(n);
+        marks_ = std::make_unique<StallMark[]>(3 * n);  // wake area, inbox, run queue
         monitor_producer_ = std::make_unique<moodycamel::ProducerToken>(injector_);
         monitor_ = std::thread([this] { monitor_main(); });
     }
@@ -886,8 +886,11 @@ bool Scheduler::work_available(const Worker& self) const noexcept {
     // seq_cst loads: the load half of the Dekker pairs (see notify_one / inject).
     if (injected_.load(std::memory_order_seq_cst) > 0) return true;
     for (const auto& w : workers_)
-        if (w->queue.approx_size() > 0) return true;
-    if (!self.overflow.empty() || self.woken.approx_size() != 0 || self.inbox.maybe_nonempty()) return true;
+        // Every inbox, not only ours: a task handed to a worker that is parking (it
+        // will see it, but is still in sleepers_) must keep the last worker from
+        // advancing the virtual clock or checking for a deadlock meanwhile.
+        if (w->queue.approx_size() > 0 || w->inbox.maybe_nonempty()) return true;
+    if (!self.overflow.empty() || self.woken.approx_size() != 0) return true;
     if (!opts_.virtual_time && next_deadline_.load(std::memory_order_seq_cst) <= now_ns()) return true;
     return stop_.load(std::memory_order_seq_cst);
 }
@@ -1028,7 +1031,7 @@ void Scheduler::monitor_main() {
             if (sleepers_of(idle_.load(std::memory_order_seq_cst)) == workers_.size() && !stop_.load())
                 futex_wait(monitor_word_, 0, -1);
             monitor_idle_.store(false, std::memory_order_seq_cst);
-            for (std::size_t i = 0; i < workers_.size(); ++i) marks[i].armed = false;  // start afresh
+            for (std::size_t i = 0; i < 3 * workers_.size(); ++i) marks[i].armed = false;  // start afresh
             period = kMonitorNs;
             continue;
         }
@@ -1039,7 +1042,8 @@ void Scheduler::monitor_main() {
 namespace {
 // Whether a task that was in the area at the mark is still there kStallNs later
 // (then the mark is re-armed at the current tail).
-bool stalled(const WakeArea& area, Scheduler::StallMark& m, std::int64_t now) noexcept {
+template <class Area>
+bool stalled(const Area& area, Scheduler::StallMark& m, std::int64_t now) noexcept {
     const std::uint32_t head = area.head_index();
     const std::uint32_t tail = area.tail_index();
     if (m.armed && static_cast<std::int32_t>(head - m.upto) < 0) {  // a marked task is still there
@@ -1061,28 +1065,38 @@ bool Scheduler::monitor_round(StallMark* marks) {
     // Real time even under virtual time: a stall is a task not being run.
     const std::int64_t now = steady_ns();
     bool rescued = false;
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
-        Worker& v = *workers_[i];
-        if (stalled(v.woken, marks[i], now)) {
-            // Counted before it leaves the area, so that a worker about to park (and
-            // the virtual clock) never sees it nowhere: injected_ > 0 keeps them up.
-            for (;;) {
-                // seq_cst: the count a parking worker re-checks (see inject()).
-                injected_.fetch_add(1, std::memory_order_seq_cst);
-                TaskHeader* x = v.woken.steal_one();
-                if (x == nullptr) {
-                    // seq_cst: as above.
-                    injected_.fetch_sub(1, std::memory_order_seq_cst);
-                    break;
-                }
-                // The constructor's token: no allocation on the monitor's thread (while
-                // the pre-allocated blocks last).
-                injector_.enqueue(*monitor_producer_, x);
-                wake_for_injected();
-                // relaxed: a statistic.
-                m_rescued_.fetch_add(1, std::memory_order_relaxed);
-                rescued = true;
+    const std::size_t n = workers_.size();
+    auto rescue = [&](auto& area) {
+        // Counted before it leaves the area, so that a worker about to park (and
+        // the virtual clock) never sees it nowhere: injected_ > 0 keeps them up.
+        for (;;) {
+            // seq_cst: the count a parking worker re-checks (see inject()).
+            injected_.fetch_add(1, std::memory_order_seq_cst);
+            TaskHeader* x = area.steal_one();
+            if (x == nullptr) {
+                // seq_cst: as above.
+                injected_.fetch_sub(1, std::memory_order_seq_cst);
+                break;
             }
+            // The constructor's token: no allocation on the monitor's thread (while
+            // the pre-allocated blocks last).
+            injector_.enqueue(*monitor_producer_, x);
+            wake_for_injected();
+            // relaxed: a statistic.
+            m_rescued_.fetch_add(1, std::memory_order_relaxed);
+            rescued = true;
+        }
+    };
+    for (std::size_t i = 0; i < n; ++i) {
+        Worker& v = *workers_[i];
+        if (stalled(v.woken, marks[i], now)) rescue(v.woken);
+        if (stalled(v.inbox, marks[n + i], now)) rescue(v.inbox);
+        // A run queue whose head has not moved for kStallNs while a worker sleeps:
+        // its owner runs one long task and nobody was told (budget rotations do not
+        // notify, see "Yield"). Wake an idle worker; it steals half the queue.
+        if (stalled(v.queue, marks[2 * n + i], now)) {
+            notify_one();
+            rescued = true;
         }
     }
     return rescued;

@@ -47,9 +47,13 @@
 //     migrate() claims an inbox position (seq_cst RMW) then reads `parked`; park()
 //     stores `parked` (seq_cst) then re-reads the inbox; whoever sees the other
 //     wakes/keeps the worker up;
-//   - a task in an inbox waits at most for its target's current slice (a target that
-//     runs a task without suspending also stalls its wake area; the stall monitor
-//     then moves the area once the inbox was drained into it).
+//   - a task in an inbox waits for its target's current slice; if that slice runs
+//     long, the stall monitor moves the inbox to the injector as it does a wake
+//     area (the inbox is an MPMC ring for this: the monitor is its second consumer);
+//   - every worker's inbox counts in work_available(), so the last worker to go idle
+//     neither advances the virtual clock nor checks for a deadlock while a task sits
+//     in the inbox of a worker that is still parking (found in review: a task
+//     handed over in that window saw the clock jump).
 // Parallel work still spreads: spawned and yielding tasks go to the run queue, which
 // idle workers steal from (half a queue at a time).
 //
@@ -75,9 +79,10 @@
 // clock see it), which wakes an idle worker. It never runs a task, and it does not
 // allocate (a thread heap of its own slowed spawn_join by ~25%).
 //
-// A yielder left alone in the run queue (no notify) is not watched: it waits for the
-// tasks its worker runs before it, at most three from the wake area (the monitor
-// moves the others away).
+// The monitor also watches each run queue's head: if it has not moved for kStallNs
+// while a worker sleeps (its owner runs one long task and the tasks behind it were
+// requeued without a notify, see "Yield"), it calls notify_one(); the woken worker
+// steals half the queue. It never moves run-queue tasks itself.
 //
 // Batches. A worker runs its queue in batches, as asyncio's _run_once does: at each
 // batch boundary it fires due timers (appending their tasks in deadline order) and

@@ -233,7 +233,7 @@ std::size_t WaitQueue::grant(std::size_t limit) noexcept {
         for (;;) {
             if (v == cell::kEmpty) {
                 // relaxed: published by the CAS below.
-                deposit_hint_.store(current_worker_hint(), std::memory_order_relaxed);
+                grant_hint_.store(current_worker_hint(), std::memory_order_relaxed);
                 // acq_rel: publishes the grant to the waiter (its install acquires).
                 if (c.compare_exchange_weak(v, cell::kDeposit, std::memory_order_acq_rel, std::memory_order_acquire)) {
                     took = true;
@@ -242,6 +242,8 @@ std::size_t WaitQueue::grant(std::size_t limit) noexcept {
                 continue;
             }
             if (cell::is_waiting(v)) {
+                // relaxed: a hint (see grant_hint_); ordered for our own thread only.
+                grant_hint_.store(current_worker_hint(), std::memory_order_relaxed);
                 // acq_rel: the arbitration against a canceller; releases the grant.
                 if (c.compare_exchange_weak(v, cell::kGranted, std::memory_order_acq_rel, std::memory_order_acquire)) {
                     cell::task_of(v)->schedule();  // only the winner of the cell wakes it
@@ -285,7 +287,7 @@ WaitQueue::FrontGrant WaitQueue::grant_front() noexcept {
         for (;;) {
             if (v == cell::kEmpty) {
                 // relaxed: published by the CAS below.
-                deposit_hint_.store(current_worker_hint(), std::memory_order_relaxed);
+                grant_hint_.store(current_worker_hint(), std::memory_order_relaxed);
                 // acq_rel: publishes the grant to the waiter (its install acquires).
                 if (c.compare_exchange_weak(v, cell::kDeposit, std::memory_order_acq_rel, std::memory_order_acquire)) {
                     r.granted = true;
@@ -294,6 +296,8 @@ WaitQueue::FrontGrant WaitQueue::grant_front() noexcept {
                 continue;
             }
             if (cell::is_waiting(v)) {
+                // relaxed: a hint (see grant_hint_); ordered for our own thread only.
+                grant_hint_.store(current_worker_hint(), std::memory_order_relaxed);
                 // acq_rel: the arbitration against a canceller; releases the grant.
                 if (c.compare_exchange_weak(v, cell::kGranted, std::memory_order_acq_rel, std::memory_order_acquire)) {
                     cell::task_of(v)->schedule();

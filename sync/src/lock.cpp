@@ -67,7 +67,7 @@ void Lock::on_waiter_cancelled() noexcept {
 bool Lock::AcquireAwaiter::await_suspend(std::coroutine_handle<> h) {
     detail::TaskHeader& self = detail::waiting_task("Lock::acquire");
     w_.self = &self;
-    if (!coop_ && (detail::tl_coop_budget == 0 || handing_over())) {
+    if (!coop_ && (detail::tl_coop_budget == 0 || (breaking_ = handing_over()))) {
         // Cooperative yield: go to the back of the ready queue; the worker retries
         // the acquisition (before_resume) when our turn comes. Also taken (once per
         // acquire, 2+ workers) when the lock is being handed to a woken waiter: see
@@ -84,15 +84,42 @@ bool Lock::AcquireAwaiter::await_suspend(std::coroutine_handle<> h) {
 bool Lock::AcquireAwaiter::handing_over() const noexcept {
     // relaxed: a heuristic; queue() re-reads the state with the Dekker protocol.
     const std::uint64_t s = lock_->state_.load(std::memory_order_relaxed);
-    return (s & (kLocked | kReserved)) == kReserved && !detail::single_worker(*w_.self);
+    if ((s & (kLocked | kReserved)) != kReserved || detail::single_worker(*w_.self)) return false;
+    // Only when the waiter it was handed to runs next here (its granter was this
+    // worker, so it sits in our wake area): yielding then costs one turn and keeps
+    // FIFO order among the tasks that share the lock. A waiter woken elsewhere may
+    // not run for a while: queue behind it (its wake brings us to its worker later).
+    const std::uint16_t me = detail::current_worker_hint();
+    if (me == 0 || lock_->q_.grant_hint() != me) return false;
+    // The predictor: a yield that found the lock taken again on its retry (the waiter
+    // holds it across a suspension: lock_across_await) only added a suspension, so
+    // after such misses the next opportunities queue directly, and one in a few
+    // probes again. Plain relaxed loads and stores: a lost update only delays a probe.
+    // relaxed: a heuristic shared by the lock's users; nothing is published through it.
+    const std::int8_t credit = lock_->convoy_credit_.load(std::memory_order_relaxed);
+    if (credit >= 0) return true;
+    lock_->convoy_credit_.store(static_cast<std::int8_t>(credit + 1), std::memory_order_relaxed);  // relaxed: as above
+    return false;
+}
+
+void Lock::AcquireAwaiter::note_break(bool got_it) noexcept {
+    // relaxed: see handing_over().
+    const std::int8_t c = lock_->convoy_credit_.load(std::memory_order_relaxed);
+    const std::int8_t next = got_it ? static_cast<std::int8_t>(c < 4 ? c + 1 : 4) : static_cast<std::int8_t>(c > -60 ? c - 16 : -64);
+    lock_->convoy_credit_.store(next, std::memory_order_relaxed);  // relaxed: as above
 }
 
 bool Lock::AcquireAwaiter::before_resume(detail::TaskHeader& task) noexcept {
     if (task.cancel_pending()) return true;  // delivered in await_resume
     if (lock_->try_acquire_raw()) {
+        if (breaking_) note_break(true);
         acquired_ = true;
         return true;
     }
+    // A miss only if someone holds it now (held across a suspension, or taken by a
+    // task that ran meanwhile); reserved again is another hand-off, not a miss.
+    // relaxed: a heuristic read.
+    if (breaking_ && (lock_->state_.load(std::memory_order_relaxed) & kLocked) != 0U) note_break(false);
     w_.self = &task;
     try {
         return !queue(task.resume_);

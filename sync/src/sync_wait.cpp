@@ -25,7 +25,7 @@ bool SyncWait::park(WaitQueue& q, std::coroutine_handle<> h) noexcept {
         // task resumes over there instead (it is not a suspension point: no
         // cancellation is delivered; `suspended` stays false), so two tasks handing
         // a primitive back and forth end up on one core.
-        return hand_over_self(*self, h, q.deposit_hint());
+        return hand_over_self(*self, h, q.grant_hint());
     }
     (void)self->arm(nullptr, h);
     suspended = true;

@@ -85,7 +85,10 @@ public:
         // tasks go back to uncontended acquisitions. Fairness: a task that yields
         // here has not joined the queue yet (as with the budget yield); the retry
         // queues normally. workers = 1 never does this (asyncio's interleaving).
+        // A per-lock predictor turns it off where it does not pay (see there).
         bool handing_over() const noexcept;
+        void note_break(bool got_it) noexcept;  // the retry after a convoy yield
+        bool breaking_ = false;   // the yield was a convoy break (handing_over)
 
         Lock* lock_;
         detail::SyncWait w_;
@@ -145,6 +148,8 @@ private:
     void release_slow(std::uint64_t prev);
 
     std::atomic<std::uint64_t> state_{0};
+    // Convoy-break predictor (AcquireAwaiter::handing_over): >= 0 break, < 0 queue.
+    std::atomic<std::int8_t> convoy_credit_{0};
     detail::WaitQueue q_;
 };
 

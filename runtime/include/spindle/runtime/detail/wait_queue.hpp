@@ -208,17 +208,19 @@ private:
     alignas(64) std::atomic<std::uint64_t> front_{0};  // oldest cell not REMOVED (R1)
     std::atomic<Segment*> head_;                        // segment of front_ (R2)
     std::atomic<std::uint64_t> scan_{0};               // G3: cells below are settled
-    // The worker (index + 1, 0: not a worker) that made the latest DEPOSIT: a waiter
-    // that finds a deposit moves next to its granter (SyncWait::park). Written
-    // before the deposit's CAS, which publishes it; a hint (depositors may race).
-    std::atomic<std::uint16_t> deposit_hint_{0};
+    // The worker (index + 1, 0: not a worker) that made the latest grant (a DEPOSIT
+    // or a wake): a waiter that finds a deposit moves next to its granter
+    // (SyncWait::park), and a Lock acquire knows whether the waiter it would queue
+    // behind runs next on its own worker (Lock::AcquireAwaiter::handing_over).
+    // Written before the grant's CAS, which publishes it; a hint (granters may race).
+    std::atomic<std::uint16_t> grant_hint_{0};
 
 public:
-    /// The depositing worker of the deposit the caller found (see deposit_hint_).
-    [[nodiscard]] std::uint16_t deposit_hint() const noexcept {
-        // relaxed: published by the depositor's acq_rel CAS, acquired by install()'s
-        // failed CAS that saw the DEPOSIT.
-        return deposit_hint_.load(std::memory_order_relaxed);
+    /// The granting worker of the latest grant (see grant_hint_).
+    [[nodiscard]] std::uint16_t grant_hint() const noexcept {
+        // relaxed: a hint; for a deposit, published by the depositor's acq_rel CAS and
+        // acquired by install()'s failed CAS that saw the DEPOSIT.
+        return grant_hint_.load(std::memory_order_relaxed);
     }
 };
 

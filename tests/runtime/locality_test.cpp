@@ -1,0 +1,192 @@
+// Locality (issue 12; "Migration to the waker" and "Yield" in runtime/src/scheduler.hpp):
+// tasks that hand a primitive back and forth across two workers are brought onto one,
+// and none of the machinery that does it may change what a program observes:
+//   - a task handed between workers is never lost, run twice, or left in an inbox
+//     while the virtual clock jumps (a helper's review found the last one: the last
+//     worker to go idle advanced the clock while a task sat in a parking worker's
+//     inbox — work_available() now reads every inbox);
+//   - the Lock convoy break (an acquire that finds the lock reserved for a waiter
+//     woken on its own worker yields once instead of queueing) keeps every queued
+//     waiter's FIFO order and loses no acquisition;
+//   - a pair that contended once ends up migrated (metrics().migrations or the
+//     convoy break brings it together) — checked as counts, not as times.
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "runtime_test_util.hpp"
+
+using namespace std::chrono_literals;
+using spindle::Runtime;
+using spindle::RuntimeOptions;
+using spindle::Task;
+using spindle::testing::stress_size;
+
+namespace {
+
+// Two tasks that pass the turn through two Semaphores, each started on its own worker
+// (a short spin until both run, so they overlap), checking after every hand-off that
+// the virtual clock did not move: one of them is always runnable, so the clock must
+// stand still (it advances only when every worker is idle).
+struct PingPong {
+    spindle::Semaphore a{0}, b{0};
+    std::atomic<int> started{0};
+    std::atomic<long> clock_moved{0};
+    std::atomic<long> rounds{0};
+};
+
+Task<void> ping(PingPong& s, spindle::Semaphore& mine, spindle::Semaphore& other, int n, bool first,
+                std::chrono::nanoseconds t0) {
+    s.started.fetch_add(1);
+    const auto until = std::chrono::steady_clock::now() + 2ms;
+    while (s.started.load() < 2 && std::chrono::steady_clock::now() < until) {
+    }
+    for (int i = 0; i < n; ++i) {
+        if (first) {
+            other.release();
+            co_await mine.acquire();
+        } else {
+            co_await mine.acquire();
+            other.release();
+        }
+        if (spindle::now() != t0) s.clock_moved.fetch_add(1);
+        s.rounds.fetch_add(1);
+    }
+}
+
+Task<void> sleeper(std::atomic<bool>& done) {
+    while (!done.load()) co_await spindle::sleep(1s);  // a pending timer: the clock could jump
+}
+
+}  // namespace
+
+TEST(Locality, VirtualClockStandsStillWhileAHandedOverTaskIsRunnable) {
+    Runtime rt(RuntimeOptions{.workers = 2, .virtual_time = true});
+    const int rounds = static_cast<int>(stress_size(100));
+    long total = 0;
+    long moved = 0;
+    rt.block_on([](int rounds_, long& total_, long& moved_) -> Task<void> {
+        std::atomic<bool> done{false};
+        auto sl = spindle::spawn(sleeper(done));
+        for (int r = 0; r < rounds_; ++r) {
+            PingPong s;
+            const auto t0 = spindle::now();
+            auto x = spindle::spawn(ping(s, s.a, s.b, 200, true, t0));
+            auto y = spindle::spawn(ping(s, s.b, s.a, 200, false, t0));
+            co_await x;
+            co_await y;
+            total_ += s.rounds.load();
+            moved_ += s.clock_moved.load();
+        }
+        done.store(true);
+        sl.cancel();
+        try {
+            co_await sl;
+        } catch (const spindle::CancelledError&) {
+        }
+    }(rounds, total, moved));
+    EXPECT_EQ(total, 400L * rounds);
+    EXPECT_EQ(moved, 0) << "the virtual clock advanced while a task was runnable";
+}
+
+TEST(Locality, ContendedLockKeepsEveryAcquisitionAndMutualExclusion) {
+    // Many tasks on two workers hammer one Lock (short critical sections: the convoy
+    // shape, where acquires take the convoy-break yield): every acquisition happens
+    // exactly once, never two holders at a time, and every task finishes.
+    Runtime rt(RuntimeOptions{.workers = 2});
+    constexpr int kTasks = 16;
+    const long per = static_cast<long>(stress_size(20'000));
+    struct S {
+        spindle::Lock lock;
+        long counter = 0;
+        std::atomic<int> inside{0};
+        std::atomic<long> overlaps{0};
+    } s;
+    rt.block_on([](S& sh, long per_) -> Task<void> {
+        std::vector<spindle::JoinHandle<void>> hs;
+        for (int t = 0; t < kTasks; ++t)
+            hs.push_back(spindle::spawn([](S& st, long k) -> Task<void> {
+                for (long i = 0; i < k; ++i) {
+                    co_await st.lock.acquire();
+                    if (st.inside.fetch_add(1) != 0) st.overlaps.fetch_add(1);
+                    ++st.counter;
+                    st.inside.fetch_sub(1);
+                    st.lock.release();
+                }
+            }(sh, per_)));
+        for (auto& h : hs) co_await h;
+    }(s, per));
+    EXPECT_EQ(s.counter, kTasks * per);
+    EXPECT_EQ(s.overlaps.load(), 0);
+    EXPECT_FALSE(s.lock.locked());
+}
+
+TEST(Locality, QueuedWaitersAreServedInArrivalOrderOnTwoWorkers) {
+    // The holder keeps the lock while N waiters queue (each from a task that first
+    // announces itself, so their arrival order is known), then releases: they get it
+    // in exactly that order even though the convoy break and the hand-overs move
+    // tasks between workers.
+    Runtime rt(RuntimeOptions{.workers = 2});
+    constexpr int kWaiters = 32;
+    std::vector<int> order;
+    rt.block_on([](std::vector<int>& out) -> Task<void> {
+        spindle::Lock lock;
+        std::mutex mx;
+        co_await lock.acquire();
+        std::vector<spindle::JoinHandle<void>> hs;
+        for (int i = 0; i < kWaiters; ++i) {
+            hs.push_back(spindle::spawn([](spindle::Lock& l, std::vector<int>& o, std::mutex& m, int k) -> Task<void> {
+                co_await l.acquire();
+                {
+                    std::lock_guard g(m);
+                    o.push_back(k);
+                }
+                l.release();
+            }(lock, out, mx, i)));
+            // Wait until waiter i is queued before spawning i + 1.
+            while (lock.approx_waiters() < static_cast<std::uint64_t>(i + 1)) co_await spindle::yield_now();
+        }
+        lock.release();
+        for (auto& h : hs) co_await h;
+    }(order));
+    ASSERT_EQ(order.size(), static_cast<std::size_t>(kWaiters));
+    for (int i = 0; i < kWaiters; ++i) EXPECT_EQ(order[static_cast<std::size_t>(i)], i) << "position " << i;
+}
+
+TEST(Locality, AHandOffPairEndsUpTogether) {
+    // Two tasks on two workers take turns through two Semaphores (every hand-off a
+    // wake): once a wake finds its task still running on the other worker it is
+    // handed to the waker's worker, or a wake lands in the waker's wake area; either
+    // way the pair ends up running on one worker: most rounds see both on the same
+    // thread. Counted over many rounds, not timed.
+    Runtime rt(RuntimeOptions{.workers = 2});
+    const int n = static_cast<int>(stress_size(20'000));
+    std::atomic<long> same{0};
+    rt.block_on([](int n_, std::atomic<long>& same_) -> Task<void> {
+        spindle::Semaphore a{0}, b{0};
+        std::atomic<std::thread::id> where_a{}, where_b{};
+        auto x = spindle::spawn([](spindle::Semaphore& mine, spindle::Semaphore& other, int k,
+                                   std::atomic<std::thread::id>& me, std::atomic<std::thread::id>& peer,
+                                   std::atomic<long>& hits) -> Task<void> {
+            for (int i = 0; i < k; ++i) {
+                other.release();
+                co_await mine.acquire();
+                me.store(std::this_thread::get_id());
+                if (peer.load() == std::this_thread::get_id()) hits.fetch_add(1);
+            }
+        }(a, b, n_, where_a, where_b, same_));
+        auto y = spindle::spawn([](spindle::Semaphore& mine, spindle::Semaphore& other, int k,
+                                   std::atomic<std::thread::id>& me) -> Task<void> {
+            for (int i = 0; i < k; ++i) {
+                co_await mine.acquire();
+                me.store(std::this_thread::get_id());
+                other.release();
+            }
+        }(b, a, n_, where_b));
+        co_await x;
+        co_await y;
+    }(n, same));
+    EXPECT_GT(same.load(), n / 2) << "the pair kept running on two workers";
+}
