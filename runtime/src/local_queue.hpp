@@ -1,7 +1,7 @@
 // runtime/src/local_queue.hpp — a worker's run queues: bounded FIFO rings that the
 // owner pushes at the tail and that the owner and thieves take from at the head.
 // LocalQueue (256 tasks) is the run queue; WakeArea (16) holds the tasks woken by the
-// task running on the worker (see "Wake area" in scheduler.hpp). Never installed.
+// task running on the worker (see "Wake area" in worker.cpp). Never installed.
 //
 // Algorithm: Go's per-P `runq` (runtime/proc.go: runqput, runqget, runqgrab) as also
 // used by Tokio (scheduler/multi_thread/queue.rs). We depart from DESIGN.md's
@@ -176,7 +176,7 @@ using WakeArea = RingQueue<16>;
 
 // ───────────────────────────── Inbox ─────────────────────────────
 // A worker's inbox: tasks that other workers hand to it (see "Migration to the waker"
-// in scheduler.hpp). Dmitry Vyukov's bounded MPMC queue: producers are the other
+// in worker.cpp). Dmitry Vyukov's bounded MPMC queue: producers are the other
 // workers; consumers are the owner (pop, at the top of next_local) and the stall
 // monitor (steal_one, when the owner has not looked for kStallNs).
 //

@@ -1,133 +1,30 @@
 // runtime/src/scheduler.hpp — the work-stealing scheduler behind spindle::Runtime.
 // Never installed.
 //
-// ───────────────────────────── Design ─────────────────────────────
-// Workers. One OS thread per worker. Each owns a LocalQueue (bounded FIFO ring, Go's
-// runq; see local_queue.hpp). Tasks spawned or woken on a worker go to its tail; the
-// worker runs from the head. With workers = 1 an unbounded overflow deque keeps the
-// order strictly FIFO (so a program interleaves exactly as under asyncio's loop).
+// ───────────────────────────── Overview ─────────────────────────────
+// One OS thread per worker, each with a bounded FIFO run queue (local_queue.hpp). A
+// task woken by the task running on a worker runs next on that worker (its wake
+// area); wakes and spawns from other threads go through a global queue (the
+// injector). A worker without work steals half of another's queue, then parks. Around
+// the workers: a timer heap, a thread pool for to_thread, a stall monitor thread, and
+// a registry of the live tasks (dump, shutdown, deadlock detection).
 //
-// Injector. Wakes and spawns from threads that are not workers of this runtime go to
-// a moodycamel::ConcurrentQueue (the injector); `injected_` counts its items exactly
-// (the queue's own size is approximate) so that a parking worker can re-check it.
-//
-// Wake area (2+ workers; Tokio's LIFO slot and Go's runnext, widened to 16 tasks).
-// A task woken by the task running on a worker (a lock handed over, an item put for
-// a waiting getter, a set event, a joined task) goes to that worker's WakeArea, runs
-// there next in wake order, and no other worker is told: tasks that talk to each
-// other stay on one core, where a hand-off costs a cache hit instead of a line
-// transfer (on the 2-core VM a line moves between cores in ~220 ns; queue_mpsc with
-// its producers spread over both workers ran 5x slower than on one). Limits:
-//   - the area holds 16; a 17th wake pushes the oldest to the run queue, with a
-//     notify_one() (a fan-out: a set event with many waiters spreads as before);
-//   - after 3 area runs in a row, the run queue's head gets a turn (no starvation);
-//   - the area is not stolen by searching workers, but tasks do not wait in it for
-//     long while a worker idles: the stall monitor (below) moves the area of a worker
-//     to the injector, which wakes an idle worker, once a task has waited in it for
-//     kStallNs (its waker keeps running, or the tasks ahead of it are long). A woken
-//     task therefore waits at most ~kStallNs plus the monitor's period behind its
-//     waker or its siblings (Tokio's LIFO slot: for ever).
-// With one worker there is no area: the ready queue stays strictly FIFO (asyncio).
-//
-// Migration to the waker (2+ workers). A task woken while it is still running on
-// another worker — it registered its wait and is between that and the end of its
-// slice, which is the common case when two tasks on two cores hand a Lock, a
-// Semaphore permit or a Queue slot back and forth — used to be requeued on its own
-// worker, so the pair stayed split over two cores and every hand-off paid a cache-line
-// transfer (lock_contended_2: ~145 ns/op on 2 workers against 14 on one). Now
-// schedule() leaves a hint in the task (the waking worker), and the worker that ends
-// the slice hands the task to the waker's worker's Inbox (a bounded MPSC ring,
-// local_queue.hpp); that worker drains its inbox into its wake area at the top of
-// next_local(). After one such hand-off the pair runs on one core and later wakes
-// are plain wake-area pushes. Rules:
-//   - a yield (the task woke itself) and wakes from outside the workers leave no
-//     hint: the task is requeued where it ran, as before;
-//   - no hand-off to a parked worker (waking it costs microseconds) or a full inbox;
-//   - a hand-off that races with the target parking is caught by a Dekker pair:
-//     migrate() claims an inbox position (seq_cst RMW) then reads `parked`; park()
-//     stores `parked` (seq_cst) then re-reads the inbox; whoever sees the other
-//     wakes/keeps the worker up;
-//   - a task in an inbox waits for its target's current slice; if that slice runs
-//     long, the stall monitor moves the inbox to the injector as it does a wake
-//     area (the inbox is an MPMC ring for this: the monitor is its second consumer);
-//   - every worker's inbox counts in work_available(), so the last worker to go idle
-//     neither advances the virtual clock nor checks for a deadlock while a task sits
-//     in the inbox of a worker that is still parking (found in review: a task
-//     handed over in that window saw the clock jump).
-// Parallel work still spreads: spawned and yielding tasks go to the run queue, which
-// idle workers steal from (half a queue at a time).
-//
-// Yield. A task that yields (yield_now, a spent coop budget) or was woken while it
-// ran goes to the tail of the run queue. notify_one() only if the queue holds
-// another task too: waking an idle worker to steal the one task its owner runs next
-// only moves that task off its core. A Lock or Semaphore acquire that yields for the
-// budget (or to break a Lock convoy) wakes nobody at all: it is a rotation among
-// tasks this worker already had, not new work, and a woken thief would split tasks
-// that contend for one primitive over two cores, where each acquisition costs a
-// cache-line transfer (lock_contended_64 on 2 workers: bimodal 20-490 ns/op with the
-// notify, 9-16 without). Idle workers still get these tasks: any spawn, wake-area
-// overflow or injection notifies, and a searching worker steals half a queue.
-//
-// Stall monitor (2+ workers; a small sysmon). One thread wakes every kMonitorNs while
-// some worker is awake (backing off to kMonitorBusyMaxNs while nothing stalls), backs
-// off further while every worker is parked and then sleeps on a futex until one
-// unparks (a worker leaving park() wakes it: Dekker on idle_ / monitor_idle_). For
-// each worker it marks the tail of the wake area; if, a round later and kStallNs
-// after the mark, the head has not passed the mark, a task has waited that long: it
-// moves the area's tasks to the injector (each counted in injected_ before it leaves
-// the area, so no task is ever uncounted: a parking worker's re-check and the virtual
-// clock see it), which wakes an idle worker. It never runs a task, and it does not
-// allocate (a thread heap of its own slowed spawn_join by ~25%).
-//
-// The monitor also watches each run queue's head: if it has not moved for kStallNs
-// while a worker sleeps (its owner runs one long task and the tasks behind it were
-// requeued without a notify, see "Yield"), it calls notify_one(); the woken worker
-// steals half the queue. It never moves run-queue tasks itself.
-//
-// Batches. A worker runs its queue in batches, as asyncio's _run_once does: at each
-// batch boundary it fires due timers (appending their tasks in deadline order) and
-// pulls from the injector, then runs as many tasks as its queue held at that moment.
-//
-// Searching and parking (no lost wake-up, no thundering herd; Go's spinning Ms /
-// Tokio's idle.rs). idle_ packs two counters: sleepers (parked workers) and
-// searchers (workers looking for work to steal). A producer that makes work
-// stealable calls notify_one(): after a seq_cst fence it reads idle_, and wakes one
-// sleeper only if nobody is searching — a woken worker counts as a searcher, so a
-// burst of pushes wakes one worker, not all. A searcher that finds work stops
-// searching and, if it was the last searcher, calls notify_one() itself (chain wake).
-// A worker that parks first announces itself in idle_ (seq_cst RMW) and only then
-// re-checks every queue: Dekker's pattern guarantees that the producer sees the
-// sleeper or the sleeper sees the work.
-//
-// Timers. One binary heap of intrusive entries (in the sleeping awaiter) under
-// timer_mx_, keyed (deadline, seq) so equal deadlines fire in the order they were
-// scheduled. An entry is only touched under timer_mx_; the firing worker claims the
-// task's wait under the lock (and schedules it after unlocking), and the awaiter removes its
-// entry (if still queued) under the lock before it can leave, so an entry is never
-// touched after its frame is gone. next_deadline_ mirrors the heap top for lock-free
-// polling. In real time, one parked worker (the timer owner) sleeps with a timeout
-// until the earliest deadline. Under virtual time, the last worker to go idle, when
-// no to_thread job runs and nothing was injected, advances the clock to the earliest
-// deadline and fires it.
-//
-// Deadlock detection (RuntimeOptions::deadlock_timeout; see "Observability" in
-// runtime.hpp for the contract). A block_on thread registers in ext_waiters_. The
-// check runs only in park(), under idle_mx_, by the one worker not in sleepers_
-// (virtual time: when the clock cannot move; real time: a "watch" — that worker
-// sleeps deadlock_timeout and, woken by nobody, finds every worker still parked and
-// no park/unpark since it started). Holding idle_mx_ with every other worker in
-// sleepers_ means no worker can run a task during the check (leaving park takes
-// idle_mx_), so only plain threads can change anything meanwhile, and each of their
-// wakes is visible before it lands: a claimed wait (timers, joins, to_thread,
-// cancel), a cell no longer WAITING (a sync grant from outside), kCancelReq, a
-// queued spawn/wake (injected_ > 0). The check validates every live task twice
-// (state_ and wait_ unchanged around the cell read: no ABA through a re-park) and
-// re-reads the counters after, so a wake in flight always prevents a report.
-// Nothing of this runs on a hot path: park() pays one branch on deadlock_ns_.
-//
-// Registry. Every live (spawned, not complete) task is in one of the shards' intrusive
-// lists (mutex per shard: the shard of the spawning worker). Shutdown cancels them,
-// dump() walks them.
+// Map: each mechanism, code and design notes, lives in one file. A comment that
+// points to a section "in scheduler.hpp" means the file named here.
+//   task.cpp      TaskHeader (schedule, cancel, joiners, frames), the join awaiter,
+//                 the thread-locals (current task, coop budget, debug lock counts)
+//   worker.cpp    "Workers", "Wake area", "Migration to the waker", "Yield",
+//                 "Batches": the worker loop, spawn/enqueue/wake, the local queues,
+//                 hand-overs between workers, stealing (search)
+//   idle.cpp      "Searching and parking": idle_, park(), notify_one(), waking
+//   inject.cpp    "Injector": wakes and spawns from outside; block_on's wait
+//   timers.cpp    "Timers": the timer heap, now_ns() and the virtual clock
+//   blocking.cpp  the blocking pool (to_thread)
+//   registry.cpp  "Registry", "Deadlock detection": live tasks, completion,
+//                 shutdown, dump(), metrics()
+//   monitor.cpp   "Stall monitor"
+//   scheduler.cpp construction and teardown; the public spindle::Runtime
+//   scheduler_internal.hpp  what these files share: thread-locals, futex, clock
 #pragma once
 
 #include <atomic>
@@ -299,7 +196,7 @@ private:
     void wake_monitor() noexcept;
 
     /// The dump; with `stable`: whether every live task is parked with no wake in
-    /// flight (see "Deadlock detection"), and `live` the number of tasks.
+    /// flight (see "Deadlock detection" in registry.cpp), and `live` the number of tasks.
     std::string snapshot(bool* stable, std::size_t* live) const;
     void check_deadlock_locked();          // under idle_mx_, the other workers in sleepers_
     void report_deadlock(const std::string& dump);

@@ -714,7 +714,7 @@ class PyState:
 # K5. When a task finishes, asyncio runs its done-callbacks — the __wakeup of every
 # task awaiting it, wait_for's _release_waiter — in the order they were added
 # (FIFO). spindle keeps a task's joiners in a list that add_joiner_locked pushes at
-# the front and on_complete walks from the front (runtime/src/scheduler.cpp,
+# the front and on_complete walks from the front (runtime/src/task.cpp, registry.cpp:
 # TaskHeader::add_joiner_locked and Scheduler::on_complete): the last joiner is
 # woken first. The model: the pure-Python Task (asyncio.tasks._PyTask, the same
 # algorithm as the C Task; the self-test 'pytask' model shows identical traces) with

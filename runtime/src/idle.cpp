@@ -1,0 +1,217 @@
+// runtime/src/idle.cpp — idle workers: the idle_ counters (sleepers and searchers),
+// searching (start_searching, stop_searching; the stealing itself is search(), in
+// worker.cpp), parking (park(), with the virtual clock's jump and the deadlock check
+// that it may run), and waking (notify_one, take_sleeper, wake_worker, wake_parked,
+// poke_idle_worker). sleepers_, and the sleeper count in idle_, change only under
+// idle_mx_ (the searcher count does not: start/stop_searching); lock order: idle_mx_
+// before timer_mx_.
+//
+// ───────────────────────────── Design ─────────────────────────────
+// Searching and parking (no lost wake-up, no thundering herd; Go's spinning Ms /
+// Tokio's idle.rs). idle_ packs two counters: sleepers (parked workers) and
+// searchers (workers looking for work to steal). A producer that makes work
+// stealable calls notify_one(): after a seq_cst fence it reads idle_, and wakes one
+// sleeper only if nobody is searching — a woken worker counts as a searcher, so a
+// burst of pushes wakes one worker, not all. A searcher that finds work stops
+// searching and, if it was the last searcher, calls notify_one() itself (chain wake).
+// A worker that parks first announces itself in idle_ (seq_cst RMW) and only then
+// re-checks every queue: Dekker's pattern guarantees that the producer sees the
+// sleeper or the sleeper sees the work.
+#include "scheduler_internal.hpp"
+
+#include <algorithm>
+
+namespace spindle::detail {
+
+void Scheduler::notify_one() noexcept {
+    // seq_cst fence: the store that published work (tail_ / injected_) must not be
+    // reordered after the load of idle_ (Dekker with park()).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // relaxed: ordered by the fence above.
+    const std::uint64_t idle = idle_.load(std::memory_order_relaxed);
+    if (searchers_of(idle) != 0 || sleepers_of(idle) == 0) return;
+    std::unique_lock lk(idle_mx_);
+    // relaxed: re-read under the lock; every change to idle_ happens under idle_mx_.
+    const std::uint64_t again = idle_.load(std::memory_order_relaxed);
+    if (searchers_of(again) != 0 || sleepers_.empty()) return;
+    Worker* s = take_sleeper();
+    // The woken worker starts as a searcher, so concurrent notifiers do not wake more.
+    // seq_cst: part of the Dekker protocol on idle_.
+    idle_.fetch_add(kSearcherOne - kSleeperOne, std::memory_order_seq_cst);
+    s->searching = true;  // s reads it after re-taking idle_mx_ in park()
+    lk.unlock();
+    wake_worker(*s);
+}
+
+Worker* Scheduler::take_sleeper() noexcept {
+    // Prefer a sleeper that is not the timer owner, so the timer role stays put.
+    auto it = sleepers_.end() - 1;
+    if (*it == timer_owner_ && sleepers_.size() > 1) --it;
+    Worker* s = *it;
+    sleepers_.erase(it);
+    s->sleeping = false;
+    return s;
+}
+
+void Scheduler::wake_worker(Worker& w) noexcept {
+    // release: pairs with the acquire load in park() after the futex returns.
+    w.wake_word.store(1, std::memory_order_release);
+    futex_wake(w.wake_word);
+}
+
+void Scheduler::wake_parked(Worker& w) noexcept {
+    std::unique_lock lk(idle_mx_);
+    if (!w.sleeping) return;  // it left park() on its own (its re-check saw the task)
+    w.sleeping = false;
+    sleepers_.erase(std::find(sleepers_.begin(), sleepers_.end(), &w));
+    // seq_cst: keeps idle_ exact for the Dekker re-checks.
+    idle_.fetch_sub(kSleeperOne, std::memory_order_seq_cst);
+    lk.unlock();
+    wake_worker(w);
+}
+
+bool Scheduler::start_searching(Worker& w) noexcept {
+    if (w.searching) return true;
+    // Limit searchers to half the workers (Tokio), so idle workers do not all spin.
+    // relaxed: a heuristic; the exact protocol is on the RMW below.
+    const std::uint64_t idle = idle_.load(std::memory_order_relaxed);
+    if (2 * searchers_of(idle) >= workers_.size()) return false;
+    // seq_cst: part of the Dekker protocol on idle_.
+    idle_.fetch_add(kSearcherOne, std::memory_order_seq_cst);
+    w.searching = true;
+    return true;
+}
+
+void Scheduler::stop_searching(Worker& w) noexcept {
+    if (!w.searching) return;
+    w.searching = false;
+    // seq_cst: part of the Dekker protocol on idle_.
+    const std::uint64_t prev = idle_.fetch_sub(kSearcherOne, std::memory_order_seq_cst);
+    // The last searcher found work: there may be more, so wake another to look.
+    if (searchers_of(prev) == 1) notify_one();
+}
+
+bool Scheduler::work_available(const Worker& self) const noexcept {
+    // seq_cst loads: the load half of the Dekker pairs (see notify_one / inject).
+    if (injected_.load(std::memory_order_seq_cst) > 0) return true;
+    for (const auto& w : workers_)
+        // Every inbox, not only ours: a task handed to a worker that is parking (it
+        // will see it, but is still in sleepers_) must keep the last worker from
+        // advancing the virtual clock or checking for a deadlock meanwhile.
+        if (w->queue.approx_size() > 0 || w->inbox.maybe_nonempty()) return true;
+    if (!self.overflow.empty() || self.woken.approx_size() != 0) return true;
+    if (!opts_.virtual_time && next_deadline_.load(std::memory_order_seq_cst) <= now_ns()) return true;
+    return stop_.load(std::memory_order_seq_cst);
+}
+
+void Scheduler::park(Worker& w) {
+    std::unique_lock lk(idle_mx_);
+    if (w.searching) {
+        w.searching = false;
+        // seq_cst: part of the Dekker protocol on idle_.
+        idle_.fetch_sub(kSearcherOne, std::memory_order_seq_cst);
+    }
+    if (work_available(w)) return;
+    if (opts_.virtual_time && sleepers_.size() + 1 == workers_.size() &&
+        blocking_running_.load(std::memory_order_seq_cst) == 0) {  // seq_cst: see blocking_done()
+        // Everyone else sleeps and nothing can arrive but from outside: jump the clock.
+        if (advance_virtual_clock()) {
+            lk.unlock();
+            fire_due_timers(w);
+            return;
+        }
+        // The clock cannot move and nothing else can arrive but from outside: under
+        // virtual time the deadlock check is immediate.
+        if (deadlock_ns_ > 0) check_deadlock_locked();
+    }
+    w.sleeping = true;
+    sleepers_.push_back(&w);
+    // relaxed: the seq_cst RMW on idle_ below orders it before the futex wait.
+    w.wake_word.store(0, std::memory_order_relaxed);
+    // seq_cst: announce the sleeper before the re-checks (Dekker with producers, and
+    // with add_timer's read of idle_ after it stores next_deadline_).
+    idle_.fetch_add(kSleeperOne, std::memory_order_seq_cst);
+    // seq_cst: the store half of the Dekker pair with migrate() (it claims an inbox
+    // position, then reads `parked`); work_available() re-reads the inbox after it.
+    w.parked.store(true, std::memory_order_seq_cst);
+    // relaxed: metrics.
+    bump(w.m_parks);
+    std::int64_t timeout = -1;
+    if (!opts_.virtual_time) {
+        // seq_cst: read after the announcement above (Dekker with add_timer).
+        const std::int64_t d = next_deadline_.load(std::memory_order_seq_cst);
+        if (d != INT64_MAX && (timer_owner_ == nullptr || d < timer_owner_deadline_)) {
+            timer_owner_ = &w;
+            timer_owner_deadline_ = d;
+            timeout = std::max<std::int64_t>(0, d - now_ns());
+        }
+    }
+    // Real time: the last worker to park, with no timer pending, watches for a
+    // deadlock (see "Deadlock detection" in registry.cpp).
+    bool watch = false;
+    std::uint64_t watch_sig = 0;
+    std::int64_t watch_start = 0;
+    if (deadlock_ns_ > 0 && !opts_.virtual_time && timeout < 0 && sleepers_.size() == workers_.size() &&
+        ext_count_.load(std::memory_order_seq_cst) > 0 &&  // seq_cst: read once per park, not a hot path
+        blocking_running_.load(std::memory_order_seq_cst) == 0 &&  // seq_cst: as above
+        next_deadline_.load(std::memory_order_seq_cst) == INT64_MAX) {  // seq_cst: as above
+        watch = true;
+        watch_sig = park_signature_locked();
+        watch_start = now_ns();
+        timeout = deadlock_ns_;
+    }
+    lk.unlock();
+    if (!work_available(w)) futex_wait(w.wake_word, 0, timeout);
+    // relaxed: only a heuristic for migrate() from here on (its exact check is the
+    // seq_cst pair above, and a stale `true` only makes it keep the task).
+    w.parked.store(false, std::memory_order_relaxed);
+    lk.lock();
+    if (w.sleeping && watch && sleepers_.size() == workers_.size() && park_signature_locked() == watch_sig &&
+        now_ns() - watch_start >= deadlock_ns_) {
+        // Nobody woke us and no worker parked or was woken for deadlock_timeout: no
+        // task ran in that time. The check validates what plain threads may be doing.
+        check_deadlock_locked();
+    }
+    if (w.sleeping) {  // timed out or re-check found work: nobody took us off the list
+        w.sleeping = false;
+        sleepers_.erase(std::find(sleepers_.begin(), sleepers_.end(), &w));
+        // seq_cst: part of the Dekker protocol on idle_.
+        idle_.fetch_sub(kSleeperOne, std::memory_order_seq_cst);
+    } else {
+        // relaxed: metrics.
+        bump(w.m_unparks);
+    }
+    Worker* successor = nullptr;
+    if (timer_owner_ == &w) {
+        timer_owner_ = nullptr;
+        // We leave while timers are pending: another sleeper must take the timer
+        // role, or a due timer would wait for someone to finish running.
+        // seq_cst: as in add_timer.
+        if (!opts_.virtual_time && next_deadline_.load(std::memory_order_seq_cst) != INT64_MAX && !sleepers_.empty()) {
+            successor = sleepers_.back();
+            sleepers_.pop_back();
+            successor->sleeping = false;
+            // seq_cst: part of the Dekker protocol on idle_.
+            idle_.fetch_sub(kSleeperOne, std::memory_order_seq_cst);
+        }
+    }
+    lk.unlock();
+    if (successor != nullptr) wake_worker(*successor);
+    // seq_cst: Dekker with monitor_main(): our sleeper count left idle_ (an RMW, by us
+    // or by our waker) before this load; the monitor stores monitor_idle_ before it
+    // re-reads idle_. One of the two sees the other.
+    if (monitor_idle_.load(std::memory_order_seq_cst) && monitor_idle_.exchange(false, std::memory_order_seq_cst))
+        wake_monitor();
+    if (!opts_.virtual_time) fire_due_timers(w);
+}
+
+void Scheduler::poke_idle_worker() noexcept {
+    std::unique_lock lk(idle_mx_);
+    if (sleepers_.size() != workers_.size()) return;  // someone is awake: it will park and check
+    Worker* s = take_sleeper();
+    idle_.fetch_sub(kSleeperOne, std::memory_order_seq_cst);  // seq_cst: Dekker on idle_
+    lk.unlock();
+    wake_worker(*s);
+}
+
+}  // namespace spindle::detail

@@ -1,0 +1,143 @@
+// runtime/src/monitor.cpp — the stall monitor: one thread (2+ workers) that moves
+// tasks stuck behind a busy worker to the injector.
+//
+// ───────────────────────────── Design ─────────────────────────────
+// Stall monitor (2+ workers; a small sysmon). One thread wakes every kMonitorNs while
+// some worker is awake (backing off to kMonitorBusyMaxNs while nothing stalls), backs
+// off further while every worker is parked and then sleeps on a futex until one
+// unparks (a worker leaving park() wakes it: Dekker on idle_ / monitor_idle_). For
+// each worker it marks the tail of the wake area; if, a round later and kStallNs
+// after the mark, the head has not passed the mark, a task has waited that long: it
+// moves the area's tasks to the injector (each counted in injected_ before it leaves
+// the area, so no task is ever uncounted: a parking worker's re-check and the virtual
+// clock see it), which wakes an idle worker. It never runs a task, and it does not
+// allocate (a thread heap of its own slowed spawn_join by ~25%).
+//
+// The monitor also watches each run queue's head: if it has not moved for kStallNs
+// while a worker sleeps (its owner runs one long task and the tasks behind it were
+// requeued without a notify, see "Yield" in worker.cpp), it calls notify_one(); the
+// woken worker steals half the queue. It never moves run-queue tasks itself.
+#include "scheduler_internal.hpp"
+
+#include <algorithm>
+
+namespace spindle::detail {
+
+namespace {
+
+// Stall monitor (see "Wake area" in worker.cpp): a task that has waited kStallNs in
+// a wake area is rescued. The monitor looks every kMonitorNs, backing off to
+// kMonitorBusyMaxNs while nothing stalls, and to kMonitorIdleMaxNs (then a futex
+// sleep) while every worker is parked.
+constexpr std::int64_t kStallNs = 250'000;
+constexpr std::int64_t kMonitorNs = 250'000;
+constexpr std::int64_t kMonitorBusyMaxNs = 1'000'000;
+constexpr std::int64_t kMonitorIdleMaxNs = 4'000'000;
+
+}  // namespace
+
+void Scheduler::wake_monitor() noexcept {
+    monitor_word_.store(1);  // seq_cst: see monitor_main
+    futex_wake(monitor_word_);
+}
+
+void Scheduler::monitor_main() {
+    // No allocation on this thread (marks_ and monitor_producer_ were made by the
+    // constructor): a malloc here gave the thread a mimalloc heap of its own, and that
+    // alone slowed spawn_join by ~25% (measured, not understood).
+    StallMark* const marks = marks_.get();
+    std::int64_t period = kMonitorNs;
+    while (!stop_.load()) {
+        // seq_cst, as every store to the word: a wake (store 1) after this store is
+        // seen by the futex; one before it is cut short by the period at worst.
+        monitor_word_.store(0);
+        futex_wait(monitor_word_, 0, period);
+        if (stop_.load()) break;
+        // seq_cst: Dekker with the end of park() (see there).
+        if (sleepers_of(idle_.load(std::memory_order_seq_cst)) == workers_.size()) {
+            // Every worker is parked: nothing can stall. Back off first (a runtime that
+            // parks between short bursts would otherwise pay a futex wake per burst),
+            // then sleep until a worker unparks.
+            if (period < kMonitorIdleMaxNs) {
+                period = std::min(2 * period, kMonitorIdleMaxNs);
+                continue;
+            }
+            // The stores, then the re-checks, all seq_cst: a worker unparking or the
+            // destructor (stop_, then wake_monitor) is seen here, or sees us.
+            monitor_word_.store(0);
+            monitor_idle_.store(true, std::memory_order_seq_cst);
+            if (sleepers_of(idle_.load(std::memory_order_seq_cst)) == workers_.size() && !stop_.load())
+                futex_wait(monitor_word_, 0, -1);
+            monitor_idle_.store(false, std::memory_order_seq_cst);
+            for (std::size_t i = 0; i < 3 * workers_.size(); ++i) marks[i].armed = false;  // start afresh
+            period = kMonitorNs;
+            continue;
+        }
+        period = monitor_round(marks) ? kMonitorNs : std::min(2 * period, kMonitorBusyMaxNs);
+    }
+}
+
+namespace {
+// Whether a task that was in the area at the mark is still there kStallNs later
+// (then the mark is re-armed at the current tail).
+template <class Area>
+bool stalled(const Area& area, Scheduler::StallMark& m, std::int64_t now) noexcept {
+    const std::uint32_t head = area.head_index();
+    const std::uint32_t tail = area.tail_index();
+    if (m.armed && static_cast<std::int32_t>(head - m.upto) < 0) {  // a marked task is still there
+        if (now - m.at < kStallNs) return false;
+        m.upto = tail;
+        m.at = now;
+        return true;
+    }
+    m.armed = tail != head;  // everything marked has left: mark what is there now
+    m.upto = tail;
+    m.at = now;
+    return false;
+}
+}  // namespace
+
+bool Scheduler::monitor_round(StallMark* marks) {
+    // seq_cst: read once per round, not a hot path. Nobody idle: nothing to move.
+    if (sleepers_of(idle_.load(std::memory_order_seq_cst)) == 0) return false;
+    // Real time even under virtual time: a stall is a task not being run.
+    const std::int64_t now = steady_ns();
+    bool rescued = false;
+    const std::size_t n = workers_.size();
+    auto rescue = [&](auto& area) {
+        // Counted before it leaves the area, so that a worker about to park (and
+        // the virtual clock) never sees it nowhere: injected_ > 0 keeps them up.
+        for (;;) {
+            // seq_cst: the count a parking worker re-checks (see inject()).
+            injected_.fetch_add(1, std::memory_order_seq_cst);
+            TaskHeader* x = area.steal_one();
+            if (x == nullptr) {
+                // seq_cst: as above.
+                injected_.fetch_sub(1, std::memory_order_seq_cst);
+                break;
+            }
+            // The constructor's token: no allocation on the monitor's thread (while
+            // the pre-allocated blocks last).
+            injector_.enqueue(*monitor_producer_, x);
+            wake_for_injected();
+            // relaxed: a statistic.
+            m_rescued_.fetch_add(1, std::memory_order_relaxed);
+            rescued = true;
+        }
+    };
+    for (std::size_t i = 0; i < n; ++i) {
+        Worker& v = *workers_[i];
+        if (stalled(v.woken, marks[i], now)) rescue(v.woken);
+        if (stalled(v.inbox, marks[n + i], now)) rescue(v.inbox);
+        // A run queue whose head has not moved for kStallNs while a worker sleeps:
+        // its owner runs one long task and nobody was told (budget rotations do not
+        // notify, see "Yield" in worker.cpp). Wake an idle worker; it steals half the queue.
+        if (stalled(v.queue, marks[2 * n + i], now)) {
+            notify_one();
+            rescued = true;
+        }
+    }
+    return rescued;
+}
+
+}  // namespace spindle::detail

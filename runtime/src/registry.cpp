@@ -1,0 +1,385 @@
+// runtime/src/registry.cpp — the live tasks: the registry (sharded intrusive
+// lists), completion (on_complete: joiners, the completion hook, the frame's
+// release), shutdown(), dump() and the deadlock detector built on it, and metrics().
+//
+// ───────────────────────────── Design ─────────────────────────────
+// Registry. Every live (spawned, not complete) task is in one of the shards' intrusive
+// lists (mutex per shard: the shard of the spawning worker). Shutdown cancels them,
+// dump() walks them.
+//
+// Deadlock detection (RuntimeOptions::deadlock_timeout; see "Observability" in
+// runtime.hpp for the contract). A block_on thread registers in ext_waiters_. The
+// check runs only in park(), under idle_mx_, by the one worker not in sleepers_
+// (virtual time: when the clock cannot move; real time: a "watch" — that worker
+// sleeps deadlock_timeout and, woken by nobody, finds every worker still parked and
+// no park/unpark since it started). Holding idle_mx_ with every other worker in
+// sleepers_ means no worker can run a task during the check (leaving park takes
+// idle_mx_), so only plain threads can change anything meanwhile, and each of their
+// wakes is visible before it lands: a claimed wait (timers, joins, to_thread,
+// cancel), a cell no longer WAITING (a sync grant from outside), kCancelReq, a
+// queued spawn/wake (injected_ > 0). The check validates every live task twice
+// (state_ and wait_ unchanged around the cell read: no ABA through a re-park) and
+// re-reads the counters after, so a wake in flight always prevents a report.
+// Nothing of this runs on a hot path: park() pays one branch on deadlock_ns_.
+#include "scheduler_internal.hpp"
+
+#include "spindle/runtime/detail/wait_queue.hpp"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace spindle::detail {
+
+namespace {
+
+bool is_cancelled_error(const std::exception_ptr& e) noexcept {
+    if (!e) return false;
+    try {
+        std::rethrow_exception(e);
+    } catch (const CancelledError&) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+}  // namespace
+
+void on_root_complete(TaskHeader& t) noexcept { t.sched_->on_complete(t); }
+
+void SpinLock::lock() noexcept {
+    unsigned spins = 0;
+    for (;;) {
+        // acquire: pairs with the release store in unlock().
+        if (!locked_.exchange(true, std::memory_order_acquire)) return;
+        // relaxed: wait for the lock to look free before trying again (TTAS).
+        while (locked_.load(std::memory_order_relaxed)) {
+            if (++spins < 128) cpu_relax();
+            else std::this_thread::yield();
+        }
+    }
+}
+
+void Scheduler::registry_insert(TaskHeader& t) noexcept {
+    Worker* w = tl_worker;
+    const std::size_t shard = (w != nullptr && w->sched == this) ? w->index : workers_.size();
+    t.shard_ = static_cast<std::uint16_t>(shard);
+    RegistryShard& s = shards_[shard];
+    std::lock_guard lk(s.mx);
+    t.id_ = (++s.next_id) * (workers_.size() + 1) + shard;
+    t.reg_prev_ = nullptr;
+    t.reg_next_ = s.head;
+    if (s.head != nullptr) s.head->reg_prev_ = &t;
+    s.head = &t;
+    s.spawned.fetch_add(1);  // seq_cst: live_count()'s argument runs in the total order
+}
+
+void Scheduler::registry_remove(TaskHeader& t) noexcept {
+    RegistryShard& s = shards_[t.shard_];
+    std::lock_guard lk(s.mx);
+    if (t.reg_prev_ != nullptr) t.reg_prev_->reg_next_ = t.reg_next_;
+    else s.head = t.reg_next_;
+    if (t.reg_next_ != nullptr) t.reg_next_->reg_prev_ = t.reg_prev_;
+}
+
+void Scheduler::registry_done(std::size_t shard) noexcept {
+    // seq_cst (a release too): after the task's frame was released, so shutdown()
+    // that reads 0 (its loads acquire) sees every frame destroyed.
+    shards_[shard].done.fetch_add(1);
+}
+
+std::size_t Scheduler::live_count() const noexcept {
+    // The shards cannot be read at one instant, and a task may be spawned into a shard
+    // already read (its parent finishing in a shard read later): a per-shard live
+    // count could sum to 0 with that child alive. So the counts are monotonic and
+    // every `done` is read before any `spawned` (all seq_cst, so in one total order):
+    // done_sum <= (all done at the end of the first pass) <= (all spawned then) <=
+    // spawned_sum, so equal sums mean that at that moment no task was alive.
+    std::uint64_t done = 0, spawned = 0;
+    for (std::size_t i = 0; i <= workers_.size(); ++i) done += shards_[i].done.load();
+    for (std::size_t i = 0; i <= workers_.size(); ++i) spawned += shards_[i].spawned.load();
+    return static_cast<std::size_t>(spawned - done);
+}
+
+void Scheduler::on_complete(TaskHeader& t) noexcept {
+    // asyncio: a task that cancelled itself and returns without suspending again
+    // ends cancelled ("cancelled right before coro stops"); see cancel().
+    if (!t.exception_ && t.self_cancel_ && t.cancel_pending()) t.exception_ = std::make_exception_ptr(CancelledError{});
+    t.outcome_cancelled_ = is_cancelled_error(t.exception_);
+    if (debug_) [[unlikely]] {
+        if (tl_slice_start != 0) debug_after_slice(t, tl_slice_start);
+        if (t.debug_locks_held_ > 0)
+            std::fprintf(stderr,
+                         "spindle debug: task %" PRIu64 " \"%s\" finished while still holding %u Lock(s) it "
+                         "acquired (a Lock has no owner: nobody else will release it unless your code does)\n",
+                         t.id_, task_display_name(t).c_str(), t.debug_locks_held_);
+    }
+    // Counted before the joiners are told, so a block_on that returns sees it.
+    if (Worker* w = tl_worker; w != nullptr && w->sched == this)
+        // A statistic; the joiner's wake (release/acquire) carries it.
+        bump(w->m_completed);
+    registry_remove(t);
+    // Sets kComplete; takes the join lock only if a joiner ever registered (a task
+    // that finishes before anyone awaits it costs one CAS here, not three RMWs).
+    if (t.complete_and_lock_joiners()) {
+        // The list is newest-first; asyncio runs done-callbacks first-come first, so
+        // reverse it before notifying.
+        JoinNode* fifo = nullptr;
+        for (JoinNode* n = t.joiners_; n != nullptr;) {
+            JoinNode* next = n->next;
+            n->next = fifo;
+            fifo = n;
+            n = next;
+        }
+        for (JoinNode* n = fifo; n != nullptr;) {
+            JoinNode* next = n->next;  // read before notify: the node may die after it
+            n->prev = n->next = nullptr;
+            n->notify(n);
+            n = next;
+        }
+        t.joiners_ = nullptr;
+        t.unlock_joiners();
+    }
+    tl_completed = true;
+    if (CompletionHook* h = t.hook_) h->on_done(h, t);
+    const std::size_t shard = t.shard_;
+    t.release();  // may destroy the frame: t is not touched after this
+    registry_done(shard);
+    // relaxed: only set while shutdown() waits; a missed notify costs one 20 ms poll.
+    if (shutting_down_.load(std::memory_order_relaxed)) {
+        std::lock_guard lk(live_mx_);
+        live_cv_.notify_all();
+    }
+}
+
+void Scheduler::shutdown() {
+    check_not_own_worker("Runtime shutdown");
+    shutting_down_.store(true);
+    for (;;) {
+        std::vector<TaskHeader*> live;
+        for (std::size_t i = 0; i <= workers_.size(); ++i) {
+            std::lock_guard lk(shards_[i].mx);
+            for (TaskHeader* t = shards_[i].head; t != nullptr; t = t->reg_next_) {
+                t->add_ref();
+                live.push_back(t);
+            }
+        }
+        for (TaskHeader* t : live) {
+            t->cancel();
+            t->release();
+        }
+        // Done when every task has completed *and* released its frame (the count
+        // drops after the frame is gone, the list entry before). Re-cancel
+        // stragglers (spawned during shutdown, or that swallowed the cancellation)
+        // every 20 ms.
+        std::unique_lock lk(live_mx_);
+        if (live_cv_.wait_for(lk, std::chrono::milliseconds(20), [this] { return live_count() == 0; })) break;
+    }
+    shutting_down_.store(false);
+}
+
+namespace {
+std::string fmt_time(std::int64_t ns) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%.3fs", static_cast<double>(ns) / 1e9);
+    return buf;
+}
+std::string fmt_ptr(const void* p) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%p", p);
+    return buf;
+}
+}  // namespace
+
+std::string Scheduler::dump() const { return snapshot(nullptr, nullptr); }
+
+std::string Scheduler::snapshot(bool* stable_out, std::size_t* live_out) const {
+    bool stable = true;
+    // 1. Timers: (task, deadline), under timer_mx_ (entries die only after leaving
+    //    the heap under it; we keep pointers only to compare).
+    // A wait_for timeout (TimeoutEntry) is kept apart from a sleep's timer: it annotates
+    // whatever the task waits on.
+    std::vector<std::pair<const TaskHeader*, std::int64_t>> timers;
+    std::vector<std::pair<const TaskHeader*, std::int64_t>> timeouts;
+    {
+        std::lock_guard lk(timer_mx_);
+        timers.reserve(heap_.size());
+        for (const TimerEntry* e : heap_) (e->cancels ? timeouts : timers).emplace_back(e->task, e->deadline);
+    }
+    if (!timers.empty() || !timeouts.empty()) stable = false;
+    // 2. to_thread jobs running.
+    std::vector<const TaskHeader*> blocking;
+    {
+        std::lock_guard lk(const_cast<std::mutex&>(block_mx_));
+        blocking.assign(blocking_tasks_.begin(), blocking_tasks_.end());
+    }
+    if (!blocking.empty()) stable = false;
+    // 3. Every registry shard, held together: no task can leave the registry (so none
+    //    can complete and free its frame) while we look at it, and none can join it.
+    std::vector<std::unique_lock<SpinLock>> held;
+    held.reserve(workers_.size() + 1);
+    for (std::size_t i = 0; i <= workers_.size(); ++i) held.emplace_back(shards_[i].mx);
+    // 4. Joins: who awaits whose JoinHandle. A join node is unlinked under the joined
+    //    task's kJoinLock before its awaiter can leave, so under that lock it is alive.
+    struct Join {
+        const TaskHeader* waiter;
+        std::uint64_t target_id;
+        std::string target_name;
+    };
+    std::vector<Join> joins;
+    for (std::size_t i = 0; i <= workers_.size(); ++i) {
+        for (TaskHeader* t = shards_[i].head; t != nullptr; t = t->reg_next_) {
+            t->lock_joiners();
+            for (JoinNode* n = t->joiners_; n != nullptr; n = n->next) {
+                const TaskHeader* waiter = nullptr;
+                if (n->notify == &JoinAwaiterBase::notify_joiner) waiter = static_cast<JoinAwaiterBase*>(n)->self;
+                if (waiter != nullptr) joins.push_back({waiter, t->id_, task_display_name(*t)});
+            }
+            t->unlock_joiners();
+        }
+    }
+    // 5. One line per task, by id.
+    std::vector<std::pair<std::uint64_t, std::string>> lines;
+    std::size_t live = 0;
+    const std::int64_t now = now_ns();
+    for (std::size_t i = 0; i <= workers_.size(); ++i) {
+        for (TaskHeader* t = shards_[i].head; t != nullptr; t = t->reg_next_) {
+            ++live;
+            // seq_cst: with the re-reads below, brackets the cell read (see "Deadlock detection").
+            const std::uint32_t s1 = t->state_.load(std::memory_order_seq_cst);
+            const std::uint64_t w1 = t->wait_.load(std::memory_order_seq_cst);  // seq_cst: as above
+            std::string line = "task " + std::to_string(t->id_) + " \"" + task_display_name(*t) + "\": ";
+            bool parked = false;
+            if ((s1 & TaskHeader::kRunning) != 0U) {
+                line += "running";
+            } else if ((s1 & TaskHeader::kNotified) != 0U) {
+                line += "ready";
+            } else {
+                parked = true;
+                WaitDescription d;
+                std::uint64_t cell_value = 0;
+                const Join* join = nullptr;
+                for (const Join& j : joins)
+                    if (j.waiter == t) join = &j;
+                std::int64_t deadline = -1;
+                for (const auto& [task, dl] : timers)
+                    if (task == t) deadline = dl;
+                std::int64_t timeout = -1;  // the earliest of its wait_for deadlines
+                for (const auto& [task, dl] : timeouts)
+                    if (task == t && (timeout < 0 || dl < timeout)) timeout = dl;
+                const bool in_thread = std::find(blocking.begin(), blocking.end(), t) != blocking.end();
+                if (describe_cell_wait(*t, d, cell_value)) {
+                    const std::uint64_t n = d.waiters;
+                    line += std::string("parked on ") + d.kind + " " + fmt_ptr(d.address) + " (" + std::to_string(n) +
+                            (n == 1 ? " waiter)" : " waiters)");
+                    if (!cell::is_waiting(cell_value) || cell::task_of(cell_value) != t) {
+                        line += ", being woken";
+                        stable = false;
+                    }
+                } else if (join != nullptr) {
+                    line += "parked on JoinHandle of task " + std::to_string(join->target_id) + " \"" +
+                            join->target_name + "\"";
+                } else if (deadline >= 0) {
+                    line += "sleeping until " + fmt_time(deadline) + " (now " + fmt_time(now) + ")";
+                } else if (in_thread) {
+                    line += "parked on to_thread (a blocking job is running)";
+                } else if ((w1 & TaskHeader::kSyncWait) != 0U) {
+                    line += "parked on a primitive (leaving it)";
+                } else {
+                    line += "parked (gather, TaskGroup or another wait)";
+                }
+                if (timeout >= 0) line += " (wait_for, times out at " + fmt_time(timeout) + ")";
+                // seq_cst: the second read of the bracket.
+                const std::uint32_t s2 = t->state_.load(std::memory_order_seq_cst);
+                const std::uint64_t w2 = t->wait_.load(std::memory_order_seq_cst);  // seq_cst: as above
+                if (s1 != s2 || w1 != w2 || (w1 & TaskHeader::kArmed) == 0U ||
+                    (s1 & (TaskHeader::kCancelReq | TaskHeader::kComplete)) != 0U)
+                    stable = false;  // a wake, a cancellation or a new wait in flight
+            }
+            if (!parked) stable = false;
+            lines.emplace_back(t->id_, std::move(line));
+        }
+    }
+    held.clear();
+    std::sort(lines.begin(), lines.end());
+    std::string out;
+    for (auto& [id, l] : lines) {
+        out += l;
+        out += '\n';
+    }
+    if (stable_out != nullptr) *stable_out = stable;
+    if (live_out != nullptr) *live_out = live;
+    return out;
+}
+
+std::uint64_t Scheduler::park_signature_locked() const noexcept {
+    std::uint64_t sig = 0;
+    // relaxed: every write of these counters happens under idle_mx_, which we hold.
+    for (const auto& w : workers_)
+        sig += w->m_parks.load(std::memory_order_relaxed) + w->m_unparks.load(std::memory_order_relaxed);  // relaxed: as above
+    return sig;
+}
+
+void Scheduler::check_deadlock_locked() {
+    // seq_cst (these loads): the load halves of the Dekker pairs with inject(),
+    // submit_blocking() and add_timer(); read before and after the snapshot.
+    auto quiet = [this] {
+        return ext_count_.load(std::memory_order_seq_cst) > 0 && injected_.load(std::memory_order_seq_cst) == 0 &&
+               blocking_running_.load(std::memory_order_seq_cst) == 0 &&  // seq_cst: as above
+               next_deadline_.load(std::memory_order_seq_cst) == INT64_MAX;  // seq_cst: as above
+    };
+    if (!quiet()) return;
+    bool stable = false;
+    std::size_t live = 0;
+    try {
+        std::string text = snapshot(&stable, &live);
+        if (!stable || live == 0 || !quiet()) return;
+        report_deadlock(text);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory: no report this time
+    }
+}
+
+void Scheduler::report_deadlock(const std::string& dump) {
+    std::string msg = "spindle::DeadlockError: every task is parked";
+    if (opts_.virtual_time) msg += " (virtual time: the clock cannot move)";
+    else msg += " and has been for " + std::to_string(opts_.deadlock_timeout.ms) + " ms";
+    msg += ", with no timer pending, no to_thread job running and nothing queued from outside. Tasks:\n";
+    msg += dump;
+    std::lock_guard lk(ext_mx_);
+    for (ExternalJoin* e : ext_waiters_) {
+        e->deadlock = msg;
+        // release: pairs with the acquire loads in wait_external (the message).
+        e->done.fetch_or(ExternalJoin::kDeadlock, std::memory_order_release);
+        futex_wake(e->done);  // the node stays alive: its thread unregisters under ext_mx_ first
+    }
+    ext_waiters_.clear();
+    // seq_cst: park() reads it without ext_mx_.
+    ext_count_.store(0, std::memory_order_seq_cst);
+}
+
+RuntimeMetrics Scheduler::metrics() const {
+    RuntimeMetrics m;
+    for (const auto& w : workers_) {
+        // relaxed: counters are independent and read as a snapshot.
+        m.steals += w->m_steals.load(std::memory_order_relaxed);
+        m.parks += w->m_parks.load(std::memory_order_relaxed);  // relaxed: a statistic
+        m.unparks += w->m_unparks.load(std::memory_order_relaxed);
+        m.timers_fired += w->m_timers.load(std::memory_order_relaxed);  // relaxed: a statistic
+        m.migrations += w->m_migrations.load(std::memory_order_relaxed);  // relaxed: a statistic
+        m.tasks_spawned += w->m_spawned.load(std::memory_order_relaxed);
+        m.tasks_completed += w->m_completed.load(std::memory_order_relaxed);  // relaxed: a statistic
+    }
+    // relaxed: a snapshot.
+    m.injections = m_injections_.load(std::memory_order_relaxed);
+    m.tasks_spawned += m_external_spawns_.load(std::memory_order_relaxed);  // relaxed: a statistic
+    m.stall_rescues = m_rescued_.load(std::memory_order_relaxed);  // relaxed: a statistic
+    m.workers = workers_.size();
+    return m;
+}
+
+}  // namespace spindle::detail

@@ -1,0 +1,378 @@
+// runtime/src/task.cpp — a task's side of the scheduler: the TaskHeader methods
+// (schedule, cancel, the join lock and the joiner list, frame allocation and
+// destruction), the join awaiter (JoinAwaiterBase), and the thread-locals with their
+// accessors (current_task, current_worker_hint, the coop budget, debug lock counts).
+// The protocol on state_ and wait_ is documented in task_header.hpp.
+//
+// Invariants:
+//   - schedule() hands a task to the scheduler once per kNotified: only the CAS that
+//     sets kNotified on a task that is not running calls wake(); a task notified
+//     while it runs is requeued or handed over by the worker that ends its slice
+//     (run_task, "Migration to the waker" in worker.cpp).
+//   - joiners_ is guarded by kJoinLock, a spin lock in state_; completion sets
+//     kComplete, and takes the lock in the same CAS only if a joiner ever registered
+//     (kJoined).
+//   - only the winner of a claim touches a wait's node: a cancel that wins calls the
+//     node's on_cancel, or for a sync wait touches only its cell (under EBR).
+//   - the thread-locals of a worker (tl_worker, tl_task, tl_completed, tl_slice_start)
+//     are defined here, once; the other files see them through scheduler_internal.hpp.
+#include "scheduler_internal.hpp"
+
+#include "spindle/runtime/detail/ebr.hpp"
+#include "spindle/runtime/detail/fault_injection.hpp"
+#include "spindle/runtime/detail/wait_queue.hpp"
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#if SPINDLE_USE_MIMALLOC
+#include <mimalloc.h>
+#endif
+
+namespace spindle::detail {
+
+constinit thread_local std::uint32_t tl_coop_budget = UINT32_MAX;
+constinit thread_local bool tl_debug = false;
+
+constinit thread_local Worker* tl_worker = nullptr;
+constinit thread_local TaskHeader* tl_task = nullptr;
+constinit thread_local bool tl_completed = false;
+constinit thread_local std::int64_t tl_slice_start = 0;  // debug mode: when the current resume began
+
+// Out of line on purpose (task_header.hpp, "thread-locals and coroutines that migrate").
+bool coop_consume() noexcept {
+    if (tl_coop_budget == 0) return false;
+    --tl_coop_budget;
+    return true;
+}
+bool coop_budget_left() noexcept { return tl_coop_budget != 0; }
+unsigned coop_consume_and_debug() noexcept { return (coop_consume() ? kCoopTaken : 0U) | (tl_debug ? kCoopDebug : 0U); }
+void note_lock_acquired() noexcept {
+    if (tl_debug) [[unlikely]] debug_lock_acquired();
+}
+void note_lock_released() noexcept {
+    if (tl_debug) [[unlikely]] debug_lock_released();
+}
+
+namespace {
+
+std::string exception_text(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (...) {
+        return "a non-std::exception";
+    }
+}
+
+}  // namespace
+
+// ───────────────────────── TaskHeader ─────────────────────────
+
+void WaitNode::on_cancel(TaskHeader& task) noexcept { task.schedule(); }
+
+TaskHeader* current_task() noexcept { return tl_task; }
+
+std::uint16_t current_worker_hint() noexcept {
+    const Worker* w = tl_worker;
+    return w == nullptr || w->index >= UINT16_MAX ? 0 : static_cast<std::uint16_t>(w->index + 1);
+}
+
+bool single_worker(const TaskHeader& t) noexcept { return t.sched_ == nullptr || t.sched_->worker_count() == 1; }
+
+bool hand_over_self(TaskHeader& t, std::coroutine_handle<> h, std::uint16_t hint) noexcept {
+    return t.sched_ != nullptr && t.sched_->hand_over_self(t, h, hint);
+}
+
+TaskHeader& require_task(const char* what) {
+    if (tl_task == nullptr)
+        throw std::logic_error(std::string("spindle: ") + what + " needs a running task (call it inside a spawned Task)");
+    return *tl_task;
+}
+
+void TaskHeader::schedule() noexcept {
+    // relaxed: the CAS below validates.
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+        if ((s & (kNotified | kComplete)) != 0U) return;
+        // Running elsewhere: leave a hint of the waking worker, so that the task's
+        // worker hands it over instead of requeueing it at home.
+        // relaxed: published by the CAS below (acq_rel) to run_task's fetch_sub.
+        if ((s & kRunning) != 0U) wake_hint_.store(sched_->worker_hint(), std::memory_order_relaxed);
+        // acq_rel: releases what the waker wrote (a grant) to the worker that will
+        // run the task (its fetch_add in run_task acquires); acquires the task's own
+        // writes before it suspended.
+        if (state_.compare_exchange_weak(s, s | kNotified, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+            if ((s & kRunning) == 0U) sched_->wake(this);
+            return;
+        }
+    }
+}
+
+namespace {
+// JoinAwaiterBase::on_cancel's forwarding chain on this thread (await-cycle detection).
+constexpr int kForwardMax = 64;
+thread_local TaskHeader* tl_forwarding[kForwardMax];
+thread_local int tl_forward_depth = 0;
+thread_local TaskHeader* tl_cycle_back = nullptr;
+}  // namespace
+
+bool TaskHeader::cancel() noexcept { return request_cancel(false); }
+
+bool TaskHeader::cancel_unless_pending() noexcept { return request_cancel(true); }
+
+bool TaskHeader::request_cancel(bool unless_pending) noexcept {
+    for (int i = 0; i < tl_forward_depth; ++i) {
+        if (tl_forwarding[i] == this) tl_cycle_back = this;  // forwarded back to itself
+    }
+    // asyncio marks a task that returns with a cancellation still pending as
+    // cancelled; that can only happen there when a task cancels itself, so that is
+    // the only case we keep: a task cancelled by another core while it runs, which
+    // then returns without suspending, keeps its result (its effects happened).
+    if (tl_task == this) self_cancel_ = true;
+    // One CAS sets kCancelReq and counts the request (bits 8..31, see the header);
+    // nothing is counted for a completed task (nor, when asked, while one is pending).
+    // relaxed: the CAS validates.
+    std::uint32_t prev = state_.load(std::memory_order_relaxed);
+    for (;;) {
+        if ((prev & kComplete) != 0U) return false;
+        if (unless_pending && (prev & kCancelReq) != 0U) return false;
+        // seq_cst: Dekker pair with arm() + cancelled_while_arming() (see the header).
+        if (state_.compare_exchange_weak(prev, (prev | kCancelReq) + kCancelOne, std::memory_order_seq_cst,
+                                         std::memory_order_relaxed))  // failure relaxed: the loop re-validates
+            break;
+    }
+    // seq_cst: must not be reordered before the CAS above.
+    const std::uint64_t w = wait_.load(std::memory_order_seq_cst);
+    if ((w & kArmed) != 0U && claim(w)) {
+        // The token says what kind of wait we claimed. A sync wait's waker does not
+        // claim, so the task may already be past it: only its cell (validated by
+        // tag, under EBR) is touched, never wait_node_. A node wait's claim freezes
+        // the task, so its wait_node_ is the one armed with `w`.
+        if ((w & kSyncWait) != 0U) cancel_cell_wait(*this, w);
+        else wait_node_->on_cancel(*this);
+    }
+    return true;
+}
+
+void TaskHeader::lock_joiners() noexcept {
+    unsigned spins = 0;
+    // relaxed: the CAS validates.
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+        if ((s & kJoinLock) != 0U) {
+            // The lock is held for a few instructions: spin briefly, then yield.
+            if (++spins < 64) cpu_relax();
+            else std::this_thread::yield();
+            // relaxed: re-read before retrying the CAS.
+            s = state_.load(std::memory_order_relaxed);
+            continue;
+        }
+        // acquire: pairs with the release in unlock_joiners().
+        if (state_.compare_exchange_weak(s, s | kJoinLock, std::memory_order_acquire, std::memory_order_relaxed))
+            return;
+    }
+}
+
+void TaskHeader::unlock_joiners() noexcept {
+    // relaxed: kJoined changes only under the join lock, which we hold.
+    if (joiners_ != nullptr && (state_.load(std::memory_order_relaxed) & kJoined) == 0U) {
+        // One add clears kJoinLock (set) and sets kJoined (clear, the next bit up).
+        // release: pairs with the acquire CASes in lock_joiners() and
+        // complete_and_lock_joiners(); the latter must see kJoined and take the lock.
+        state_.fetch_add(kJoined - kJoinLock, std::memory_order_release);
+        return;
+    }
+    // release: pairs with the acquire CASes in lock_joiners() and complete_and_lock_joiners().
+    state_.fetch_and(~kJoinLock, std::memory_order_release);
+}
+
+bool TaskHeader::complete_and_lock_joiners() noexcept {
+    unsigned spins = 0;
+    // relaxed: the CAS validates.
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+        if ((s & kJoinLock) != 0U) {  // a joiner, a canceller's forward or a dump
+            if (++spins < 64) cpu_relax();
+            else std::this_thread::yield();
+            // relaxed: re-read before retrying the CAS.
+            s = state_.load(std::memory_order_relaxed);
+            continue;
+        }
+        const bool joined = (s & kJoined) != 0U;
+        // release: publishes the outcome to complete() readers and to a joiner whose
+        // lock CAS reads this value. acquire (when locking): pairs with the release in
+        // unlock_joiners(), so the joiners_ list it published is visible.
+        if (state_.compare_exchange_weak(s, s | kComplete | (joined ? kJoinLock : 0U),
+                                         // acq_rel / release: see above (unlock_joiners, complete())
+                                         joined ? std::memory_order_acq_rel : std::memory_order_release,
+                                         std::memory_order_relaxed))  // relaxed failure: the loop re-reads
+            return joined;
+    }
+}
+
+bool TaskHeader::add_joiner_locked(JoinNode* n) noexcept {
+    // relaxed: our lock CAS read the newest state_, so a kComplete set without the
+    // lock (complete_and_lock_joiners' fast path) is seen, and its outcome with it.
+    if ((state_.load(std::memory_order_relaxed) & kComplete) != 0U) return false;
+    n->prev = nullptr;
+    n->next = joiners_;
+    if (joiners_ != nullptr) joiners_->prev = n;
+    joiners_ = n;
+    return true;
+}
+
+void TaskHeader::remove_joiner_locked(JoinNode* n) noexcept {
+    if (n->prev == nullptr && joiners_ != n) return;  // already taken by completion
+    if (n->prev != nullptr) n->prev->next = n->next;
+    else joiners_ = n->next;
+    if (n->next != nullptr) n->next->prev = n->prev;
+    n->prev = n->next = nullptr;
+}
+
+void TaskHeader::destroy_frame() noexcept {
+    // relaxed: we are the last owner (refs_' acq_rel decrement ordered every store).
+    if (debug_ && exception_ && !outcome_cancelled_ && !exception_observed_.load(std::memory_order_relaxed)) {
+        try {
+            std::fprintf(stderr,
+                         "spindle debug: task %" PRIu64 " \"%s\" failed and its exception was never observed "
+                         "(nobody awaited its JoinHandle): %s\n",
+                         id_, task_display_name(*this).c_str(), exception_text(exception_).c_str());
+        } catch (...) {  // NOLINT(bugprone-empty-catch): a diagnostic must not throw
+        }
+    }
+    if (named_) std::free(const_cast<char*>(name_));
+    root_.destroy();
+}
+
+namespace {
+thread_local int tl_frame_fail_countdown = 0;  // fault_injection.hpp
+}  // namespace
+
+void fault::fail_frame_allocation_after(int n) noexcept { tl_frame_fail_countdown = n > 0 ? n : 0; }
+int fault::frame_allocation_countdown() noexcept { return tl_frame_fail_countdown; }
+
+// Frames come from mimalloc; sanitizer builds use the global operator new so that
+// ASan/LSan track every frame.
+void* allocate_frame(std::size_t n) {
+    if (tl_frame_fail_countdown > 0 && --tl_frame_fail_countdown == 0) throw std::bad_alloc();
+#if SPINDLE_USE_MIMALLOC
+    void* p = mi_malloc(n);
+    if (p == nullptr) throw std::bad_alloc();
+    return p;
+#else
+    return ::operator new(n);
+#endif
+}
+void deallocate_frame(void* p, std::size_t n) noexcept {
+#if SPINDLE_USE_MIMALLOC
+    mi_free_size(p, n);
+#else
+    ::operator delete(p, n);
+#endif
+}
+
+std::string task_display_name(const TaskHeader& t) {
+    if (t.name_ != nullptr) return t.name_;
+    return "task-" + std::to_string(t.id_);
+}
+
+std::atomic<std::uint64_t>* TaskHeader::wait_while_inspected() noexcept {
+    unsigned spins = 0;
+    for (;;) {
+        // acquire: pairs with the dumper's release store that removes the tag.
+        std::atomic<std::uint64_t>* c = wait_cell_.load(std::memory_order_acquire);
+        if ((reinterpret_cast<std::uintptr_t>(c) & kCellInspected) == 0U) return c;
+        if (++spins < 64) cpu_relax();
+        else std::this_thread::yield();
+    }
+}
+
+void debug_lock_acquired() noexcept {
+    if (tl_task != nullptr && tl_task->debug_locks_held_ < UINT16_MAX) ++tl_task->debug_locks_held_;
+}
+void debug_lock_released() noexcept {
+    // A Lock has no owner: released by another task than the one that took it, the
+    // count of the taker stays up (a false warning at its end, documented).
+    if (tl_task != nullptr && tl_task->debug_locks_held_ > 0) --tl_task->debug_locks_held_;
+}
+
+// ───────────────────────── Join awaiter ─────────────────────────
+
+bool JoinAwaiterBase::await_suspend(std::coroutine_handle<> h) {
+    self = &require_task("co_await JoinHandle");
+    if (self == target) throw std::logic_error("spindle: a task cannot await its own JoinHandle");
+    notify = &JoinAwaiterBase::notify_joiner;
+    target->lock_joiners();
+    if (!target->add_joiner_locked(this)) {
+        target->unlock_joiners();
+        return false;  // completed meanwhile: no suspension, a pending cancel stays pending
+    }
+    const std::uint64_t tok = self->arm(this, h);
+    token = tok;
+    target->unlock_joiners();
+    suspended = true;
+    // A cancellation pending (or arriving now) is forwarded to the awaited task, as
+    // asyncio does when a task with a pending cancel awaits a future; we keep waiting.
+    if (self->cancelled_while_arming(tok)) on_cancel(*self);
+    return true;
+}
+
+void JoinAwaiterBase::notify_joiner(JoinNode* n) noexcept {
+    auto* a = static_cast<JoinAwaiterBase*>(n);
+    if (a->self->claim(a->token)) a->self->schedule();
+}
+
+void JoinAwaiterBase::on_cancel(TaskHeader& task) noexcept {
+    // We hold the claim, so the awaiting task is frozen and this awaiter is alive.
+    // Forward the cancellation to the awaited task and keep waiting for it.
+    task.consume_cancel();
+    // The forward runs synchronously on this thread; if it comes back to `task`
+    // (an await cycle: A awaits B awaits A), TaskHeader::cancel() notes it in
+    // tl_cycle_back, and the cancellation is delivered to `task` below instead of
+    // being forwarded round the cycle forever (which spun; asyncio recurses until
+    // RecursionError). A cycle can never complete, so ending it is the only answer.
+    const bool tracked = tl_forward_depth < kForwardMax;
+    if (tracked) tl_forwarding[tl_forward_depth++] = &task;
+    target->cancel();
+    if (tracked) --tl_forward_depth;
+    const bool cycled = tl_cycle_back == &task;
+    if (cycled) tl_cycle_back = nullptr;
+    target->lock_joiners();
+    // relaxed: as in add_joiner_locked(): the lock CAS read the newest state_.
+    if ((target->state_.load(std::memory_order_relaxed) & TaskHeader::kComplete) != 0U) {
+        target->unlock_joiners();
+        task.schedule();  // completion ran while we held the claim: wake it ourselves
+        return;
+    }
+    const std::uint64_t tok = task.arm(this, task.resume_);
+    token = tok;
+    target->unlock_joiners();
+    // From here the target may complete and the awaiter die: touch `this` again
+    // only after winning a claim. A second cancel() that arrived while the wait was
+    // disarmed left its flag set: forward it too (each forward re-arms) — unless it
+    // came back round an await cycle: then leave the wait and deliver it.
+    if (task.cancelled_while_arming(tok)) {
+        if (!cycled) {
+            on_cancel(task);
+            return;
+        }
+        target->lock_joiners();
+        target->remove_joiner_locked(this);
+        target->unlock_joiners();
+        task.schedule();  // finish_resume() throws CancelledError
+    }
+}
+
+void JoinAwaiterBase::finish_resume() {
+    if (suspended && self->consume_cancel()) throw CancelledError{};
+}
+
+}  // namespace spindle::detail

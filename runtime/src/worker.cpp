@@ -1,0 +1,409 @@
+// runtime/src/worker.cpp — the workers and their local queues: spawn, enqueue and
+// wake (the run queue, the wake area, the overflow of a single worker), the worker
+// loop (worker_main, next_local, batch_boundary, run_task), hand-overs between
+// workers (hand_over_self, migrate, drain_inbox), stealing (search), and debug
+// mode's report of slow slices. Parking and the searcher count are in idle.cpp, the
+// injector in inject.cpp, timers in timers.cpp.
+//
+// ───────────────────────────── Design ─────────────────────────────
+// Workers. One OS thread per worker. Each owns a LocalQueue (bounded FIFO ring, Go's
+// runq; see local_queue.hpp). Tasks spawned or woken on a worker go to its tail; the
+// worker runs from the head. With workers = 1 an unbounded overflow deque keeps the
+// order strictly FIFO (so a program interleaves exactly as under asyncio's loop).
+//
+// Wake area (2+ workers; Tokio's LIFO slot and Go's runnext, widened to 16 tasks).
+// A task woken by the task running on a worker (a lock handed over, an item put for
+// a waiting getter, a set event, a joined task) goes to that worker's WakeArea, runs
+// there next in wake order, and no other worker is told: tasks that talk to each
+// other stay on one core, where a hand-off costs a cache hit instead of a line
+// transfer (on the 2-core VM a line moves between cores in ~220 ns; queue_mpsc with
+// its producers spread over both workers ran 5x slower than on one). Limits:
+//   - the area holds 16; a 17th wake pushes the oldest to the run queue, with a
+//     notify_one() (a fan-out: a set event with many waiters spreads as before);
+//   - after 3 area runs in a row, the run queue's head gets a turn (no starvation);
+//   - the area is not stolen by searching workers, but tasks do not wait in it for
+//     long while a worker idles: the stall monitor (monitor.cpp) moves the area of a worker
+//     to the injector, which wakes an idle worker, once a task has waited in it for
+//     kStallNs (its waker keeps running, or the tasks ahead of it are long). A woken
+//     task therefore waits at most ~kStallNs plus the monitor's period behind its
+//     waker or its siblings (Tokio's LIFO slot: for ever).
+// With one worker there is no area: the ready queue stays strictly FIFO (asyncio).
+//
+// Migration to the waker (2+ workers). A task woken while it is still running on
+// another worker — it registered its wait and is between that and the end of its
+// slice, which is the common case when two tasks on two cores hand a Lock, a
+// Semaphore permit or a Queue slot back and forth — used to be requeued on its own
+// worker, so the pair stayed split over two cores and every hand-off paid a cache-line
+// transfer (lock_contended_2: ~145 ns/op on 2 workers against 14 on one). Now
+// schedule() leaves a hint in the task (the waking worker), and the worker that ends
+// the slice hands the task to the waker's worker's Inbox (a bounded MPSC ring,
+// local_queue.hpp); that worker drains its inbox into its wake area at the top of
+// next_local(). After one such hand-off the pair runs on one core and later wakes
+// are plain wake-area pushes. Rules:
+//   - a yield (the task woke itself) and wakes from outside the workers leave no
+//     hint: the task is requeued where it ran, as before;
+//   - no hand-off to a parked worker (waking it costs microseconds) or a full inbox;
+//   - a hand-off that races with the target parking is caught by a Dekker pair:
+//     migrate() claims an inbox position (seq_cst RMW) then reads `parked`; park()
+//     stores `parked` (seq_cst) then re-reads the inbox; whoever sees the other
+//     wakes/keeps the worker up;
+//   - a task in an inbox waits for its target's current slice; if that slice runs
+//     long, the stall monitor moves the inbox to the injector as it does a wake
+//     area (the inbox is an MPMC ring for this: the monitor is its second consumer);
+//   - every worker's inbox counts in work_available(), so the last worker to go idle
+//     neither advances the virtual clock nor checks for a deadlock while a task sits
+//     in the inbox of a worker that is still parking (found in review: a task
+//     handed over in that window saw the clock jump).
+// Parallel work still spreads: spawned and yielding tasks go to the run queue, which
+// idle workers steal from (half a queue at a time).
+//
+// Yield. A task that yields (yield_now, a spent coop budget) or was woken while it
+// ran goes to the tail of the run queue. notify_one() only if the queue holds
+// another task too: waking an idle worker to steal the one task its owner runs next
+// only moves that task off its core. A Lock or Semaphore acquire that yields for the
+// budget (or to break a Lock convoy) wakes nobody at all: it is a rotation among
+// tasks this worker already had, not new work, and a woken thief would split tasks
+// that contend for one primitive over two cores, where each acquisition costs a
+// cache-line transfer (lock_contended_64 on 2 workers: bimodal 20-490 ns/op with the
+// notify, 9-16 without). Idle workers still get these tasks: any spawn, wake-area
+// overflow or injection notifies, and a searching worker steals half a queue.
+//
+// Batches. A worker runs its queue in batches, as asyncio's _run_once does: at each
+// batch boundary it fires due timers (appending their tasks in deadline order) and
+// pulls from the injector, then runs as many tasks as its queue held at that moment.
+#include "scheduler_internal.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+namespace spindle::detail {
+
+namespace {
+
+constexpr std::uint32_t kCoopBudget = 128;  // Tokio's default
+
+// Debug mode: a task that runs longer than this without suspending is reported
+// (asyncio's slow_callback_duration); tests lower it.
+std::atomic<std::int64_t> g_slow_ns{100'000'000};
+
+constexpr std::uint32_t kInjectorEvery = 61;  // Go's fairness tick for the global queue
+
+std::uint64_t xorshift(std::uint64_t& s) noexcept {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+}
+
+}  // namespace
+
+void spawn_root(Scheduler* s, TaskHeader& t, std::string_view name, CompletionHook* hook) {
+    t.hook_ = hook;
+    if (s == nullptr) {
+        if (tl_worker == nullptr)
+            throw std::logic_error("spindle::spawn called outside a task: there is no current runtime "
+                                   "(use Runtime::spawn from plain threads)");
+        s = tl_worker->sched;
+    }
+    s->spawn(t, name);
+}
+
+std::chrono::nanoseconds set_slow_task_threshold(std::chrono::nanoseconds d) noexcept {
+    // relaxed: a configuration value, read at the end of each slice in debug mode.
+    return std::chrono::nanoseconds(g_slow_ns.exchange(d.count(), std::memory_order_relaxed));
+}
+
+// ── spawning and queues ──
+
+void Scheduler::spawn(TaskHeader& t, std::string_view name) {
+    if (stop_.load()) throw std::logic_error("spindle: spawn on a runtime that has stopped");
+    t.sched_ = this;
+    t.debug_ = debug_;
+    if (!name.empty()) {
+        auto* p = static_cast<char*>(std::malloc(name.size() + 1));
+        if (p == nullptr) throw std::bad_alloc();
+        std::memcpy(p, name.data(), name.size());
+        p[name.size()] = '\0';
+        t.name_ = p;
+        t.named_ = true;
+    }
+    registry_insert(t);
+    Worker* w = tl_worker;
+    // relaxed: metrics.
+    if (w != nullptr && w->sched == this) bump(w->m_spawned);
+    else m_external_spawns_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+    // relaxed: the frame is published to the worker by the queue (release/acquire).
+    t.state_.store(TaskHeader::kNotified, std::memory_order_relaxed);
+    enqueue(&t);
+}
+
+void Scheduler::enqueue(TaskHeader* t) noexcept {
+    Worker* w = tl_worker;
+    if (w != nullptr && w->sched == this) {
+        push_local(*w, t);
+        if (!single_) notify_one();
+    } else {
+        inject(t);
+    }
+}
+
+void Scheduler::wake(TaskHeader* t) noexcept {
+    Worker* w = tl_worker;
+    if (single_ || w == nullptr || w->sched != this) {
+        enqueue(t);
+        return;
+    }
+    // Full: the oldest woken task goes to the run queue, where idle workers may steal
+    // it (a fan-out spreads). pop() finds nothing only if the monitor just emptied it.
+    while (!w->woken.push(t)) {
+        if (TaskHeader* old = w->woken.pop()) {
+            push_local(*w, old);
+            notify_one();
+        }
+    }
+}
+
+void Scheduler::push_local(Worker& w, TaskHeader* t) noexcept {
+    if (single_) {
+        if (!w.overflow.empty() || !w.queue.push(t)) w.overflow.push_back(t);
+        return;
+    }
+    while (!w.queue.push(t)) {
+        // Full: move the older half to the injector in one batch (one count update,
+        // one notification), as Go's runqputslow does.
+        std::array<TaskHeader*, LocalQueue::kCapacity / 2> batch{};
+        const std::uint32_t n = w.queue.drain_half(batch.data());
+        if (n == 0) continue;
+        injector_.enqueue_bulk(batch.data(), n);
+        // seq_cst: as in inject(): counted after the enqueue; Dekker with park().
+        injected_.fetch_add(n, std::memory_order_seq_cst);
+        notify_one();
+    }
+}
+
+// ── the worker loop ──
+
+void Scheduler::worker_main(Worker& w) {
+    tl_worker = &w;
+    tl_debug = debug_;
+    while (!stop_.load(std::memory_order_relaxed)) {  // relaxed: re-checked under idle_mx_ in park
+        TaskHeader* t = next_local(w);
+        if (t == nullptr) t = search(w);
+        if (t == nullptr) {
+            park(w);
+            continue;
+        }
+        run_task(w, t);
+    }
+    tl_worker = nullptr;
+}
+
+TaskHeader* Scheduler::next_local(Worker& w) noexcept {
+    // First: the batch boundary fires timers, whose wakes may land in the wake area.
+    if (w.batch_left == 0) batch_boundary(w);
+    // Tasks handed over by other workers join the wake area (they were woken by a task
+    // of this worker). One seq_cst load of a line that only changes on a hand-over.
+    if (!single_ && w.inbox.maybe_nonempty()) drain_inbox(w);
+    // The wake area first, but after 3 runs from it in a row the run queue's head
+    // gets a turn (two tasks waking each other cannot starve the queue), and that
+    // turn counts towards the batch even if the queue is empty (timers and the
+    // injector are still looked at every few runs).
+    if (w.woken_runs < 3) {
+        if (TaskHeader* t = w.woken.pop()) {
+            ++w.woken_runs;
+            return t;
+        }
+    }
+    w.woken_runs = 0;
+    if (w.batch_left > 0) --w.batch_left;
+    TaskHeader* t = w.queue.pop();
+    if (t == nullptr && single_ && !w.overflow.empty()) {
+        // Refill the ring from the overflow, oldest first (the ring is empty now).
+        while (!w.overflow.empty() && w.queue.push(w.overflow.front())) w.overflow.pop_front();
+        t = w.queue.pop();
+    }
+    if (t == nullptr && (t = w.woken.pop()) != nullptr) ++w.woken_runs;
+    return t;
+}
+
+void Scheduler::batch_boundary(Worker& w) noexcept {
+    fire_due_timers(w);
+    if (single_) {
+        // asyncio order: everything that arrived from outside joins the ready queue.
+        while (TaskHeader* t = pop_injector()) push_local(w, t);
+        w.batch_left = w.queue.approx_size() + static_cast<std::uint32_t>(w.overflow.size());
+    } else {
+        // Take a share of the global queue every batch (Go checks it every 61 ticks):
+        // its fair share (count / workers + 1, Go's globrunqget), at least 8, at most
+        // what fits in half our ring, in one bulk dequeue. (A wide wake — one set()
+        // with 100k waiters — spills through the injector; one task per dequeue made
+        // pop_injector 8% of event_broadcast's profile.)
+        // seq_cst: the count a parking worker re-checks (see inject()).
+        const std::int64_t queued = injected_.load(std::memory_order_seq_cst);
+        if (queued > 0) {
+            std::array<TaskHeader*, LocalQueue::kCapacity / 2> batch{};
+            const std::uint32_t room = LocalQueue::kCapacity / 2 - std::min<std::uint32_t>(w.queue.approx_size(), LocalQueue::kCapacity / 2);
+            const auto share = static_cast<std::uint32_t>(std::min<std::int64_t>(queued / static_cast<std::int64_t>(workers_.size()) + 1, LocalQueue::kCapacity / 2));
+            const std::uint32_t want = std::min(room, std::max<std::uint32_t>(share, 8));
+            const std::size_t got = want == 0 ? 0 : injector_.try_dequeue_bulk(batch.data(), want);
+            if (got > 0) {
+                // seq_cst: keeps the count exact for park()'s re-check.
+                injected_.fetch_sub(static_cast<std::int64_t>(got), std::memory_order_seq_cst);
+                for (std::size_t i = 0; i < got; ++i) push_local(w, batch[i]);
+            }
+        }
+        w.batch_left = std::min<std::uint32_t>(w.queue.approx_size(), kInjectorEvery);
+    }
+    if (w.batch_left == 0) w.batch_left = 1;
+}
+
+void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
+    // A worker woken as a searcher that found work without searching (its wake
+    // area, the injector at a batch boundary) stops counting as one, or every
+    // later notify_one() would think someone is already looking.
+    if (w.searching) stop_searching(w);
+    // acquire: pairs with the acq_rel CAS in schedule() / the relaxed store in spawn
+    // published by the queue; clears kNotified and sets kRunning in one step.
+    const std::uint32_t prev =
+        t->state_.fetch_add(TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_acquire);  // acquire: pairs with schedule()'s acq_rel CAS
+    tl_task = t;
+    tl_completed = false;
+    if (!t->started_) {
+        t->started_ = true;
+        if ((prev & TaskHeader::kCancelReq) != 0U) {
+            // Cancelled before it first ran: the body never runs (asyncio).
+            t->exception_ = std::make_exception_ptr(CancelledError{});
+            on_complete(*t);
+            tl_task = nullptr;
+            return;
+        }
+    }
+    tl_coop_budget = single_ ? UINT32_MAX : kCoopBudget;
+    ResumeHook* hook = t->resume_hook_;
+    t->resume_hook_ = nullptr;
+    if (hook == nullptr || hook->before_resume(*t)) {
+        if (debug_) [[unlikely]] {
+            tl_slice_start = steady_ns();
+            t->resume_.resume();
+            if (!tl_completed) debug_after_slice(*t, tl_slice_start);  // else on_complete did
+            tl_slice_start = 0;
+        } else {
+            t->resume_.resume();
+        }
+    }
+    tl_task = nullptr;
+    if (tl_completed) return;  // the frame may be gone
+    // A budget rotation (a primitive's cooperative yield, which leaves a resume hook:
+    // Lock, Semaphore) is not new work: see "Yield" above. Read while we
+    // still hold kRunning (nobody else can touch the task).
+    const bool rotation = t->resume_hook_ != nullptr;
+    // acq_rel: releases the task's writes to the next worker; observes a kNotified
+    // set by a waker while we ran (the waker did not enqueue then).
+    const std::uint32_t s = t->state_.fetch_sub(TaskHeader::kRunning, std::memory_order_acq_rel);
+    if ((s & TaskHeader::kNotified) != 0U) {
+        // Woken while it ran by a task on another worker: it joins its waker there
+        // ("Migration to the waker" above).
+        if (!single_) {
+            // relaxed: published by the waker's CAS, acquired by the fetch_sub above.
+            const std::uint16_t hint = t->wake_hint_.load(std::memory_order_relaxed);
+            if (hint != 0) {
+                t->wake_hint_.store(0, std::memory_order_relaxed);  // relaxed: a hint, reset by its reader
+                if (hint - 1U != w.index && hint - 1U < workers_.size() && migrate(w, *workers_[hint - 1U], t)) return;
+            }
+        }
+        // A yield, or woken while it ran: to the tail. Wake an idle worker only if the
+        // queue holds another task too ("Yield" above).
+        push_local(w, t);
+        if (!single_ && !rotation && w.queue.approx_size() > 1) notify_one();
+    }
+}
+
+std::uint16_t Scheduler::worker_hint() const noexcept {
+    const Worker* w = tl_worker;
+    if (w == nullptr || w->sched != this || w->index >= UINT16_MAX) return 0;
+    return static_cast<std::uint16_t>(w->index + 1);
+}
+
+bool Scheduler::hand_over_self(TaskHeader& t, std::coroutine_handle<> h, std::uint16_t hint) noexcept {
+    if (single_ || hint == 0) return false;
+    const Worker* w = tl_worker;
+    if (w == nullptr || w->sched != this || hint - 1U == w->index || hint - 1U >= workers_.size()) return false;
+    // relaxed: a heuristic (migrate() re-checks; a parked target means we stay).
+    if (workers_[hint - 1U]->parked.load(std::memory_order_relaxed)) return false;
+    t.resume_ = h;
+    // relaxed: published by the RMW below to run_task's fetch_sub (same thread here).
+    t.wake_hint_.store(hint, std::memory_order_relaxed);
+    // acq_rel: as schedule()'s CAS; the task is running, so this only marks it, and
+    // run_task hands it over at the end of the slice (or requeues it here).
+    t.state_.fetch_or(TaskHeader::kNotified, std::memory_order_acq_rel);
+    return true;
+}
+
+bool Scheduler::migrate(Worker& from, Worker& to, TaskHeader* t) noexcept {
+    // relaxed: a heuristic; a parked worker would have to be woken (microseconds on a
+    // VM): the task then stays here. The exact check is the Dekker pair below.
+    if (to.parked.load(std::memory_order_relaxed)) return false;
+    if (!to.inbox.push(t)) return false;  // full: keep it
+    bump(from.m_migrations);
+    // seq_cst: the load half of the Dekker pair with park(): our push's claim (a
+    // seq_cst RMW) precedes this load; park() stores `parked` before it re-reads the
+    // inbox. Either it sees the task or we see it parked and wake it.
+    if (to.parked.load(std::memory_order_seq_cst)) wake_parked(to);
+    return true;
+}
+
+void Scheduler::drain_inbox(Worker& w) noexcept {
+    while (TaskHeader* t = w.inbox.pop()) {
+        if (!w.woken.push(t)) {
+            push_local(w, t);
+            notify_one();
+        }
+    }
+}
+
+TaskHeader* Scheduler::search(Worker& w) noexcept {
+    if (TaskHeader* t = pop_injector()) {
+        stop_searching(w);
+        return t;
+    }
+    if (single_ || !start_searching(w)) return nullptr;
+    const std::size_t n = workers_.size();
+    for (int round = 0; round < 2; ++round) {
+        const std::size_t start = xorshift(w.rng) % n;
+        for (std::size_t i = 0; i < n; ++i) {
+            Worker& v = *workers_[(start + i) % n];
+            if (&v == &w) continue;
+            if (TaskHeader* t = v.queue.steal_into(w.queue)) {
+                // relaxed: metrics.
+                bump(w.m_steals);
+                stop_searching(w);
+                return t;
+            }
+        }
+        if (TaskHeader* t = pop_injector()) {
+            stop_searching(w);
+            return t;
+        }
+    }
+    return nullptr;
+}
+
+void Scheduler::debug_after_slice(TaskHeader& t, std::int64_t start_ns) noexcept {
+    const std::int64_t ran = steady_ns() - start_ns;
+    // relaxed: a configuration value.
+    if (ran <= g_slow_ns.load(std::memory_order_relaxed)) return;
+    try {
+        std::fprintf(stderr, "spindle debug: task %" PRIu64 " \"%s\" ran for %.1f ms without suspending\n", t.id_,
+                     task_display_name(t).c_str(), static_cast<double>(ran) / 1e6);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a diagnostic must not throw
+    }
+}
+
+}  // namespace spindle::detail
