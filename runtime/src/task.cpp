@@ -97,24 +97,8 @@ TaskHeader& require_task(const char* what) {
     return *tl_task;
 }
 
-void TaskHeader::schedule() noexcept {
-    // relaxed: the CAS below validates.
-    std::uint32_t s = state_.load(std::memory_order_relaxed);
-    for (;;) {
-        if ((s & (kNotified | kComplete)) != 0U) return;
-        // Running elsewhere: leave a hint of the waking worker, so that the task's
-        // worker hands it over instead of requeueing it at home.
-        // relaxed: published by the CAS below (acq_rel) to run_task's fetch_sub.
-        if ((s & kRunning) != 0U) wake_hint_.store(sched_->worker_hint(), std::memory_order_relaxed);
-        // acq_rel: releases what the waker wrote (a grant) to the worker that will
-        // run the task (its fetch_add in run_task acquires); acquires the task's own
-        // writes before it suspended.
-        if (state_.compare_exchange_weak(s, s | kNotified, std::memory_order_acq_rel, std::memory_order_relaxed)) {
-            if ((s & kRunning) == 0U) sched_->wake(this);
-            return;
-        }
-    }
-}
+// TaskHeader::schedule() is in worker.cpp, next to Scheduler::wake() (one call
+// inlined into the other: it runs on every wake).
 
 namespace {
 // JoinAwaiterBase::on_cancel's forwarding chain on this thread (await-cycle detection).

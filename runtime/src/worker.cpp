@@ -154,6 +154,25 @@ void Scheduler::enqueue(TaskHeader* t) noexcept {
     }
 }
 
+void TaskHeader::schedule() noexcept {
+    // relaxed: the CAS below validates.
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+        if ((s & (kNotified | kComplete)) != 0U) return;
+        // Running elsewhere: leave a hint of the waking worker, so that the task's
+        // worker hands it over instead of requeueing it at home.
+        // relaxed: published by the CAS below (acq_rel) to run_task's fetch_sub.
+        if ((s & kRunning) != 0U) wake_hint_.store(sched_->worker_hint(), std::memory_order_relaxed);
+        // acq_rel: releases what the waker wrote (a grant) to the worker that will
+        // run the task (its fetch_add in run_task acquires); acquires the task's own
+        // writes before it suspended.
+        if (state_.compare_exchange_weak(s, s | kNotified, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+            if ((s & kRunning) == 0U) sched_->wake(this);
+            return;
+        }
+    }
+}
+
 void Scheduler::wake(TaskHeader* t) noexcept {
     Worker* w = tl_worker;
     if (single_ || w == nullptr || w->sched != this) {
