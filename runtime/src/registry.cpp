@@ -107,6 +107,7 @@ std::size_t Scheduler::live_count() const noexcept {
 }
 
 void Scheduler::on_complete(TaskHeader& t) noexcept {
+    tsan_release(&t);  // for whoever destroys the frame or reads the outcome (scheduler_internal.hpp)
     // asyncio: a task that cancelled itself and returns without suspending again
     // ends cancelled ("cancelled right before coro stops"); see cancel().
     if (!t.exception_ && t.self_cancel_ && t.cancel_pending()) t.exception_ = std::make_exception_ptr(CancelledError{});

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "scheduler.hpp"
+#include "spindle/runtime/detail/tsan.hpp"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>

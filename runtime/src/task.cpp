@@ -222,6 +222,7 @@ void TaskHeader::remove_joiner_locked(JoinNode* n) noexcept {
 }
 
 void TaskHeader::destroy_frame() noexcept {
+    tsan_acquire(this);  // the task's last slice and every owner's release (scheduler_internal.hpp)
     // relaxed: we are the last owner (refs_' acq_rel decrement ordered every store).
     if (debug_ && exception_ && !outcome_cancelled_ && !exception_observed_.load(std::memory_order_relaxed)) {
         try {
@@ -245,22 +246,52 @@ int fault::frame_allocation_countdown() noexcept { return tl_frame_fail_countdow
 
 // Frames come from mimalloc; sanitizer builds use the global operator new so that
 // ASan/LSan track every frame.
+// Frames come from mimalloc (SPINDLE_USE_MIMALLOC) unless a sanitizer must see them:
+// when this library is compiled with one (kLibrarySanitized), or when a user's
+// translation unit compiled with one registered itself (use_global_allocator(),
+// called from task.hpp at static initialization). TSan and ASan intercept only the
+// global allocator: a frame freed on one worker and reused by mimalloc on another
+// looks like a race (TSan) or escapes poisoning (ASan). A frame allocated by mimalloc
+// before a late registration is still freed by mimalloc (mi_is_in_heap_region).
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr bool kLibrarySanitized = true;
+#else
+constexpr bool kLibrarySanitized = false;
+#endif
+
+namespace {
+// relaxed everywhere: set once at static initialization (before any runtime starts)
+// and never cleared; deallocate_frame copes with frames from before the switch.
+std::atomic<bool> g_global_frames{kLibrarySanitized};
+}  // namespace
+
+void use_global_allocator() noexcept {
+    g_global_frames.store(true, std::memory_order_relaxed);  // relaxed: see above
+}
+bool frames_from_global_allocator() noexcept {
+    return g_global_frames.load(std::memory_order_relaxed);  // relaxed: see above
+}
+
 void* allocate_frame(std::size_t n) {
     if (tl_frame_fail_countdown > 0 && --tl_frame_fail_countdown == 0) throw std::bad_alloc();
 #if SPINDLE_USE_MIMALLOC
-    void* p = mi_malloc(n);
-    if (p == nullptr) throw std::bad_alloc();
-    return p;
-#else
-    return ::operator new(n);
+    if (!g_global_frames.load(std::memory_order_relaxed)) {  // relaxed: see above
+        void* p = mi_malloc(n);
+        if (p == nullptr) throw std::bad_alloc();
+        return p;
+    }
 #endif
+    return ::operator new(n);
 }
 void deallocate_frame(void* p, std::size_t n) noexcept {
 #if SPINDLE_USE_MIMALLOC
-    mi_free_size(p, n);
-#else
-    ::operator delete(p, n);
+    // relaxed: see above.
+    if (!g_global_frames.load(std::memory_order_relaxed) || mi_is_in_heap_region(p)) {
+        mi_free_size(p, n);
+        return;
+    }
 #endif
+    ::operator delete(p, n);
 }
 
 std::string task_display_name(const TaskHeader& t) {

@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "spindle/runtime/detail/ebr.hpp"
+#include "spindle/runtime/task.hpp"
+#include "spindle/runtime/detail/tsan.hpp"
 
 #if SPINDLE_USE_MIMALLOC
 #include <mimalloc.h>
@@ -24,8 +26,10 @@ namespace {
 // alignment (seen here: 512 of 512 -> offset 384), so we never ask for that, and we
 // check the result anyway.
 void* alloc_segment_memory() {
+    // The global allocator when a sanitizer must see the memory (task.cpp: frames).
 #if SPINDLE_USE_MIMALLOC
-    void* p = mi_malloc_aligned(sizeof(Segment), Segment::kAlign);
+    void* p = frames_from_global_allocator() ? ::operator new(sizeof(Segment), std::align_val_t(Segment::kAlign))
+                                             : mi_malloc_aligned(sizeof(Segment), Segment::kAlign);
     if (p == nullptr) throw std::bad_alloc();
 #else
     void* p = ::operator new(sizeof(Segment), std::align_val_t(Segment::kAlign));
@@ -40,10 +44,12 @@ void* alloc_segment_memory() {
 void free_segment(void* p) noexcept {
     static_cast<Segment*>(p)->~Segment();
 #if SPINDLE_USE_MIMALLOC
-    mi_free(p);
-#else
-    ::operator delete(p, std::align_val_t(Segment::kAlign));
+    if (!frames_from_global_allocator() || mi_is_in_heap_region(p)) {
+        mi_free(p);
+        return;
+    }
 #endif
+    ::operator delete(p, std::align_val_t(Segment::kAlign));
 }
 
 }  // namespace
@@ -85,7 +91,9 @@ WaitQueue::~WaitQueue() {
 
 Segment* WaitQueue::new_segment(std::uint64_t id) noexcept {
     try {
-        return new (alloc_segment_memory()) Segment(id, this);
+        Segment* s = new (alloc_segment_memory()) Segment(id, this);
+        tsan_release(s);  // its construction, for every thread that finds it (find())
+        return s;
     } catch (...) {
         std::fprintf(stderr, "spindle: out of memory allocating a waiter-queue segment\n");
         std::abort();
@@ -108,6 +116,7 @@ Segment* WaitQueue::find(Segment* from, std::uint64_t id) noexcept {
         }
         s = next;
     }
+    tsan_acquire(s);  // the segment's construction (new_segment); a user's TSan build only
     return s;
 }
 
@@ -140,8 +149,10 @@ bool WaitQueue::install(const WaitPosition& p, TaskHeader& t, std::uint64_t toke
     std::uint64_t expected = cell::kEmpty;
     // acq_rel: release publishes the task's writes before it waits (the granter
     // acquires them); acquire sees a deposit's grant.
-    return p.cell().compare_exchange_strong(expected, cell::waiting(&t, token), std::memory_order_acq_rel,
-                                            std::memory_order_acquire);  // failure: acquire the deposit
+    const bool ok = p.cell().compare_exchange_strong(expected, cell::waiting(&t, token), std::memory_order_acq_rel,
+                                                     std::memory_order_acquire);  // failure: acquire the deposit
+    if (!ok) tsan_acquire(&p.cell());  // the depositor's tsan_release (spindle/runtime/detail/tsan.hpp)
+    return ok;
 }
 
 bool WaitQueue::abandon(const WaitPosition& p) noexcept {
@@ -149,6 +160,7 @@ bool WaitQueue::abandon(const WaitPosition& p) noexcept {
     // before front_ may pass the cell.
     const std::uint64_t prev = p.cell().exchange(cell::kRemoved, std::memory_order_acq_rel);
     const bool deposit = (prev == cell::kDeposit);
+    if (deposit) tsan_acquire(&p.cell());  // as in install()
     advance_front();
     return deposit;
 }
@@ -234,6 +246,7 @@ std::size_t WaitQueue::grant(std::size_t limit) noexcept {
             if (v == cell::kEmpty) {
                 // relaxed: published by the CAS below.
                 grant_hint_.store(current_worker_hint(), std::memory_order_relaxed);
+                tsan_release(&c);  // the waiter that finds the deposit acquires it (install/abandon)
                 // acq_rel: publishes the grant to the waiter (its install acquires).
                 if (c.compare_exchange_weak(v, cell::kDeposit, std::memory_order_acq_rel, std::memory_order_acquire)) {
                     took = true;
@@ -288,6 +301,7 @@ WaitQueue::FrontGrant WaitQueue::grant_front() noexcept {
             if (v == cell::kEmpty) {
                 // relaxed: published by the CAS below.
                 grant_hint_.store(current_worker_hint(), std::memory_order_relaxed);
+                tsan_release(&c);  // the waiter that finds the deposit acquires it (install/abandon)
                 // acq_rel: publishes the grant to the waiter (its install acquires).
                 if (c.compare_exchange_weak(v, cell::kDeposit, std::memory_order_acq_rel, std::memory_order_acquire)) {
                     r.granted = true;

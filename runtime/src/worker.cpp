@@ -140,6 +140,7 @@ void Scheduler::spawn(TaskHeader& t, std::string_view name) {
     if (w != nullptr && w->sched == this) bump(w->m_spawned);
     else m_external_spawns_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
     // relaxed: the frame is published to the worker by the queue (release/acquire).
+    tsan_release(&t);  // see scheduler_internal.hpp
     t.state_.store(TaskHeader::kNotified, std::memory_order_relaxed);
     enqueue(&t);
 }
@@ -166,6 +167,7 @@ void TaskHeader::schedule() noexcept {
         // acq_rel: releases what the waker wrote (a grant) to the worker that will
         // run the task (its fetch_add in run_task acquires); acquires the task's own
         // writes before it suspended.
+        tsan_release(this);  // see scheduler_internal.hpp (a no-op without TSan)
         if (state_.compare_exchange_weak(s, s | kNotified, std::memory_order_acq_rel, std::memory_order_relaxed)) {
             if ((s & kRunning) == 0U) sched_->wake(this);
             return;
@@ -292,6 +294,7 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
     // published by the queue; clears kNotified and sets kRunning in one step.
     const std::uint32_t prev =
         t->state_.fetch_add(TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_acquire);  // acquire: pairs with schedule()'s acq_rel CAS
+    tsan_acquire(t);  // see scheduler_internal.hpp
     tl_task = t;
     tl_completed = false;
     if (!t->started_) {
@@ -325,6 +328,7 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
     const bool rotation = t->resume_hook_ != nullptr;
     // acq_rel: releases the task's writes to the next worker; observes a kNotified
     // set by a waker while we ran (the waker did not enqueue then).
+    tsan_release(t);  // see scheduler_internal.hpp
     const std::uint32_t s = t->state_.fetch_sub(TaskHeader::kRunning, std::memory_order_acq_rel);
     if ((s & TaskHeader::kNotified) != 0U) {
         // Woken while it ran by a task on another worker: it joins its waker there
@@ -361,6 +365,7 @@ bool Scheduler::hand_over_self(TaskHeader& t, std::coroutine_handle<> h, std::ui
     t.wake_hint_.store(hint, std::memory_order_relaxed);
     // acq_rel: as schedule()'s CAS; the task is running, so this only marks it, and
     // run_task hands it over at the end of the slice (or requeues it here).
+    tsan_release(&t);  // see scheduler_internal.hpp
     t.state_.fetch_or(TaskHeader::kNotified, std::memory_order_acq_rel);
     return true;
 }

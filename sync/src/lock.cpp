@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "spindle/runtime/detail/tsan.hpp"
 #include "spindle/runtime/errors.hpp"
 
 namespace spindle {
@@ -114,6 +115,9 @@ bool Lock::AcquireAwaiter::before_resume(detail::TaskHeader& task) noexcept {
     if (lock_->try_acquire_raw()) {
         if (breaking_) note_break(true);
         acquired_ = true;
+        // The release was the inline release() in the user's code (seen by the user's
+        // TSan); this acquisition runs in the library (not seen): spindle/runtime/detail/tsan.hpp.
+        detail::tsan_acquire(&lock_->state_);
         return true;
     }
     // A miss only if someone holds it now (held across a suspension, or taken by a
@@ -141,6 +145,7 @@ bool Lock::AcquireAwaiter::queue(std::coroutine_handle<> h) {
                 // not 0 while one was in flight (L2).
                 (void)l.q_.abandon(w_.pos);
                 acquired_ = true;
+                detail::tsan_acquire(&l.state_);  // as in before_resume()
                 return false;
             }
             continue;

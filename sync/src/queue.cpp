@@ -2,6 +2,8 @@
 // See spindle/sync/queue.hpp for the semantics and the invariants D1–D4.
 #include "spindle/sync/queue.hpp"
 
+#include "spindle/runtime/detail/tsan.hpp"
+
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -36,7 +38,12 @@ void QueueCore::lock() const noexcept {
     unsigned backoff = 1;
     for (;;) {
         // acquire: pairs with the release store in unlock().
-        if (!locked_.exchange(true, std::memory_order_acquire)) return;
+        if (!locked_.exchange(true, std::memory_order_acquire)) {
+            // The inline unlock() is compiled into the user's code: under the user's
+            // TSan its release store is seen, this acquire (in the library) is not.
+            detail::tsan_acquire(&locked_);
+            return;
+        }
         do {
             for (unsigned i = 0; i < backoff; ++i) SPINDLE_CPU_RELAX();
             if (backoff < 64) {

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "spindle/runtime/detail/tsan.hpp"
 #include "spindle/runtime/errors.hpp"
 
 namespace spindle {
@@ -126,6 +127,9 @@ bool Semaphore::AcquireAwaiter::before_resume(detail::TaskHeader& task) noexcept
     if (task.cancel_pending()) return true;  // delivered in await_resume
     if (sem_->try_acquire()) {
         acquired_ = true;
+        // The release was the inline release() in the user's code (seen by the user's
+        // TSan); this acquisition runs in the library (not seen): spindle/runtime/detail/tsan.hpp.
+        detail::tsan_acquire(&sem_->state_);
         return true;
     }
     try {
@@ -146,6 +150,7 @@ bool Semaphore::AcquireAwaiter::queue(std::coroutine_handle<> h) {
             if (sem.state_.compare_exchange_weak(s, s - 1, std::memory_order_seq_cst)) {
                 if (sem.q_.abandon(w_.pos)) sem.put_back();  // a deposit made it two
                 acquired_ = true;
+                detail::tsan_acquire(&sem.state_);  // as in before_resume()
                 return false;
             }
             continue;

@@ -1,6 +1,7 @@
 # ctest driver: install the build tree into a fresh prefix, then configure, build and
 # run consumer projects against it: find_package(spindle CONFIG REQUIRED), make with
-# pkg-config, and <spindle/testing.hpp>.
+# pkg-config, <spindle/testing.hpp>, and (Release install only) a user program built
+# with -fsanitize=thread and with -fsanitize=address,undefined that must run clean.
 # Inputs: BUILD_DIR, SOURCE_DIR, WORK_DIR, BUILD_TYPE, CXX_FLAGS, LINK_FLAGS.
 
 # Runs a command; FATAL_ERROR naming `what` (with its output) unless it succeeds.
@@ -78,4 +79,32 @@ if(EXISTS "${WORK_DIR}/prefix/include/spindle/testing.hpp")
     endif()
   endforeach()
   message(STATUS "spindle::testing consumer: passing tests pass, failing tests fail with their names")
+endif()
+
+# A user's sanitized build against this (uninstrumented) install: only
+# -fsanitize=thread, or -fsanitize=address,undefined, in CMAKE_CXX_FLAGS (issue 17).
+# A cross-worker program with wait_for, cancellation, Queue producers and every
+# primitive must run with zero reports. Only when the install under test is not
+# itself sanitized (the Release variant of .ci/run): that is the user's case.
+if(CXX_FLAGS STREQUAL "")
+  foreach(san IN ITEMS "thread" "address,undefined")
+    string(REPLACE "," "-" tag "${san}")
+    set(build "${WORK_DIR}/build-sanitized-${tag}")
+    step("${san} consumer configure" ${CMAKE_COMMAND} -S "${SOURCE_DIR}/../consumer_sanitized" -B "${build}"
+         -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release
+         "-DCMAKE_CXX_FLAGS=-fsanitize=${san}" "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=${san}")
+    step("${san} consumer build" ${CMAKE_COMMAND} --build "${build}")
+    execute_process(COMMAND ${CMAKE_COMMAND} -E env
+                            "TSAN_OPTIONS=suppressions=${WORK_DIR}/prefix/share/spindle/tsan.supp exitcode=66"
+                            "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1"
+                            "${build}/sanitized_consumer"
+                    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+    string(FIND "${out}${err}" "ThreadSanitizer" tsan_at)
+    string(FIND "${out}${err}" "AddressSanitizer" asan_at)
+    string(FIND "${out}${err}" "runtime error" ubsan_at)
+    if(rc OR NOT tsan_at EQUAL -1 OR NOT asan_at EQUAL -1 OR NOT ubsan_at EQUAL -1)
+      message(FATAL_ERROR "the -fsanitize=${san} consumer must run clean (rc ${rc}):\n${out}\n${err}")
+    endif()
+    message(STATUS "-fsanitize=${san} consumer against the Release install: 0 reports")
+  endforeach()
 endif()

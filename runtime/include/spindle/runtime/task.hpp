@@ -27,6 +27,26 @@ namespace detail {
 
 void* allocate_frame(std::size_t n);
 void deallocate_frame(void* p, std::size_t n) noexcept;
+/// From now on frames come from the global allocator (operator new), whatever the
+/// library was built with: what a sanitizer can see. Called at static initialization
+/// by every translation unit compiled with ThreadSanitizer or AddressSanitizer (below).
+void use_global_allocator() noexcept;
+[[nodiscard]] bool frames_from_global_allocator() noexcept;
+
+// A user's build with -fsanitize=thread or -fsanitize=address (in CMAKE_CXX_FLAGS, not
+// spindle's own SPINDLE_SANITIZE) against a Release spindle: frames must come from the
+// allocator the sanitizer intercepts, or a frame freed on one worker and reused on the
+// other by mimalloc is reported as a data race (TSan) or hides a use-after-free (ASan).
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define SPINDLE_DETAIL_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define SPINDLE_DETAIL_SANITIZED 1
+#endif
+#endif
+#ifdef SPINDLE_DETAIL_SANITIZED
+inline const bool sanitizer_registered = (use_global_allocator(), true);
+#endif
 /// Completion of a spawned (root) task: outcome, joiners, registry, references.
 void on_root_complete(TaskHeader& t) noexcept;
 
