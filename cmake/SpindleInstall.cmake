@@ -35,3 +35,23 @@ install(FILES cmake/probes/await_capture.cpp DESTINATION ${CMAKE_INSTALL_LIBDIR}
 # ThreadSanitizer suppressions for third-party code inside spindle (each with its
 # reason): a user's TSAN_OPTIONS=suppressions=<prefix>/share/spindle/tsan.supp.
 install(FILES tests/sanitizers/tsan.supp DESTINATION ${CMAKE_INSTALL_DATADIR}/spindle)
+
+# ── Debian package: `cpack -G DEB` in a build tree (tests: install.deb) ──
+# One development package, as Debian ships header-and-static-library libraries
+# (libconcurrentqueue-dev, libmimalloc-dev): headers, the static libraries, the CMake
+# package, spindle.pc and share/spindle. Its dependencies are the -dev packages a
+# consumer's build needs.
+set(CPACK_GENERATOR "DEB")
+set(CPACK_PACKAGE_NAME "libspindle-dev")
+set(CPACK_PACKAGE_VENDOR "spindle")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_DESCRIPTION}")
+set(CPACK_PACKAGE_VERSION "${PROJECT_VERSION}")
+set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
+set(CPACK_DEBIAN_FILE_NAME "DEB-DEFAULT")
+set(CPACK_DEBIAN_PACKAGE_MAINTAINER "spindle developers <spindle@localhost>")
+set(CPACK_DEBIAN_PACKAGE_SECTION "libdevel")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libconcurrentqueue-dev")
+if(SPINDLE_USE_MIMALLOC)
+  string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libmimalloc-dev")
+endif()
+include(CPack)

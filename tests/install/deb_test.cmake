@@ -1,0 +1,53 @@
+# ctest driver (install.deb): `cpack -G DEB` packs the build tree; the .deb is unpacked
+# into a scratch root (dpkg-deb -x: no root rights needed, nothing touches the system)
+# and consumers are built against it, with find_package and with pkg-config, and run.
+# Inputs: BUILD_DIR, SOURCE_DIR (tests/install), WORK_DIR, BUILD_TYPE.
+
+function(step what)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc)
+    message(FATAL_ERROR "${what} failed: ${rc}\n${out}\n${err}")
+  endif()
+  set(step_out "${out}" PARENT_SCOPE)
+endfunction()
+
+file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${WORK_DIR}")
+step("cpack" ${CMAKE_CPACK_COMMAND} -G DEB --config "${BUILD_DIR}/CPackConfig.cmake" -B "${WORK_DIR}/pkg")
+file(GLOB deb "${WORK_DIR}/pkg/*.deb")
+list(LENGTH deb n)
+if(NOT n EQUAL 1)
+  message(FATAL_ERROR "cpack made ${n} .deb files: ${deb}")
+endif()
+step("dpkg-deb --info" dpkg-deb --info "${deb}")
+foreach(field IN ITEMS "Package: libspindle-dev" "Depends: libconcurrentqueue-dev")
+  string(FIND "${step_out}" "${field}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "the .deb's control lacks \"${field}\":\n${step_out}")
+  endif()
+endforeach()
+step("dpkg-deb --extract" dpkg-deb -x "${deb}" "${WORK_DIR}/root")
+set(prefix "${WORK_DIR}/root/usr")
+foreach(f IN ITEMS "include/spindle/spindle.hpp" "share/spindle/tsan.supp")
+  if(NOT EXISTS "${prefix}/${f}")
+    message(FATAL_ERROR "the .deb does not install /usr/${f}")
+  endif()
+endforeach()
+
+step("consumer configure" ${CMAKE_COMMAND} -S "${SOURCE_DIR}/consumer" -B "${WORK_DIR}/build"
+     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=${BUILD_TYPE})
+step("consumer build" ${CMAKE_COMMAND} --build "${WORK_DIR}/build")
+step("consumer run" "${WORK_DIR}/build/consumer")
+message(STATUS "find_package consumer against the .deb: ${step_out}")
+
+file(GLOB_RECURSE pc "${prefix}/*/spindle.pc")
+if(NOT pc)
+  message(FATAL_ERROR "the .deb has no spindle.pc")
+endif()
+get_filename_component(pcdir "${pc}" DIRECTORY)
+file(MAKE_DIRECTORY "${WORK_DIR}/make")
+step("make + pkg-config consumer build" ${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${pcdir}
+     make -f "${SOURCE_DIR}/consumer_pkgconfig/Makefile" -C "${WORK_DIR}/make"
+     "SRC=${SOURCE_DIR}/consumer/main.cpp" "OUT=${WORK_DIR}/make/consumer")
+step("make + pkg-config consumer run" "${WORK_DIR}/make/consumer")
+message(STATUS "pkg-config consumer against the .deb: ${step_out}")
