@@ -127,10 +127,15 @@ bool Lock::AcquireAwaiter::before_resume(detail::TaskHeader& task) noexcept {
         detail::tsan_acquire(&lock_->state_);
         return true;
     }
-    // A miss only if someone holds it now (held across a suspension, or taken by a
-    // task that ran meanwhile); reserved again is another hand-off, not a miss.
+    // A miss only if the lock is held and its last grant was made here: the waiter we
+    // yielded to ran on this worker, took the lock and still holds it now that we run
+    // on the same worker, so it suspended holding it (lock_across_await). Held after
+    // a grant elsewhere is contention with the other worker, not a miss; reserved
+    // again is another hand-off.
     // relaxed: a heuristic read.
-    if (breaking_ && (lock_->state_.load(std::memory_order_relaxed) & kLocked) != 0U) note_break(false);
+    if (breaking_ && (lock_->state_.load(std::memory_order_relaxed) & kLocked) != 0U &&
+        lock_->q_.grant_hint() == detail::current_worker_hint())
+        note_break(false);
     w_.self = &task;
     try {
         return !queue(task.resume_);
