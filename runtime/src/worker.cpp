@@ -163,7 +163,10 @@ void TaskHeader::schedule() noexcept {
         // Running elsewhere: leave a hint of the waking worker, so that the task's
         // worker hands it over instead of requeueing it at home.
         // relaxed: published by the CAS below (acq_rel) to run_task's fetch_sub.
-        if ((s & kRunning) != 0U) wake_hint_.store(sched_->worker_hint(), std::memory_order_relaxed);
+        // (Not for a task that schedules itself — a yield: it stays where it runs, and
+        // skipping the call and the store keeps yield_now's path as short as before.)
+        if ((s & kRunning) != 0U && tl_task != this)
+            wake_hint_.store(sched_->worker_hint(), std::memory_order_relaxed);
         // acq_rel: releases what the waker wrote (a grant) to the worker that will
         // run the task (its fetch_add in run_task acquires); acquires the task's own
         // writes before it suspended.
