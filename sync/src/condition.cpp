@@ -1,5 +1,6 @@
 // sync/src/condition.cpp — see spindle/sync/condition.hpp.
 #include "spindle/sync/condition.hpp"
+#include "spindle/runtime/detail/tsan.hpp"
 
 #include <cstddef>
 #include <exception>
@@ -31,6 +32,10 @@ public:
         // then always finds us (asyncio gets this from running on one thread).
         w_.pos = c_->q_.enqueue();
         try {
+            // A user's TSan sees this release only through the annotation: it runs in
+            // the library (spindle/runtime/detail/tsan.hpp); the acquirer is often the
+            // user's inline acquire.
+            detail::tsan_release(&c_->lock_->state_);
             c_->lock_->release();
         } catch (...) {
             (void)c_->q_.abandon(w_.pos);
@@ -69,6 +74,7 @@ Task<bool> Condition::wait() {
     for (;;) {
         try {
             co_await lock_->acquire();
+            detail::tsan_acquire(&lock_->state_);  // as the release above: library code
             break;
         } catch (const CancelledError&) {
             err = std::current_exception();

@@ -3,13 +3,7 @@
 # and consumers are built against it, with find_package and with pkg-config, and run.
 # Inputs: BUILD_DIR, SOURCE_DIR (tests/install), WORK_DIR, BUILD_TYPE.
 
-function(step what)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(rc)
-    message(FATAL_ERROR "${what} failed: ${rc}\n${out}\n${err}")
-  endif()
-  set(step_out "${out}" PARENT_SCOPE)
-endfunction()
+include("${CMAKE_CURRENT_LIST_DIR}/common.cmake")  # step(), pkgconfig_consumer()
 
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
@@ -40,14 +34,4 @@ step("consumer build" ${CMAKE_COMMAND} --build "${WORK_DIR}/build")
 step("consumer run" "${WORK_DIR}/build/consumer")
 message(STATUS "find_package consumer against the .deb: ${step_out}")
 
-file(GLOB_RECURSE pc "${prefix}/*/spindle.pc")
-if(NOT pc)
-  message(FATAL_ERROR "the .deb has no spindle.pc")
-endif()
-get_filename_component(pcdir "${pc}" DIRECTORY)
-file(MAKE_DIRECTORY "${WORK_DIR}/make")
-step("make + pkg-config consumer build" ${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${pcdir}
-     make -f "${SOURCE_DIR}/consumer_pkgconfig/Makefile" -C "${WORK_DIR}/make"
-     "SRC=${SOURCE_DIR}/consumer/main.cpp" "OUT=${WORK_DIR}/make/consumer")
-step("make + pkg-config consumer run" "${WORK_DIR}/make/consumer")
-message(STATUS "pkg-config consumer against the .deb: ${step_out}")
+pkgconfig_consumer("the .deb" "${prefix}" "${WORK_DIR}/make" "")

@@ -4,16 +4,7 @@
 # with -fsanitize=thread and with -fsanitize=address,undefined that must run clean.
 # Inputs: BUILD_DIR, SOURCE_DIR, WORK_DIR, BUILD_TYPE, CXX_FLAGS, LINK_FLAGS.
 
-# Runs a command; FATAL_ERROR naming `what` (with its output) unless it succeeds.
-# Leaves its stdout/stderr in step_out/step_err.
-function(step what)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(rc)
-    message(FATAL_ERROR "${what} failed: ${rc}\n${out}\n${err}")
-  endif()
-  set(step_out "${out}" PARENT_SCOPE)
-  set(step_err "${err}" PARENT_SCOPE)
-endfunction()
+include("${CMAKE_CURRENT_LIST_DIR}/common.cmake")  # step(), pkgconfig_consumer()
 
 # Configures a CMake consumer project against the install (step_out/step_err: its output).
 function(configure_consumer what src build)
@@ -49,17 +40,7 @@ step("consumer run" "${WORK_DIR}/build/consumer")
 message(STATUS "${step_out}")
 
 # The same program built by make with pkg-config (no CMake), against spindle.pc.
-file(GLOB_RECURSE pc "${WORK_DIR}/prefix/*/spindle.pc")
-if(NOT pc)
-  message(FATAL_ERROR "the install has no spindle.pc")
-endif()
-get_filename_component(pcdir "${pc}" DIRECTORY)
-file(MAKE_DIRECTORY "${WORK_DIR}/make")
-step("make + pkg-config consumer build" ${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${pcdir}
-     make -f "${SOURCE_DIR}/../consumer_pkgconfig/Makefile" -C "${WORK_DIR}/make"
-     "SRC=${SOURCE_DIR}/main.cpp" "OUT=${WORK_DIR}/make/consumer" "EXTRA_FLAGS=${CXX_FLAGS}")
-step("make + pkg-config consumer run" "${WORK_DIR}/make/consumer")
-message(STATUS "${step_out}")
+pkgconfig_consumer("install" "${WORK_DIR}/prefix" "${WORK_DIR}/make" "${CXX_FLAGS}")
 
 # <spindle/testing.hpp> from the install: a user's coroutine tests (if GoogleTest is there).
 if(EXISTS "${WORK_DIR}/prefix/include/spindle/testing.hpp")

@@ -127,6 +127,7 @@ public:
     [[nodiscard]] std::uint64_t approx_waiters() const noexcept { return q_.approx_size(); }
 
 private:
+    friend class Condition;  // its wait() releases and re-acquires in library code (TSan annotations)
     bool try_acquire_raw() noexcept {
         std::uint64_t free_state = 0;  // unlocked and nobody queued
         // acquire: pairs with release()'s RMW (the previous critical section).

@@ -89,6 +89,7 @@
 #include <utility>
 #include <vector>
 
+#include "spindle/runtime/detail/tsan.hpp"
 #include "spindle/runtime/detail/wait_queue.hpp"
 #include "spindle/runtime/errors.hpp"
 #include "spindle/sync/detail/sync_wait.hpp"
@@ -146,6 +147,9 @@ protected:
 
     void lock() const noexcept;
     void unlock() const noexcept {
+        // Also called from the library (queue.cpp), where a user's ThreadSanitizer does
+        // not see the store: the annotation pairs with lock()'s (detail/tsan.hpp).
+        detail::tsan_release(&locked_);
         // release: pairs with the acquire exchange in lock().
         locked_.store(false, std::memory_order_release);
     }
