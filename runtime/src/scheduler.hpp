@@ -128,8 +128,6 @@ public:
     void on_complete(TaskHeader& t) noexcept;
     /// See detail::hand_over_self (task_header.hpp).
     bool hand_over_self(TaskHeader& t, std::coroutine_handle<> h, std::uint16_t hint) noexcept;
-    /// The calling thread's worker of this runtime as a wake hint (index + 1), or 0.
-    [[nodiscard]] std::uint16_t worker_hint() const noexcept;
 
     [[nodiscard]] std::int64_t now_ns() const noexcept;
     void add_timer(TimerEntry& e) noexcept;

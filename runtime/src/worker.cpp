@@ -156,21 +156,21 @@ void Scheduler::enqueue(TaskHeader* t) noexcept {
 }
 
 void TaskHeader::schedule() noexcept {
+    tsan_release(this);  // see spindle/runtime/detail/tsan.hpp (a no-op without TSan)
     // relaxed: the CAS below validates.
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
         if ((s & (kNotified | kComplete)) != 0U) return;
         // Running elsewhere: leave a hint of the waking worker, so that the task's
-        // worker hands it over instead of requeueing it at home.
-        // relaxed: published by the CAS below (acq_rel) to run_task's fetch_sub.
-        // (Not for a task that schedules itself — a yield: it stays where it runs, and
-        // skipping the call and the store keeps yield_now's path as short as before.)
+        // worker hands it over instead of requeueing it at home. (Not for a task that
+        // schedules itself — a yield: it stays where it runs, and skipping the call
+        // and the store keeps yield_now's path as short as before.) A worker of
+        // another runtime gives an index that is only range-checked: a wrong target.
         if ((s & kRunning) != 0U && tl_task != this)
-            wake_hint_.store(sched_->worker_hint(), std::memory_order_relaxed);
+            wake_hint_.store(current_worker_hint(), std::memory_order_relaxed);  // relaxed: published by the CAS below to run_task's fetch_sub
         // acq_rel: releases what the waker wrote (a grant) to the worker that will
         // run the task (its fetch_add in run_task acquires); acquires the task's own
         // writes before it suspended.
-        tsan_release(this);  // see scheduler_internal.hpp (a no-op without TSan)
         if (state_.compare_exchange_weak(s, s | kNotified, std::memory_order_acq_rel, std::memory_order_relaxed)) {
             if ((s & kRunning) == 0U) sched_->wake(this);
             return;
@@ -349,12 +349,6 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
         push_local(w, t);
         if (!single_ && !rotation && w.queue.approx_size() > 1) notify_one();
     }
-}
-
-std::uint16_t Scheduler::worker_hint() const noexcept {
-    const Worker* w = tl_worker;
-    if (w == nullptr || w->sched != this || w->index >= UINT16_MAX) return 0;
-    return static_cast<std::uint16_t>(w->index + 1);
 }
 
 bool Scheduler::hand_over_self(TaskHeader& t, std::coroutine_handle<> h, std::uint16_t hint) noexcept {
