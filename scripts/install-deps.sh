@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what spindle needs from Debian's packages, only what is missing.
-#   scripts/install-deps.sh            build + test dependencies
+#   scripts/install-deps.sh            build + test dependencies (doxygen: scripts/docs.sh)
 #   scripts/install-deps.sh --bench    also the C++ peers (Boost.Fiber, oneTBB) and gnuplot
 set -euo pipefail
-pkgs=(g++ cmake make pkgconf python3 libconcurrentqueue-dev libmimalloc-dev libgtest-dev libbenchmark-dev spin)
+pkgs=(g++ cmake make pkgconf python3 libconcurrentqueue-dev libmimalloc-dev libgtest-dev libbenchmark-dev spin doxygen)
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(libboost-fiber-dev libboost-context-dev libtbb-dev gnuplot-nox)
 fi

@@ -13,6 +13,10 @@
 
 #include <stdexcept>
 
+/// The whole public API of spindle: the runtime (Task, Runtime, spawn, JoinHandle,
+/// sleep, wait_for, gather, TaskGroup, to_thread), the asyncio primitives (Lock,
+/// Semaphore, BoundedSemaphore, Event, Condition, Barrier, Queue, LifoQueue,
+/// PriorityQueue) and the errors they throw.
 namespace spindle {
 
 /// Delivered to a task at its current (or next real) suspension point when it is
@@ -20,6 +24,7 @@ namespace spindle {
 /// `catch (const std::exception&)` cannot swallow a cancellation — asyncio makes
 /// CancelledError a BaseException for the same reason. Catch it by name, and rethrow.
 struct CancelledError {
+    /// A fixed message, for logs (there is no std::exception base to provide one).
     [[nodiscard]] const char* what() const noexcept { return "spindle::CancelledError: task was cancelled"; }
 };
 
@@ -29,7 +34,8 @@ struct TimeoutError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-/// `block_on` found every task parked for longer than `RuntimeOptions::deadlock_timeout`.
+/// `block_on` found every task parked, with nothing pending, for longer than
+/// `RuntimeOptions::deadlock_timeout`; what() is a header line and Runtime::dump().
 struct DeadlockError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };

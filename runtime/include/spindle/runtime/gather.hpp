@@ -9,7 +9,8 @@
 // TaskGroup (asyncio.TaskGroup): the first child that fails with an exception other
 // than CancelledError cancels its siblings at once; `co_await group.join()` waits
 // for every child and rethrows that first failure. A cancelled join() cancels every
-// child, waits, and throws CancelledError. A TaskGroup destroyed without join()
+// child, waits, and throws CancelledError — or, if a child had already failed, that
+// failure. A TaskGroup destroyed without join()
 // cancels the children still running (they finish detached). Completed children are
 // kept (their frames and results) until the group is destroyed.
 #pragma once
@@ -134,7 +135,11 @@ struct ChildSetRef {
 
 }  // namespace detail
 
-/// Runs the tasks concurrently; their values as a vector, in order.
+/// Runs the tasks concurrently; their values as a vector, in order (asyncio.gather).
+/// When one child fails (an exception, CancelledError included), the others are
+/// cancelled, every child is waited for, and the first failure (by completion time)
+/// is rethrown. Cancelling the awaiting task cancels every child, waits for them and
+/// throws CancelledError. No child outlives gather. A void child yields std::monostate.
 template <class T>
 Task<std::vector<detail::gather_value_t<T>>> gather(std::vector<Task<T>> tasks) {
     detail::ChildSetRef set(new detail::ChildSet(/*count_cancelled=*/true, /*cancel_on_failure=*/false));
@@ -150,6 +155,8 @@ Task<std::vector<detail::gather_value_t<T>>> gather(std::vector<Task<T>> tasks) 
 }
 
 /// Runs the tasks concurrently; their values as a tuple (void -> std::monostate).
+/// Failure and cancellation as in the vector form: the first failure cancels the
+/// others and is rethrown once every child has finished.
 template <class... Ts>
 Task<std::tuple<detail::gather_value_t<Ts>...>> gather(Task<Ts>... tasks) {
     detail::ChildSetRef set(new detail::ChildSet(/*count_cancelled=*/true, /*cancel_on_failure=*/false));
@@ -159,15 +166,24 @@ Task<std::tuple<detail::gather_value_t<Ts>...>> gather(Task<Ts>... tasks) {
                          hs);
 }
 
-/// asyncio.TaskGroup (see the top of this header for the rules).
+/// asyncio.TaskGroup: structured concurrency for the tasks spawned through it.
+///
+/// The first child that fails with an exception other than CancelledError cancels its
+/// siblings at once; `co_await group.join()` waits for every child and rethrows that
+/// first failure. A cancelled join() cancels every child, waits, and throws
+/// CancelledError (unless a child failed: that failure is rethrown instead).
+/// Completed children are kept (their frames and results) until the group is
+/// destroyed.
 class TaskGroup {
 public:
+    /// An empty group.
     TaskGroup() : set_(new detail::ChildSet(/*count_cancelled=*/false, /*cancel_on_failure=*/true)) {}
+    /// Cancels the children still running (none after a join()); they finish detached.
     ~TaskGroup() { set_->abandon(); }
     TaskGroup(const TaskGroup&) = delete;
     TaskGroup& operator=(const TaskGroup&) = delete;
 
-    /// Spawns a child (inside a task).
+    /// Spawns a child (inside a task), named `name` like spindle::spawn.
     template <class T>
     JoinHandle<T> spawn(Task<T> task, std::string_view name = {}) {
         return set_->spawn(std::move(task), name);

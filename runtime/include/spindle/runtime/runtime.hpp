@@ -26,16 +26,28 @@ class Scheduler;
 
 /// A duration in milliseconds that accepts both `100` and `100ms`.
 struct Millis {
+    /// The value in milliseconds.
     std::int64_t ms = 0;
+    /// Zero.
     constexpr Millis() noexcept = default;
+    /// `v` milliseconds (implicit, so that `deadlock_timeout = 100` works).
     constexpr Millis(std::int64_t v) noexcept : ms(v) {}  // NOLINT(google-explicit-constructor)
+    /// Any std::chrono duration, truncated to whole milliseconds (implicit: `100ms`, `2s`).
     template <class R, class P>
     constexpr Millis(std::chrono::duration<R, P> d) noexcept  // NOLINT(google-explicit-constructor)
         : ms(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) {}
+    /// The value as std::chrono::milliseconds.
     [[nodiscard]] constexpr std::chrono::milliseconds get() const noexcept { return std::chrono::milliseconds(ms); }
+    /// True when the duration is positive (for an option, 0 means off).
     constexpr explicit operator bool() const noexcept { return ms > 0; }
 };
 
+/// How a Runtime is built.
+///
+/// An aggregate, meant for designated initializers
+/// (`RuntimeOptions{.workers = 4, .virtual_time = true}`). The Runtime constructor
+/// throws std::invalid_argument for more than 1024 workers or a negative
+/// deadlock_timeout.
 struct RuntimeOptions {
     /// Worker threads; 0 = std::thread::hardware_concurrency(). At most 1024.
     std::size_t workers = 0;
@@ -66,18 +78,19 @@ struct RuntimeOptions {
     bool debug = false;
 };
 
-/// Counters summed over workers on read.
+/// Counters summed over workers on read (Runtime::metrics()); each is a count since
+/// the Runtime was built, read as a relaxed snapshot.
 struct RuntimeMetrics {
-    std::uint64_t tasks_spawned = 0;
-    std::uint64_t tasks_completed = 0;
-    std::uint64_t steals = 0;
-    std::uint64_t parks = 0;     // a worker went to sleep
-    std::uint64_t unparks = 0;   // a worker was woken by another thread
-    std::uint64_t injections = 0;  // tasks queued from outside the workers (spawns and wakes)
-    std::uint64_t timers_fired = 0;  // timers that woke their task
-    std::uint64_t stall_rescues = 0;  // woken tasks moved to an idle worker after waiting 250 us
-    std::uint64_t migrations = 0;  // tasks woken while running on one worker, handed to their waker's
-    std::size_t workers = 0;
+    std::uint64_t tasks_spawned = 0;    ///< Tasks spawned (from a task or from outside).
+    std::uint64_t tasks_completed = 0;  ///< Spawned tasks that finished (any outcome).
+    std::uint64_t steals = 0;  ///< Successful steals by an idle worker (each takes half a queue).
+    std::uint64_t parks = 0;     ///< A worker went to sleep.
+    std::uint64_t unparks = 0;   ///< A worker was woken by another thread.
+    std::uint64_t injections = 0;  ///< Tasks queued from outside the workers (spawns and wakes).
+    std::uint64_t timers_fired = 0;  ///< Timers that woke their task.
+    std::uint64_t stall_rescues = 0;  ///< Woken tasks moved to an idle worker after waiting 250 us.
+    std::uint64_t migrations = 0;  ///< Tasks woken while running on one worker, handed to their waker's.
+    std::size_t workers = 0;  ///< The number of worker threads.
 };
 
 template <class T = void>
@@ -119,12 +132,18 @@ TaskPromise<T>& promise_of(TaskHeader* h) noexcept {
 template <class T>
 class JoinHandle {
 public:
+    /// An empty handle: valid() is false; cancel(), done(), cancelled(), id(), name()
+    /// and co_await throw std::logic_error on it (as on a moved-from handle).
     JoinHandle() noexcept = default;
+    /// Internal (spawn): wraps task `t`, adopting one of its references.
     explicit JoinHandle(detail::TaskHeader* t) noexcept : t_(t) {}  // adopts one ref
+    /// Another handle to the same task.
     JoinHandle(const JoinHandle& o) noexcept : t_(o.t_) {
         if (t_ != nullptr) t_->add_ref();
     }
+    /// Takes over `o`'s task; `o` becomes empty.
     JoinHandle(JoinHandle&& o) noexcept : t_(std::exchange(o.t_, nullptr)) {}
+    /// Refers to `o`'s task from now on (copy or move); the old task is dropped, not cancelled.
     JoinHandle& operator=(JoinHandle o) noexcept {
         std::swap(t_, o.t_);
         return *this;
@@ -133,18 +152,27 @@ public:
         if (t_ != nullptr) t_->release();
     }
 
+    /// False for an empty (default-constructed or moved-from) handle.
     [[nodiscard]] bool valid() const noexcept { return t_ != nullptr; }
     /// Requests cancellation; false when the task already finished.
     bool cancel() { return checked("cancel")->cancel(); }
+    /// True once the task has finished: returned, thrown or cancelled (asyncio's Task.done()).
     [[nodiscard]] bool done() const { return checked("done")->complete(); }
     /// True when the task finished by cancellation.
     [[nodiscard]] bool cancelled() const {
         auto* t = checked("cancelled");
         return t->complete() && t->was_cancelled();
     }
+    /// The task's id, as in Runtime::dump() and default names (`task-<id>`): unique
+    /// within its runtime, not consecutive.
     [[nodiscard]] std::uint64_t id() const { return checked("id")->id(); }
+    /// The name given to spawn, else `task-<id>` (asyncio's Task.get_name()).
     [[nodiscard]] std::string name() const;
 
+    /// `co_await handle`: waits until the task finishes, then returns its value (a copy,
+    /// or moved out when Move, for an rvalue handle) or rethrows its exception, a
+    /// CancelledError included. Cancelling the awaiting task cancels the awaited one
+    /// too and keeps waiting for it, as asyncio does.
     template <bool Move>
     struct Awaiter : detail::JoinAwaiterBase {
         using detail::JoinAwaiterBase::JoinAwaiterBase;
@@ -160,7 +188,11 @@ public:
             }
         }
     };
+    /// Awaits the task, any number of times; the value is copied. std::logic_error
+    /// on an empty handle, outside a task, or inside the awaited task itself.
     Awaiter<false> operator co_await() const& { return Awaiter<false>{checked("co_await")}; }
+    /// Awaits the task through an rvalue handle; the value is moved out of the task
+    /// (another handle that awaits it afterwards gets the moved-from value).
     Awaiter<true> operator co_await() && { return Awaiter<true>{checked("co_await")}; }
 
     /// Internal.
@@ -204,6 +236,10 @@ std::string JoinHandle<T>::name() const {
 /// alive, runs them to completion and joins the workers.
 class Runtime {
 public:
+    /// Starts the workers (and, with 2+ workers, the stall monitor thread).
+    /// @param opts  the options; see RuntimeOptions.
+    /// @throws std::invalid_argument  more than 1024 workers, or a negative
+    ///         deadlock_timeout.
     explicit Runtime(RuntimeOptions opts = {});
     ~Runtime();
     Runtime(const Runtime&) = delete;
@@ -231,7 +267,8 @@ public:
     }
 
     /// Cancels every live task and waits until all have finished (called by the
-    /// destructor; spindle::run calls it after the main task).
+    /// destructor; spindle::run calls it after the main task). std::logic_error when
+    /// called from one of the workers.
     void shutdown();
 
     /// One line per live task, by id:
@@ -256,7 +293,10 @@ public:
     [[nodiscard]] std::string dump() const;
     /// Counters kept per worker (relaxed, uncontended), summed on read.
     [[nodiscard]] RuntimeMetrics metrics() const;
+    /// The number of worker threads (`workers = 0` resolved to the hardware's count).
     [[nodiscard]] std::size_t workers() const noexcept;
+    /// The options in effect: as given, with defaults resolved (workers,
+    /// max_blocking_threads) and debug set by SPINDLE_DEBUG=1.
     [[nodiscard]] const RuntimeOptions& options() const noexcept;
 
 private:
@@ -294,8 +334,8 @@ std::chrono::nanoseconds set_slow_task_threshold(std::chrono::nanoseconds d) noe
 /// std::logic_error outside a task.
 std::string current_task_name();
 
-/// The runtime's clock: virtual under virtual_time, else steady_clock.
-/// Inside a task, or 0 outside any runtime.
+/// The runtime's clock: the time since the current task's Runtime was built, virtual
+/// under virtual_time, else steady_clock. Called outside a task: 0.
 std::chrono::nanoseconds now();
 
 }  // namespace spindle

@@ -105,16 +105,32 @@ struct TaskPromise<void> final : TaskPromiseBase {
 
 }  // namespace detail
 
+/// A lazy, move-only coroutine that produces a T (a coroutine object in asyncio terms).
+///
+/// A function returning Task<T> may use co_await and co_return. Its body does not
+/// start until the Task is awaited or spawned: `co_await task` runs it inside the
+/// awaiting task (symmetric transfer, no scheduling); `spawn(std::move(task))` makes
+/// it a task of its own. A Task runs at most once. Frames are allocated with mimalloc
+/// (with operator new in a build without it, or when a sanitizer is on); out of
+/// memory is std::bad_alloc at the call. Destroying a Task that never ran destroys its
+/// frame without running the body.
 template <class T>
 class [[nodiscard]] Task {
 public:
+    /// The C++ coroutine promise (internal).
     using promise_type = detail::TaskPromise<T>;
+    /// The type of the value `co_await task` yields.
     using value_type = T;
+    /// The coroutine handle type owned by a Task.
     using handle_type = std::coroutine_handle<promise_type>;
 
+    /// An empty Task (valid() is false).
     Task() noexcept = default;
+    /// Internal (the promise's get_return_object): takes ownership of frame `h`.
     explicit Task(handle_type h) noexcept : h_(h) {}
+    /// Takes over `o`'s frame; `o` becomes empty.
     Task(Task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+    /// Destroys the frame held (if any), then takes over `o`'s; `o` becomes empty.
     Task& operator=(Task&& o) noexcept {
         if (this != &o) {
             if (h_) h_.destroy();
@@ -128,10 +144,15 @@ public:
         if (h_) h_.destroy();
     }
 
+    /// True while the Task owns a frame (false when empty, moved-from or released).
     [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
+    /// valid().
     explicit operator bool() const noexcept { return valid(); }
 
+    /// `co_await task`: runs the task's body inside the awaiting task, by symmetric
+    /// transfer, and returns its value or rethrows its exception.
     struct Awaiter {
+        /// The awaited Task's frame (the Task keeps ownership).
         handle_type h;
         bool await_ready() const noexcept { return false; }
         std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
@@ -147,10 +168,14 @@ public:
         }
     };
 
+    /// Runs the task in the awaiting coroutine (lvalue: the Task keeps the frame).
+    /// std::logic_error if the Task is empty (moved-from) or already ran.
     Awaiter operator co_await() & { return Awaiter{checked("co_await")}; }
+    /// Runs a temporary Task in the awaiting coroutine; the rules of the lvalue form.
     Awaiter operator co_await() && { return Awaiter{checked("co_await")}; }
 
-    /// Releases ownership of the frame (used by spawn).
+    /// Releases ownership of the frame (used by spawn); std::logic_error, naming
+    /// `what`, if the Task is empty or already ran.
     handle_type release(const char* what) {
         checked(what);
         return std::exchange(h_, {});

@@ -19,27 +19,43 @@
 
 namespace spindle {
 
+/// A Barrier wait failed because the barrier was aborted or reset
+/// (asyncio.BrokenBarrierError).
 struct BrokenBarrierError : std::runtime_error {
     BrokenBarrierError() : std::runtime_error("spindle::BrokenBarrierError: barrier aborted or reset") {}
     using std::runtime_error::runtime_error;
 };
 
+/// asyncio.Barrier, safe across cores: `parties` tasks wait until all have arrived.
+///
+/// Then all go on together and the barrier refills for the next round. Built, as
+/// asyncio's is, on a Condition (filling, draining, resetting and broken states).
+/// wait()/reset()/abort() inside a task;
+/// parties()/n_waiting()/broken() from any thread (racy snapshots).
 class Barrier {
 public:
+    /// A barrier for `parties` tasks; std::invalid_argument if parties is 0.
     explicit Barrier(std::size_t parties);
     Barrier(const Barrier&) = delete;
     Barrier& operator=(const Barrier&) = delete;
 
-    /// Waits for `parties` tasks; returns this task's arrival index.
+    /// Waits for `parties` tasks; returns this task's arrival index, 0..parties-1
+    /// (asyncio's Barrier.wait()). A task arriving while the previous round drains
+    /// (or a reset completes) waits for that to end first. BrokenBarrierError if the
+    /// barrier is aborted, or reset while this task waits.
     Task<std::size_t> wait();
     /// Returns the barrier to the empty state; current waiters get BrokenBarrierError.
+    /// Also repairs an aborted barrier. Awaitable: it takes the barrier's internal lock.
     Task<void> reset();
-    /// Breaks the barrier: current and future wait() calls throw BrokenBarrierError.
+    /// Breaks the barrier: current and future wait() calls throw BrokenBarrierError
+    /// (until reset()). Awaitable: it takes the barrier's internal lock.
     Task<void> abort();
 
+    /// The number of tasks needed to pass the barrier.
     [[nodiscard]] std::size_t parties() const noexcept { return parties_; }
-    /// Tasks waiting in the filling state (0 while draining or broken).
+    /// Tasks waiting in the filling state (0 while draining, resetting or broken).
     [[nodiscard]] std::size_t n_waiting() const noexcept;
+    /// True while the barrier is broken: after abort(), until reset().
     [[nodiscard]] bool broken() const noexcept;
 
 private:

@@ -30,24 +30,42 @@ namespace spindle {
 
 class Barrier;
 
+/// asyncio.Condition (with CPython 3.13's fix), safe across cores: a Lock plus a FIFO
+/// queue of tasks waiting to be notified. wait() queues before it releases the lock,
+/// so no notify is lost, and re-acquires the lock (FIFO) before it returns — also
+/// when cancelled. wait()/wait_for()/acquire()/scoped() inside a task;
+/// notify()/notify_all()/release()/locked() from any thread.
 class Condition final : private detail::WaitQueueOwner {
 public:
+    /// A condition with a Lock of its own.
     Condition();
+    /// A condition on `lock`, which must outlive it (asyncio's Condition(lock)).
     explicit Condition(Lock& lock) noexcept;
     ~Condition();
     Condition(const Condition&) = delete;
     Condition& operator=(const Condition&) = delete;
 
+    /// `co_await cond.acquire()`: acquires the underlying lock (Lock::acquire()).
     Lock::AcquireAwaiter acquire() noexcept { return lock_->acquire(); }
+    /// `auto guard = co_await cond.scoped();` — acquires the lock; the guard releases
+    /// it when it dies (asyncio's `async with cond:`).
     detail::ScopedAwaiter<Lock, Lock::AcquireAwaiter> scoped() noexcept { return lock_->scoped(); }
+    /// Releases the underlying lock; std::logic_error if it is not locked.
     void release() { lock_->release(); }
+    /// True while the underlying lock is held (Lock::locked()).
     [[nodiscard]] bool locked() const noexcept { return lock_->locked(); }
+    /// The underlying lock (the one given to the constructor, or the condition's own).
     [[nodiscard]] Lock& lock() noexcept { return *lock_; }
 
-    /// Releases the lock, waits for a notification, re-acquires the lock; true.
+    /// Releases the lock, waits for a notification, re-acquires the lock; true
+    /// (asyncio's Condition.wait()). std::logic_error unless the lock is held. A wait
+    /// ended by an exception (CancelledError, a wait_for timeout) leaves only once the
+    /// lock is held again, and first passes on a notification it may have received
+    /// (notify(1), CPython 3.13). A coroutine: one frame allocation per call.
     Task<bool> wait();
 
-    /// Waits until pred() is truthy; returns its final value.
+    /// Waits until pred() is truthy; returns its final value. pred is called with the
+    /// lock held: once first, then after every wake-up (asyncio's Condition.wait_for()).
     template <class Pred>
     Task<std::invoke_result_t<Pred&>> wait_for(Pred pred) {
         auto result = pred();
@@ -58,9 +76,12 @@ public:
         co_return result;
     }
 
-    /// Wakes up to n waiters; std::logic_error unless the lock is held.
+    /// Wakes the n longest waiters not yet woken (fewer if fewer wait);
+    /// std::logic_error unless the lock is held.
     void notify(std::size_t n = 1);
+    /// Wakes every waiter not yet woken; std::logic_error unless the lock is held.
     void notify_all();
+    /// Tasks waiting for a notification (approximate; diagnostics).
     [[nodiscard]] std::uint64_t approx_waiters() const noexcept { return q_.approx_size(); }
 
 private:

@@ -18,15 +18,22 @@
 
 namespace spindle {
 
+/// asyncio.Event, safe across cores: a flag that tasks can wait for. set() wakes every
+/// current waiter, in FIFO order; a waiter woken by set() returns even if clear() runs
+/// before it resumes. wait() inside a task; set()/clear()/is_set() from any thread.
 class Event final : private detail::WaitQueueOwner {
 public:
+    /// An event that is not set.
     Event();
     ~Event();
     Event(const Event&) = delete;
     Event& operator=(const Event&) = delete;
 
+    /// `co_await ev.wait()`: returns true at once if the event is set, else suspends
+    /// until set() wakes it; CancelledError if the task is cancelled first.
     class WaitAwaiter {
     public:
+        /// An awaiter that waits for `e`.
         explicit WaitAwaiter(Event& e) noexcept : ev_(&e) {}
         bool await_ready() const noexcept { return ev_->is_set(); }
         bool await_suspend(std::coroutine_handle<> h);
@@ -41,9 +48,15 @@ public:
 
     /// `co_await ev.wait()`: until the event is set.
     WaitAwaiter wait() noexcept { return WaitAwaiter(*this); }
+    /// Sets the flag and wakes every task waiting now, FIFO (asyncio's Event.set()); a
+    /// no-op if already set.
     void set() noexcept;
+    /// Resets the flag: later wait() calls suspend until the next set(). Waiters that
+    /// set() already woke still return.
     void clear() noexcept;
+    /// True while the flag is set.
     [[nodiscard]] bool is_set() const noexcept;
+    /// Queued waiters (approximate; diagnostics).
     [[nodiscard]] std::uint64_t approx_waiters() const noexcept { return q_.approx_size(); }
 
 private:

@@ -47,16 +47,29 @@
 
 namespace spindle {
 
+/// asyncio.Lock, safe across cores: a mutual-exclusion lock for tasks that waits by
+/// suspending, never by blocking a thread. Strictly FIFO, no barging: release() with
+/// waiters hands the lock to the longest waiter (unlocked but reserved until it
+/// resumes), and a cancelled waiter never loses or doubles the lock. A Lock has no
+/// owner (any task or thread may release it). acquire()/scoped() inside a task;
+/// release()/try_acquire()/locked() from any thread. The exact rules open the source
+/// of spindle/sync/lock.hpp.
 class Lock final : private detail::WaitQueueOwner {
 public:
+    /// An unlocked lock.
     Lock();
     ~Lock();
     Lock(const Lock&) = delete;
     Lock& operator=(const Lock&) = delete;
 
+    /// `co_await lock.acquire()`: takes the lock at once if it is free and nobody
+    /// waits, else queues (FIFO) until it is handed over; CancelledError if the task is
+    /// cancelled first (the lock is then passed on, never lost).
     class AcquireAwaiter : private detail::ResumeHook {
     public:
+        /// An awaiter that acquires `l`.
         explicit AcquireAwaiter(Lock& l) noexcept : lock_(&l) {}
+        /// Copies an awaiter that has not been awaited yet (before use only).
         AcquireAwaiter(const AcquireAwaiter& o) noexcept : lock_(o.lock_) {}  // before use only
         AcquireAwaiter& operator=(const AcquireAwaiter&) = delete;
         bool await_ready() noexcept {
@@ -98,11 +111,12 @@ public:
         bool acquired_ = false;   // took the lock without queueing after the yield
     };
 
-    /// `co_await lock.acquire()`: waits until the lock is ours.
+    /// `co_await lock.acquire()`: waits until the lock is ours (asyncio.Lock.acquire()).
     AcquireAwaiter acquire() noexcept { return AcquireAwaiter(*this); }
     /// `auto guard = co_await lock.scoped();` — released when the guard dies.
     detail::ScopedAwaiter<Lock, AcquireAwaiter> scoped() noexcept { return {*this, AcquireAwaiter(*this)}; }
-    /// Takes the lock if acquire() would not wait.
+    /// Takes the lock if acquire() would not wait (unlocked, not reserved, nobody
+    /// queued); true if it did.
     bool try_acquire() noexcept {
         const bool ok = try_acquire_raw();
         // Debug mode counts the locks a task holds (a task that finishes holding one
@@ -111,7 +125,8 @@ public:
         if (ok) detail::note_lock_acquired();
         return ok;
     }
-    /// Unlocks; std::logic_error if not locked.
+    /// Unlocks, handing the lock to the longest waiter if any; std::logic_error if not
+    /// locked (also while it is reserved for a woken waiter), as asyncio's RuntimeError.
     void release() {
         // seq_cst: releases the critical section, and is the store half of the Dekker
         // pair with a waiter that took its cell (enq_) and then reads state_.
@@ -119,6 +134,8 @@ public:
         if (prev != kLocked) release_slow(prev);  // not locked, or waiters to wake
         detail::note_lock_released();  // out of line, as in try_acquire()
     }
+    /// True while the lock is held (asyncio's Lock.locked()); false in the "unlocked but
+    /// reserved" window after a release() that woke a waiter.
     [[nodiscard]] bool locked() const noexcept {
         // acquire: pairs with the RMWs that lock/unlock.
         return (state_.load(std::memory_order_acquire) & kLocked) != 0U;

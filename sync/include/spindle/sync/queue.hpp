@@ -640,21 +640,49 @@ private:
 
 }  // namespace detail
 
-/// FIFO queue (asyncio.Queue).
+/// FIFO queue (asyncio.Queue), safe across cores.
+///
+/// Fairer than asyncio's, by direct hand-off: an item put while getters wait goes to
+/// the longest-waiting getter, and a slot freed while putters wait is reserved for the
+/// longest-waiting putter; a newcomer can take neither. Works for move-only T. The
+/// members, shared by LifoQueue and PriorityQueue (they live in an internal base
+/// class, so they are listed here):
+/// - `Queue<T> q(maxsize = 0)`: 0 = unbounded; std::invalid_argument if negative.
+/// - `co_await q.put(std::move(v))`: waits for room; QueueShutDown after shutdown().
+///   A cancelled put() never inserts.
+/// - `T v = co_await q.get()`: waits for an item; QueueShutDown once shut down and
+///   drained. A cancelled get() never loses an item.
+/// - `q.put_nowait(v)`: QueueFull if full(), QueueShutDown after shutdown().
+/// - `q.get_nowait()`: QueueEmpty if empty(), QueueShutDown once shut down and drained.
+/// - `q.task_done()` marks an item done (std::invalid_argument if called more often
+///   than items were put); `co_await q.join()` waits until every item put was done.
+/// - `qsize()`: the items a get_nowait() could take now; `empty()`: qsize() == 0;
+///   `full()`: stored items plus slots reserved for woken putters reach `maxsize()`
+///   (never when unbounded).
+/// - `q.shutdown(immediate = false)` (Python 3.13): later puts raise QueueShutDown,
+///   gets drain what is left and then raise it (at once with `immediate`, which
+///   discards the items and counts them done for join()); every waiter is woken.
+///   `is_shutdown()` tells.
+/// - Diagnostics: `approx_getters()`, `approx_putters()` (approximate), `debug_state()`.
+///
+/// get()/put()/join() inside a task; the rest from any thread. The exact rules open
+/// the source of spindle/sync/queue.hpp.
 template <class T>
 class Queue : public detail::BasicQueue<T, detail::FifoStorage<T>> {
 public:
     using detail::BasicQueue<T, detail::FifoStorage<T>>::BasicQueue;
 };
 
-/// LIFO queue (asyncio.LifoQueue): the most recently put item first.
+/// LIFO queue (asyncio.LifoQueue): the most recently put item first. The members
+/// and rules are Queue's.
 template <class T>
 class LifoQueue : public detail::BasicQueue<T, detail::LifoStorage<T>> {
 public:
     using detail::BasicQueue<T, detail::LifoStorage<T>>::BasicQueue;
 };
 
-/// Priority queue (asyncio.PriorityQueue): the lowest item by Compare first.
+/// Priority queue (asyncio.PriorityQueue): the lowest item by Compare first. The
+/// members and rules are Queue's.
 template <class T, class Compare = std::less<T>>
 class PriorityQueue : public detail::BasicQueue<T, detail::HeapStorage<T, Compare>> {
 public:

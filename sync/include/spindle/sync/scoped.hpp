@@ -6,11 +6,20 @@
 
 namespace spindle {
 
+/// The guard that `co_await x.scoped()` returns (asyncio's `async with x:`).
+///
+/// For a Lock, Semaphore or Condition: it holds what was acquired and calls
+/// `release()` on destruction, also while an exception unwinds. Move-only. A `release()` that throws
+/// there (someone else released the lock: a misuse) calls std::terminate, where
+/// asyncio's `async with` would raise.
 template <class Primitive>
 class [[nodiscard]] ScopedRelease {
 public:
+    /// Adopts an acquisition of `p` that the caller already made.
     explicit ScopedRelease(Primitive& p) noexcept : p_(&p) {}
+    /// Takes over `o`'s acquisition; `o` then owns nothing.
     ScopedRelease(ScopedRelease&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+    /// Releases what this guard owns (reset()), then takes over `o`'s acquisition.
     ScopedRelease& operator=(ScopedRelease&& o) noexcept {
         if (this != &o) {
             reset();
@@ -28,6 +37,7 @@ public:
     }
     /// Gives up ownership without releasing.
     Primitive* dismiss() noexcept { return std::exchange(p_, nullptr); }
+    /// True until reset(), dismiss() or a move away.
     [[nodiscard]] bool owns() const noexcept { return p_ != nullptr; }
 
 private:

@@ -35,6 +35,12 @@
 
 namespace spindle {
 
+/// asyncio.Semaphore, safe across cores: a counter of permits that tasks acquire by
+/// suspending. Strictly FIFO: release() gives its permit straight to the longest
+/// waiter, and a newcomer queues while an earlier waiter has not yet resumed, even
+/// with permits free. A cancelled or timed-out waiter never loses or doubles a permit.
+/// The value is limited to 2^31 - 1. acquire()/scoped() inside a task;
+/// release()/try_acquire()/locked()/value() from any thread.
 class Semaphore : private detail::WaitQueueOwner {
 public:
     /// std::invalid_argument if value < 0 (or >= 2^31).
@@ -43,9 +49,14 @@ public:
     Semaphore(const Semaphore&) = delete;
     Semaphore& operator=(const Semaphore&) = delete;
 
+    /// `co_await sem.acquire()`: takes a permit at once unless locked(), else queues
+    /// (FIFO) until one is given to it; CancelledError if the task is cancelled first
+    /// (a permit granted meanwhile is put back and passed on).
     class AcquireAwaiter : private detail::ResumeHook {
     public:
+        /// An awaiter that acquires a permit of `s`.
         explicit AcquireAwaiter(Semaphore& s) noexcept : sem_(&s) {}
+        /// Copies an awaiter that has not been awaited yet (before use only).
         AcquireAwaiter(const AcquireAwaiter& o) noexcept : sem_(o.sem_) {}  // before use only
         AcquireAwaiter& operator=(const AcquireAwaiter&) = delete;
         bool await_ready() noexcept {
@@ -68,12 +79,24 @@ public:
         bool acquired_ = false;
     };
 
+    /// `co_await sem.acquire()`: waits for a permit (asyncio.Semaphore.acquire()).
     AcquireAwaiter acquire() noexcept { return AcquireAwaiter(*this); }
+    /// `auto permit = co_await sem.scoped();` — acquires; the ScopedRelease guard
+    /// releases the permit when it dies (asyncio's `async with sem:`).
     detail::ScopedAwaiter<Semaphore, AcquireAwaiter> scoped() noexcept { return {*this, AcquireAwaiter(*this)}; }
+    /// Takes a permit if acquire() would not wait (!locked()); true if it did.
     bool try_acquire() noexcept;
+    /// Adds a permit, given straight to the longest waiter if any (value() does not
+    /// rise then). Never blocks.
+    /// @throws std::invalid_argument  BoundedSemaphore: above the initial value.
+    /// @throws std::overflow_error  Semaphore: the value would exceed 2^31 - 1.
     void release();
+    /// True when acquire() would wait: no free permit, or a queued waiter not
+    /// cancelled and not yet resumed (asyncio's Semaphore.locked()).
     [[nodiscard]] bool locked() const noexcept;
+    /// The free permits now (a snapshot; permits handed to woken waiters are not free).
     [[nodiscard]] std::ptrdiff_t value() const noexcept;
+    /// Queued waiters (approximate; diagnostics).
     [[nodiscard]] std::uint64_t approx_waiters() const noexcept { return q_.approx_size(); }
 
 protected:
@@ -98,9 +121,12 @@ private:
     detail::WaitQueue q_;
 };
 
-/// release() above the initial value throws std::invalid_argument (ValueError).
+/// asyncio.BoundedSemaphore: a Semaphore whose release() above the initial value
+/// throws std::invalid_argument (asyncio's ValueError).
 class BoundedSemaphore final : public Semaphore {
 public:
+    /// `value` permits, which is also the bound; std::invalid_argument if value < 0
+    /// (or >= 2^31).
     explicit BoundedSemaphore(std::ptrdiff_t value = 1) : Semaphore(value, value) {}
 };
 
