@@ -174,6 +174,46 @@ private:
 using LocalQueue = RingQueue<256>;
 using WakeArea = RingQueue<16>;
 
+/// A worker's spawn slot (Go's runnext for spawns; "Spawn slot" in worker.cpp): one
+/// task, put by the owner, taken by the owner or, rarely, by a thief.
+/// Invariants: a task is in the slot at most once and is taken exactly once (both
+/// takers exchange the slot with null); put() is owner-only and returns the task it
+/// displaced, which the owner then queues. `fills` counts puts (owner writes) so the
+/// stall monitor can tell a task that stays in the slot from a new one (head_index /
+/// tail_index, as the rings). Memory: the slot owns nothing.
+class SpawnSlot {
+public:
+    /// Owner: puts `t`; returns the task that was there, or null.
+    TaskHeader* put(TaskHeader* t) noexcept {
+        // relaxed: single writer (the owner); read only by the stall monitor's heuristic.
+        fills_.store(fills_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        // acq_rel: releases t's initialization to the taker's exchange; acquires the
+        // displaced task as take() would.
+        return task_.exchange(t, std::memory_order_acq_rel);
+    }
+    /// Owner or thief: takes the task, or null.
+    TaskHeader* take() noexcept {
+        // relaxed: a cheap emptiness test; the exchange decides.
+        if (task_.load(std::memory_order_relaxed) == nullptr) return nullptr;
+        // acquire: pairs with put()'s exchange (the task's initialization).
+        return task_.exchange(nullptr, std::memory_order_acquire);
+    }
+    [[nodiscard]] bool maybe_nonempty() const noexcept {
+        // relaxed: a heuristic (park()'s re-check runs on the owner, which put it).
+        return task_.load(std::memory_order_relaxed) != nullptr;
+    }
+    /// For the stall monitor (see RingQueue): the slot as a ring of one.
+    [[nodiscard]] std::uint32_t tail_index() const noexcept {
+        // relaxed: a heuristic.
+        return fills_.load(std::memory_order_relaxed);
+    }
+    [[nodiscard]] std::uint32_t head_index() const noexcept { return tail_index() - (maybe_nonempty() ? 1U : 0U); }
+
+private:
+    alignas(64) std::atomic<TaskHeader*> task_{nullptr};
+    std::atomic<std::uint32_t> fills_{0};
+};
+
 // ───────────────────────────── Inbox ─────────────────────────────
 // A worker's inbox: tasks that other workers hand to it (see "Migration to the waker"
 // in worker.cpp). Dmitry Vyukov's bounded MPMC queue: producers are the other

@@ -13,7 +13,7 @@
 // clock see it), which wakes an idle worker. It never runs a task, and it does not
 // allocate (a thread heap of its own slowed spawn_join by ~25%).
 //
-// The monitor also watches each run queue's head: if it has not moved for kStallNs
+// The monitor also watches each run queue's head (and spawn slot): if it has not moved for kStallNs
 // while a worker sleeps (its owner runs one long task and the tasks behind it were
 // requeued without a notify, see "Yield" in worker.cpp), it calls notify_one(); the
 // woken worker steals half the queue. It never moves run-queue tasks itself.
@@ -69,7 +69,7 @@ void Scheduler::monitor_main() {
             if (sleepers_of(idle_.load(std::memory_order_seq_cst)) == workers_.size() && !stop_.load())
                 futex_wait(monitor_word_, 0, -1);
             monitor_idle_.store(false, std::memory_order_seq_cst);
-            for (std::size_t i = 0; i < 3 * workers_.size(); ++i) marks[i].armed = false;  // start afresh
+            for (std::size_t i = 0; i < 4 * workers_.size(); ++i) marks[i].armed = false;  // start afresh
             period = kMonitorNs;
             continue;
         }
@@ -133,6 +133,12 @@ bool Scheduler::monitor_round(StallMark* marks) {
         // its owner runs one long task and nobody was told (budget rotations do not
         // notify, see "Yield" in worker.cpp). Wake an idle worker; it steals half the queue.
         if (stalled(v.queue, marks[2 * n + i], now)) {
+            notify_one();
+            rescued = true;
+        }
+        // Likewise a task left in a spawn slot by a spawner that runs on: a searching
+        // worker takes slots on its second pass ("Spawn slot" in worker.cpp).
+        if (stalled(v.spawned, marks[3 * n + i], now)) {
             notify_one();
             rescued = true;
         }

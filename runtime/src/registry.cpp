@@ -3,9 +3,25 @@
 // release), shutdown(), dump() and the deadlock detector built on it, and metrics().
 //
 // ───────────────────────────── Design ─────────────────────────────
-// Registry. Every live (spawned, not complete) task is in one of the shards' intrusive
-// lists (mutex per shard: the shard of the spawning worker). Shutdown cancels them,
-// dump() walks them.
+// Registry. The live tasks that dump(), shutdown() and deadlock detection must find
+// are in the shards' intrusive lists (a SpinLock per shard: the shard of the worker
+// that listed the task, or the last one for plain threads). A task is listed lazily:
+// at spawn only when it is named or the runtime is in debug mode, otherwise when its
+// first slice ends without completing (run_task, before it gives up kRunning). A
+// task that completes in its first slice — a leaf of a fork-join tree, a spawned
+// one-shot job — never touches a shared line of the registry. So at any instant an
+// unlisted live task is unnamed and either queued before its first run or inside it:
+//   - dump() lists named and parked tasks and says how many others are live (from the
+//     counts below);
+//   - deadlock detection runs only when every worker is parked and nothing is queued,
+//     so every live task has ended a slice and is listed;
+//   - shutdown() sets shutting_down_ before it walks the lists (seq_cst); a task that
+//     lists itself loads it after its insert (seq_cst, after the shard lock) and
+//     cancels itself, and a task that starts while it is set is cancelled before its
+//     body runs: every task is cancelled (its 20 ms re-cancel loop stays as before).
+// Counting (live_count): per-shard monotonic `spawned` and `done` counts, each shard
+// written by one worker (no locked instruction). A task is counted spawned by the
+// thread that spawned it and done by the worker it completed on.
 //
 // Deadlock detection (RuntimeOptions::deadlock_timeout; see "Observability" in
 // runtime.hpp for the contract). A block_on thread registers in ext_waiters_. The
@@ -65,18 +81,34 @@ void SpinLock::lock() noexcept {
     }
 }
 
+void Scheduler::count_spawn(TaskHeader& t) noexcept {
+    Worker* w = tl_worker;
+    const std::size_t nshards = workers_.size() + 1;
+    if (w != nullptr && w->sched == this) {
+        RegistryShard& s = shards_[w->index];
+        t.id_ = (++s.next_id) * nshards + w->index;
+        // release: a reader that sees a later `done` of this task (which happens
+        // after this spawn) sees this count (live_count()).
+        s.spawned.store(s.spawned.load(std::memory_order_relaxed) + 1, std::memory_order_release);  // relaxed load: single writer
+        return;
+    }
+    RegistryShard& s = shards_[workers_.size()];
+    std::lock_guard lk(s.ext_count_mx);
+    t.id_ = (++s.next_id) * nshards + workers_.size();
+    s.spawned.fetch_add(1, std::memory_order_release);  // release: as above; the mutex orders writers
+}
+
 void Scheduler::registry_insert(TaskHeader& t) noexcept {
     Worker* w = tl_worker;
     const std::size_t shard = (w != nullptr && w->sched == this) ? w->index : workers_.size();
     t.shard_ = static_cast<std::uint16_t>(shard);
+    t.listed_ = true;
     RegistryShard& s = shards_[shard];
     std::lock_guard lk(s.mx);
-    t.id_ = (++s.next_id) * (workers_.size() + 1) + shard;
     t.reg_prev_ = nullptr;
     t.reg_next_ = s.head;
     if (s.head != nullptr) s.head->reg_prev_ = &t;
     s.head = &t;
-    s.spawned.fetch_add(1);  // seq_cst: live_count()'s argument runs in the total order
 }
 
 void Scheduler::registry_remove(TaskHeader& t) noexcept {
@@ -87,22 +119,36 @@ void Scheduler::registry_remove(TaskHeader& t) noexcept {
     if (t.reg_next_ != nullptr) t.reg_next_->reg_prev_ = t.reg_prev_;
 }
 
-void Scheduler::registry_done(std::size_t shard) noexcept {
-    // seq_cst (a release too): after the task's frame was released, so shutdown()
-    // that reads 0 (its loads acquire) sees every frame destroyed.
-    shards_[shard].done.fetch_add(1);
+void Scheduler::registry_done() noexcept {
+    // After the task's frame was released, so shutdown() that reads 0 sees every
+    // frame destroyed. Tasks complete on workers only (final_suspend, run_task).
+    Worker* w = tl_worker;
+    RegistryShard& s = shards_[(w != nullptr && w->sched == this) ? w->index : workers_.size()];
+    if (&s == &shards_[workers_.size()]) {
+        std::lock_guard lk(s.ext_count_mx);
+        s.done.fetch_add(1, std::memory_order_release);  // release: see live_count()
+        return;
+    }
+    // release: pairs with live_count()'s acquire loads (the frame is gone before it).
+    s.done.store(s.done.load(std::memory_order_relaxed) + 1, std::memory_order_release);  // relaxed load: single writer
 }
 
 std::size_t Scheduler::live_count() const noexcept {
     // The shards cannot be read at one instant, and a task may be spawned into a shard
     // already read (its parent finishing in a shard read later): a per-shard live
     // count could sum to 0 with that child alive. So the counts are monotonic and
-    // every `done` is read before any `spawned` (all seq_cst, so in one total order):
-    // done_sum <= (all done at the end of the first pass) <= (all spawned then) <=
-    // spawned_sum, so equal sums mean that at that moment no task was alive.
+    // every `done` is read before any `spawned`. Every task's spawn happens before its
+    // completion (the run queue publishes it), and a spawner's own completion after
+    // its spawns; so each `done` increment read here (acquire) brings with it the
+    // `spawned` increments of that task and of its children, which the second pass
+    // then reads: done_sum counts only tasks whose spawn is in spawned_sum, and equal
+    // sums mean that no task read as done left a live child uncounted. (Tasks spawned
+    // by plain threads concurrently with the call may be missed: shutdown() loops.)
     std::uint64_t done = 0, spawned = 0;
-    for (std::size_t i = 0; i <= workers_.size(); ++i) done += shards_[i].done.load();
-    for (std::size_t i = 0; i <= workers_.size(); ++i) spawned += shards_[i].spawned.load();
+    // acquire: pairs with registry_done()'s release stores.
+    for (std::size_t i = 0; i <= workers_.size(); ++i) done += shards_[i].done.load(std::memory_order_acquire);
+    // acquire: pairs with count_spawn()'s release stores.
+    for (std::size_t i = 0; i <= workers_.size(); ++i) spawned += shards_[i].spawned.load(std::memory_order_acquire);
     return static_cast<std::size_t>(spawned - done);
 }
 
@@ -124,7 +170,7 @@ void Scheduler::on_complete(TaskHeader& t) noexcept {
     if (Worker* w = tl_worker; w != nullptr && w->sched == this)
         // A statistic; the joiner's wake (release/acquire) carries it.
         bump(w->m_completed);
-    registry_remove(t);
+    if (t.listed_) registry_remove(t);
     // Sets kComplete; takes the join lock only if a joiner ever registered (a task
     // that finishes before anyone awaits it costs one CAS here, not three RMWs).
     if (t.complete_and_lock_joiners()) {
@@ -148,9 +194,8 @@ void Scheduler::on_complete(TaskHeader& t) noexcept {
     }
     tl_completed = true;
     if (CompletionHook* h = t.hook_) h->on_done(h, t);
-    const std::size_t shard = t.shard_;
     t.release();  // may destroy the frame: t is not touched after this
-    registry_done(shard);
+    registry_done();
     // relaxed: only set while shutdown() waits; a missed notify costs one 20 ms poll.
     if (shutting_down_.load(std::memory_order_relaxed)) {
         std::lock_guard lk(live_mx_);
@@ -312,6 +357,15 @@ std::string Scheduler::snapshot(bool* stable_out, std::size_t* live_out) const {
     for (auto& [id, l] : lines) {
         out += l;
         out += '\n';
+    }
+    // Unlisted tasks ("Registry" above): unnamed, queued before their first run or
+    // inside it. Their existence alone means that something runs or will.
+    const std::size_t all = live_count();
+    if (all > live) {
+        stable = false;
+        const std::size_t more = all - live;
+        out += "(+" + std::to_string(more) + (more == 1 ? " unnamed task" : " unnamed tasks") +
+               " not listed: queued before its first run, or running it)\n";
     }
     if (stable_out != nullptr) *stable_out = stable;
     if (live_out != nullptr) *live_out = live;

@@ -54,6 +54,7 @@ struct alignas(64) Worker {
     std::deque<TaskHeader*> overflow;  // workers == 1 only; owner only
     WakeArea woken;                    // 2+ workers: tasks woken here; owner, and the stall monitor
     WorkerInbox inbox;                 // 2+ workers: tasks other workers hand over; owner pops
+    SpawnSlot spawned;                 // 2+ workers: the newest task spawned here ("Spawn slot")
     std::atomic<bool> parked{false};   // owner writes in park(); migrate() reads
     std::uint32_t woken_runs = 0;      // consecutive runs from `woken` (capped); owner only
     struct Fired {
@@ -104,12 +105,17 @@ struct ExternalJoin : JoinNode {
 struct alignas(64) RegistryShard {
     SpinLock mx;
     TaskHeader* head = nullptr;  // under mx
-    // Tasks spawned into this shard (at insert) and finished (after the task's frame
-    // was released, registry_done): two monotonic counts, updated without the lock.
-    // live_count() reads every `done` before any `spawned` (see there).
+    // Tasks spawned by this shard's worker and tasks finished on it (after the frame
+    // was released, registry_done): two monotonic counts. A worker's shard is written
+    // only by that worker (bump(): no locked instruction); the last shard, for plain
+    // threads, under ext_count_mx. live_count() reads every `done` before any
+    // `spawned` (see there).
     std::atomic<std::uint64_t> spawned{0};
     std::atomic<std::uint64_t> done{0};
-    std::uint64_t next_id = 0;   // under mx: ids are next_id * shards + shard index
+    // Ids are next_id * shards + shard index: the worker's own counter (owner only),
+    // or under ext_count_mx for the last shard.
+    std::uint64_t next_id = 0;
+    std::mutex ext_count_mx;     // the last shard only: plain threads spawning
 };
 
 class Scheduler {
@@ -171,6 +177,9 @@ private:
     void stop_searching(Worker& w) noexcept;
     void park(Worker& w);
     void push_local(Worker& w, TaskHeader* t) noexcept;
+    /// 2+ workers, on its own worker: `t` (just spawned) takes the spawn slot; the
+    /// task it displaces goes to the run queue ("Spawn slot" in worker.cpp).
+    void spawn_local(Worker& w, TaskHeader* t) noexcept;
     /// Hands `t` (woken while it ran on `from`) to `to`'s inbox; false if `to` is
     /// parked or its inbox is full (the caller keeps it).
     bool migrate(Worker& from, Worker& to, TaskHeader* t) noexcept;
@@ -202,9 +211,13 @@ private:
     void poke_idle_worker() noexcept;      // a fully idle runtime re-runs its idle checks
     void debug_after_slice(TaskHeader& t, std::int64_t start_ns) noexcept;
 
+    /// Counts a spawn and gives the task its id (no lock on a worker).
+    void count_spawn(TaskHeader& t) noexcept;
+    /// Lists `t` in the calling worker's shard (at spawn for a named task or in debug
+    /// mode, else when its first slice ends without completing: "Registry").
     void registry_insert(TaskHeader& t) noexcept;
     void registry_remove(TaskHeader& t) noexcept;  // unlinks (before the frame may die)
-    void registry_done(std::size_t shard) noexcept;  // uncounts (after it may have died)
+    void registry_done() noexcept;  // counts a finished task (after its frame may have died)
 
     void blocking_thread_main();
 

@@ -57,6 +57,21 @@
 // Parallel work still spreads: spawned and yielding tasks go to the run queue, which
 // idle workers steal from (half a queue at a time).
 //
+// Spawn slot (2+ workers; Go's runnext, for spawns). A task spawned on a worker goes
+// to its one-task SpawnSlot (local_queue.hpp); the task it displaces — the one spawned
+// before — goes to the run queue's tail with a notify_one(), so idle workers steal
+// older, bigger work while the spawner's worker runs the newest first, as soon as the
+// spawner suspends. Recursive fork-join (fib_spawn) so runs depth-first on each core
+// and keeps a small working set; before, every spawn went to the FIFO run queue and a
+// tree was expanded breadth-first (fib(27): ~87 ms on 2 workers). Rules:
+//   - the slot shares the wake area's turn (at most 3 runs from the two in a row,
+//     then the run queue's head);
+//   - filling an empty slot notifies nobody (spawn-then-await keeps its child on its
+//     core); a thief takes a slot only on its second pass, when no run queue had
+//     anything, and the stall monitor notifies an idle worker when a task stays in a
+//     slot for kStallNs (its spawner runs on without suspending);
+//   - with one worker there is no slot: spawns join the FIFO ready queue (asyncio).
+//
 // Yield. A task that yields (yield_now, a spent coop budget) or was woken while it
 // ran goes to the tail of the run queue. notify_one() only if the queue holds
 // another task too: waking an idle worker to steal the one task its owner runs next
@@ -134,7 +149,9 @@ void Scheduler::spawn(TaskHeader& t, std::string_view name) {
         t.name_ = p;
         t.named_ = true;
     }
-    registry_insert(t);
+    count_spawn(t);
+    // Listed now only if dump() should show it before it runs ("Registry" in registry.cpp).
+    if (t.named_ || debug_) registry_insert(t);
     Worker* w = tl_worker;
     // relaxed: metrics.
     if (w != nullptr && w->sched == this) bump(w->m_spawned);
@@ -142,7 +159,17 @@ void Scheduler::spawn(TaskHeader& t, std::string_view name) {
     // relaxed: the frame is published to the worker by the queue (release/acquire).
     tsan_release(&t);  // see scheduler_internal.hpp
     t.state_.store(TaskHeader::kNotified, std::memory_order_relaxed);
-    enqueue(&t);
+    if (w != nullptr && w->sched == this && !single_) spawn_local(*w, &t);
+    else enqueue(&t);
+}
+
+void Scheduler::spawn_local(Worker& w, TaskHeader* t) noexcept {
+    // The displaced (older) task is parallel work: queue it where thieves look, and
+    // tell an idle worker. The newest stays here and wakes nobody ("Spawn slot").
+    if (TaskHeader* older = w.spawned.put(t)) {
+        push_local(w, older);
+        notify_one();
+    }
 }
 
 void Scheduler::enqueue(TaskHeader* t) noexcept {
@@ -244,6 +271,10 @@ TaskHeader* Scheduler::next_local(Worker& w) noexcept {
             ++w.woken_runs;
             return t;
         }
+        if (TaskHeader* t = w.spawned.take()) {
+            ++w.woken_runs;
+            return t;
+        }
     }
     w.woken_runs = 0;
     if (w.batch_left > 0) --w.batch_left;
@@ -254,6 +285,7 @@ TaskHeader* Scheduler::next_local(Worker& w) noexcept {
         t = w.queue.pop();
     }
     if (t == nullptr && (t = w.woken.pop()) != nullptr) ++w.woken_runs;
+    if (t == nullptr && (t = w.spawned.take()) != nullptr) ++w.woken_runs;
     return t;
 }
 
@@ -302,7 +334,9 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
     tl_completed = false;
     if (!t->started_) {
         t->started_ = true;
-        if ((prev & TaskHeader::kCancelReq) != 0U) {
+        // seq_cst: see "Registry" in registry.cpp (an unlisted task that starts
+        // during shutdown() is cancelled here).
+        if ((prev & TaskHeader::kCancelReq) != 0U || shutting_down_.load(std::memory_order_seq_cst)) [[unlikely]] {
             // Cancelled before it first ran: the body never runs (asyncio).
             t->exception_ = std::make_exception_ptr(CancelledError{});
             on_complete(*t);
@@ -325,6 +359,13 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
     }
     tl_task = nullptr;
     if (tl_completed) return;  // the frame may be gone
+    if (!t->listed_) {
+        // Its first slice ended without completing: list it now, while we still hold
+        // kRunning ("Registry" in registry.cpp). seq_cst: the load after the insert's
+        // lock, against shutdown()'s store before its walk.
+        registry_insert(*t);
+        if (shutting_down_.load(std::memory_order_seq_cst)) [[unlikely]] t->cancel();
+    }
     // A budget rotation (a primitive's cooperative yield, which leaves a resume hook:
     // Lock, Semaphore) is not new work: see "Yield" above. Read while we
     // still hold kRunning (nobody else can touch the task).
@@ -401,7 +442,11 @@ TaskHeader* Scheduler::search(Worker& w) noexcept {
         for (std::size_t i = 0; i < n; ++i) {
             Worker& v = *workers_[(start + i) % n];
             if (&v == &w) continue;
-            if (TaskHeader* t = v.queue.steal_into(w.queue)) {
+            TaskHeader* t = v.queue.steal_into(w.queue);
+            // The spawn slot only on the second pass, when no queue had anything:
+            // its owner is about to run it ("Spawn slot").
+            if (t == nullptr && round == 1) t = v.spawned.take();
+            if (t != nullptr) {
                 // relaxed: metrics.
                 bump(w.m_steals);
                 stop_searching(w);

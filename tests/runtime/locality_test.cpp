@@ -190,3 +190,84 @@ TEST(Locality, AHandOffPairEndsUpTogether) {
     }(n, same));
     EXPECT_GT(same.load(), n / 2) << "the pair kept running on two workers";
 }
+
+// ───────────── the spawn slot ("Spawn slot" in runtime/src/worker.cpp) ─────────────
+
+namespace {
+void spin_for(std::chrono::microseconds d) {
+    const auto until = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+}
+}  // namespace
+
+TEST(SpawnSlot, AChildAwaitedSoonRunsOnItsSpawnersWorker) {
+    // The spawner keeps running 100 µs after the spawn (no suspension), then awaits.
+    // Before the slot, the spawn went to the run queue with a notify_one(): the idle
+    // worker woke and stole the child during those 100 µs, so the child ran on the
+    // other core nearly every time. Now it stays in the slot, nobody is told, and
+    // the spawner's worker runs it as soon as the spawner suspends. (A searching
+    // worker may still take it now and then: counted, not required to be zero.)
+    Runtime rt(RuntimeOptions{.workers = 2});
+    const int n = 200;
+    const int same = rt.block_on([](int n_) -> Task<int> {
+        int hits = 0;
+        for (int i = 0; i < n_; ++i) {
+            const auto parent = std::this_thread::get_id();
+            std::thread::id child_ran_on{};
+            auto h = spindle::spawn([](std::thread::id& out) -> Task<void> {
+                out = std::this_thread::get_id();
+                co_return;
+            }(child_ran_on));
+            spin_for(100us);
+            co_await h;
+            if (child_ran_on == parent) ++hits;
+        }
+        co_return hits;
+    }(n));
+    EXPECT_GT(same, n * 3 / 4) << "spawned children were taken by the other worker";
+}
+
+TEST(SpawnSlot, AChildBehindASpawnerThatNeverSuspendsIsRunElsewhere) {
+    // The spawner waits for its child without suspending (a blocking spin): the
+    // child must not wait in the slot for ever — the stall monitor wakes the other
+    // worker, which takes the slot on its second pass. Liveness with a generous
+    // deadline (it takes ~0.5 ms; a lost child would spin all 20 s).
+    Runtime rt(RuntimeOptions{.workers = 2});
+    for (int round = 0; round < 5; ++round) {
+        const bool ran = rt.block_on([]() -> Task<bool> {
+            std::atomic<bool> done{false};
+            auto h = spindle::spawn([](std::atomic<bool>& d) -> Task<void> {
+                d.store(true);
+                co_return;
+            }(done));
+            const auto deadline = std::chrono::steady_clock::now() + 20s;
+            while (!done.load() && std::chrono::steady_clock::now() < deadline) {
+            }
+            const bool ok = done.load();
+            co_await h;
+            co_return ok;
+        }());
+        ASSERT_TRUE(ran) << "round " << round << ": a spawned task stayed in its spawner's slot";
+    }
+}
+
+TEST(SpawnSlot, ForkJoinTreeRunsEveryTaskOnceOnTwoWorkers) {
+    // A recursive fork-join (fib_spawn's shape): every spawn displaces the previous
+    // one from the slot into the run queue, and idle workers steal from there.
+    struct Fib {
+        static Task<long> fib(int n, std::atomic<long>& calls) {
+            calls.fetch_add(1);
+            if (n < 2) co_return n;
+            auto a = spindle::spawn(fib(n - 1, calls));
+            auto b = spindle::spawn(fib(n - 2, calls));
+            co_return co_await std::move(a) + co_await std::move(b);
+        }
+    };
+    Runtime rt(RuntimeOptions{.workers = 2});
+    std::atomic<long> calls{0};
+    const long v = rt.block_on(Fib::fib(18, calls));
+    EXPECT_EQ(v, 2584);
+    EXPECT_EQ(calls.load(), 8361);  // 2 * fib(19) - 1 calls
+    EXPECT_EQ(rt.metrics().tasks_spawned, rt.metrics().tasks_completed);
+}

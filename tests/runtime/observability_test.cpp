@@ -159,6 +159,32 @@ TEST(Dump, EveryStateAndPrimitive) {
     rt.block_on(Local::body(rt));
 }
 
+TEST(Dump, UnnamedTasksAreListedOnceTheyHaveParked) {
+    // The registry lists an unnamed task lazily, when its first slice ends without
+    // completing ("Registry" in runtime/src/registry.cpp): before that, dump() counts
+    // it on one line; after, it has its own line like any parked task.
+    Runtime rt(spindle::testing::one_worker_virtual());
+    rt.block_on([](Runtime& r) -> Task<void> {
+        spindle::Event go;
+        std::vector<JoinHandle<void>> hs;
+        for (int i = 0; i < 3; ++i)
+            hs.push_back(spindle::spawn([](spindle::Event& e) -> Task<void> { co_await e.wait(); }(go)));
+        const std::string before = r.dump();
+        EXPECT_TRUE(contains(before, "(+3 unnamed tasks not listed: queued before its first run, or running it)"))
+            << before;
+        EXPECT_TRUE(contains(line_of(before, "main"), "running")) << before;
+        co_await spindle::yield_now();  // one worker: the three run and park before we resume
+        const std::string after = r.dump();
+        EXPECT_FALSE(contains(after, "not listed")) << after;
+        for (auto& h : hs)
+            EXPECT_TRUE(contains(line_of(after, "task-" + std::to_string(h.id())), "parked on Event " + addr(&go)))
+                << after;
+        go.set();
+        for (auto& h : hs) co_await h;
+        EXPECT_EQ(r.dump().find("task-"), std::string::npos) << "completed tasks leave the registry";
+    }(rt));
+}
+
 // A wait_queue.hpp owner that does not override describe_wait (like a primitive
 // written before dump existed) still shows up, generically.
 namespace {

@@ -280,11 +280,17 @@ public:
     /// A parked task on a primitive names its kind (Lock, Semaphore,
     /// BoundedSemaphore, Event, Condition, Barrier, or what a WaitQueueOwner's
     /// describe_wait says, e.g. Queue.get), its address and its number of waiters.
+    /// Every named task is listed, and every task that has suspended at least once;
+    /// an unnamed task that has not yet finished its first slice (queued before its
+    /// first run, or in it) is only counted, on a last line
+    ///   (+3 unnamed tasks not listed: queued before its first run, or running it)
+    /// so that short tasks never touch the registry (RuntimeOptions::debug lists
+    /// every task from its spawn).
     ///
     /// Any thread, any time. It costs nothing when not called: it only reads state
     /// the runtime keeps anyway (the live-task registry, the timer heap, each task's
     /// wait word and wait_cell_, the joiners lists). While it runs it holds the
-    /// registry locks (spawns and completions wait a moment), each joiners lock
+    /// registry locks (tasks being listed or completing wait a moment), each joiners lock
     /// briefly, and for each task parked on a primitive, pins EBR and tags the task's
     /// wait_cell_ so that the task cannot leave its wait — hence the primitive cannot
     /// be destroyed — during the few loads describing it (a task that resumes then

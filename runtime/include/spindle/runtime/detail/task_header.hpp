@@ -332,7 +332,7 @@ public:
     JoinNode* joiners_ = nullptr;           // under kJoinLock
     CompletionHook* hook_ = nullptr;        // set before the task is first queued
     ResumeHook* resume_hook_ = nullptr;     // task sets before yielding; worker takes it
-    TaskHeader* reg_prev_ = nullptr;        // live-task registry, under its shard lock
+    TaskHeader* reg_prev_ = nullptr;        // live-task registry (when listed_), under its shard lock
     TaskHeader* reg_next_ = nullptr;
     const char* name_ = nullptr;            // owned (malloc'd) when named_ is set
     std::exception_ptr exception_;          // outcome; written before kComplete
@@ -347,6 +347,7 @@ public:
     bool outcome_cancelled_ : 1 = false;    // written before kComplete
     bool self_cancel_ : 1 = false;          // cancel() called by the task itself
     bool debug_ : 1 = false;                // the runtime's debug mode, copied at spawn
+    bool listed_ : 1 = false;               // in the registry (reg_prev_/reg_next_, shard_)
     // exception_ was rethrown to (or collected by) someone: a JoinHandle awaiter, a
     // block_on, gather/TaskGroup. Debug mode warns when a failed task's frame dies
     // without it (asyncio's "Task exception was never retrieved").
