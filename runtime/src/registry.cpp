@@ -19,6 +19,8 @@
 //     lists itself loads it after its insert (seq_cst, after the shard lock) and
 //     cancels itself, and a task that starts while it is set is cancelled before its
 //     body runs: every task is cancelled (its 20 ms re-cancel loop stays as before).
+//     Except a task spawned while the flag is set (a cancelled task's cleanup child):
+//     it runs, and the next walk cancels it, as before lazy listing.
 // Counting (live_count): per-shard monotonic `spawned` and `done` counts, each shard
 // written by one worker (no locked instruction). A task is counted spawned by the
 // thread that spawned it and done by the worker it completed on.

@@ -64,8 +64,9 @@
 // spawner suspends. Recursive fork-join (fib_spawn) so runs depth-first on each core
 // and keeps a small working set; before, every spawn went to the FIFO run queue and a
 // tree was expanded breadth-first (fib(27): ~87 ms on 2 workers). Rules:
-//   - the slot shares the wake area's turn (at most 3 runs from the two in a row,
-//     then the run queue's head);
+//   - the slot shares the wake area's turn (at most 3 runs from the two in a row);
+//     at the run queue's turn a task still in the slot moves to the queue's tail, so
+//     a wake-area ping-pong cannot starve it;
 //   - filling an empty slot notifies nobody (spawn-then-await keeps its child on its
 //     core); a thief takes a slot only on its second pass, when no run queue had
 //     anything, and the stall monitor notifies an idle worker when a task stays in a
@@ -150,6 +151,8 @@ void Scheduler::spawn(TaskHeader& t, std::string_view name) {
         t.named_ = true;
     }
     count_spawn(t);
+    // relaxed: a race with shutdown()'s store only picks which rule applies.
+    if (shutting_down_.load(std::memory_order_relaxed)) [[unlikely]] t.spawned_in_shutdown_ = true;
     // Listed now only if dump() should show it before it runs ("Registry" in registry.cpp).
     if (t.named_ || debug_) registry_insert(t);
     Worker* w = tl_worker;
@@ -277,6 +280,12 @@ TaskHeader* Scheduler::next_local(Worker& w) noexcept {
         }
     }
     w.woken_runs = 0;
+    // The run queue's turn: a task still in the spawn slot joins the queue's tail
+    // first, so that a wake-area ping-pong cannot starve it (found in review: with
+    // the other workers busy, a spawned child never ran).
+    if (!single_) {
+        if (TaskHeader* s = w.spawned.take()) push_local(w, s);
+    }
     if (w.batch_left > 0) --w.batch_left;
     TaskHeader* t = w.queue.pop();
     if (t == nullptr && single_ && !w.overflow.empty()) {
@@ -336,7 +345,10 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
         t->started_ = true;
         // seq_cst: see "Registry" in registry.cpp (an unlisted task that starts
         // during shutdown() is cancelled here).
-        if ((prev & TaskHeader::kCancelReq) != 0U || shutting_down_.load(std::memory_order_seq_cst)) [[unlikely]] {
+        // A task spawned during shutdown() (a cancelled task's cleanup) runs, as it
+        // did when every task was listed at spawn: the walk cancels it later.
+        if ((prev & TaskHeader::kCancelReq) != 0U ||
+            (!t->spawned_in_shutdown_ && shutting_down_.load(std::memory_order_seq_cst))) [[unlikely]] {
             // Cancelled before it first ran: the body never runs (asyncio).
             t->exception_ = std::make_exception_ptr(CancelledError{});
             on_complete(*t);
@@ -364,7 +376,7 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
         // kRunning ("Registry" in registry.cpp). seq_cst: the load after the insert's
         // lock, against shutdown()'s store before its walk.
         registry_insert(*t);
-        if (shutting_down_.load(std::memory_order_seq_cst)) [[unlikely]] t->cancel();
+        if (!t->spawned_in_shutdown_ && shutting_down_.load(std::memory_order_seq_cst)) [[unlikely]] t->cancel();
     }
     // A budget rotation (a primitive's cooperative yield, which leaves a resume hook:
     // Lock, Semaphore) is not new work: see "Yield" above. Read while we

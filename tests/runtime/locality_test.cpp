@@ -271,3 +271,57 @@ TEST(SpawnSlot, ForkJoinTreeRunsEveryTaskOnceOnTwoWorkers) {
     EXPECT_EQ(calls.load(), 8361);  // 2 * fib(19) - 1 calls
     EXPECT_EQ(rt.metrics().tasks_spawned, rt.metrics().tasks_completed);
 }
+
+TEST(SpawnSlot, AWakeAreaPingPongDoesNotStarveTheSlot) {
+    // Worker 2 runs a hog that spins until a child runs; on worker 1 two tasks pass
+    // the turn through two Semaphores (every hand-off a wake-area push), and one of
+    // them spawns the child into worker 1's slot. No worker sleeps, so the stall
+    // monitor does nothing: the child must get the run queue's turn. Found in review:
+    // the wake area always came first and the child never ran (a livelock). Liveness
+    // with a generous deadline (it takes a few hand-offs).
+    Runtime rt(RuntimeOptions{.workers = 2});
+    struct Shared {
+        std::atomic<bool> stop{false}, hog_started{false}, timed_out{false};
+        spindle::Semaphore a{0}, b{0};
+    } sh;
+    struct Local {
+        static bool past(std::chrono::steady_clock::time_point t) { return std::chrono::steady_clock::now() > t; }
+        static Task<void> hog(Shared& s, std::chrono::steady_clock::time_point deadline) {
+            s.hog_started = true;
+            while (!s.stop.load())
+                if (past(deadline)) {
+                    s.timed_out = true;
+                    s.stop = true;
+                }
+            co_return;
+        }
+        static Task<void> child(Shared& s) {
+            s.stop = true;
+            co_return;
+        }
+        static Task<void> ping(Shared& s, spindle::Semaphore& mine, spindle::Semaphore& other, bool first) {
+            for (int i = 0; !s.stop.load(); ++i) {
+                if (first) {
+                    if (i == 10) (void)spindle::spawn(child(s));  // into this worker's slot
+                    other.release();
+                    co_await mine.acquire();
+                } else {
+                    co_await mine.acquire();
+                    other.release();
+                }
+            }
+            other.release();  // let the partner out of its last acquire
+        }
+    };
+    rt.block_on([](Shared& s) -> Task<void> {
+        auto h = spindle::spawn(Local::hog(s, std::chrono::steady_clock::now() + 20s));
+        while (!s.hog_started.load()) {
+        }  // the other worker takes the hog (the slot's stall rescue)
+        auto x = spindle::spawn(Local::ping(s, s.a, s.b, true));
+        auto y = spindle::spawn(Local::ping(s, s.b, s.a, false));
+        co_await x;
+        co_await y;
+        co_await h;
+    }(sh));
+    EXPECT_FALSE(sh.timed_out.load()) << "the spawned child starved in its worker's slot";
+}

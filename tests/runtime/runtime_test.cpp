@@ -303,6 +303,45 @@ TEST(Shutdown, ExplicitShutdownCancelsAndWaits) {
     EXPECT_LE(cancelled.load(), kTasks);
 }
 
+// A task cancelled by shutdown() may spawn a cleanup task and await it: the cleanup
+// runs (it is cancelled only by a later walk, if it parks). Found in review of lazy
+// listing, which first cancelled every task that started during shutdown().
+TEST(Shutdown, ACleanupTaskSpawnedByACancelledTaskRuns) {
+    constexpr int kTasks = 8;
+    std::atomic<int> started{0}, cleaned{0};
+    struct Local {
+        static Task<void> cleanup(std::atomic<int>& c) {
+            c.fetch_add(1);
+            co_return;
+        }
+        static Task<void> waiter(spindle::Event& e, std::atomic<int>& s, std::atomic<int>& c) {
+            s.fetch_add(1);
+            bool cancelled = false;
+            try {
+                co_await e.wait();
+            } catch (const CancelledError&) {
+                cancelled = true;
+            }
+            if (cancelled) {
+                co_await spindle::spawn(cleanup(c));
+                throw CancelledError{};
+            }
+        }
+    };
+    for (int round = 0; round < 5; ++round) {
+        started = 0;
+        cleaned = 0;
+        spindle::Event never;
+        Runtime rt(RuntimeOptions{.workers = 2});
+        rt.block_on([](spindle::Event& e, std::atomic<int>& s, std::atomic<int>& c) -> Task<void> {
+            for (int i = 0; i < kTasks; ++i) (void)spindle::spawn(Local::waiter(e, s, c));
+            while (s.load() < kTasks) co_await spindle::yield_now();
+        }(never, started, cleaned));
+        rt.shutdown();
+        EXPECT_EQ(cleaned.load(), kTasks) << "round " << round << ": a cleanup task spawned during shutdown did not run";
+    }
+}
+
 // shutdown() returns only when no code of the cancelled tasks runs any more: the
 // frames (and what their parameters own) are destroyed by then. A slow destructor
 // in the frame widens the window in which a premature return would be seen.

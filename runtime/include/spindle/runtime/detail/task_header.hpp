@@ -348,6 +348,7 @@ public:
     bool self_cancel_ : 1 = false;          // cancel() called by the task itself
     bool debug_ : 1 = false;                // the runtime's debug mode, copied at spawn
     bool listed_ : 1 = false;               // in the registry (reg_prev_/reg_next_, shard_)
+    bool spawned_in_shutdown_ : 1 = false;  // spawned while shutdown() ran: left to its walk
     // exception_ was rethrown to (or collected by) someone: a JoinHandle awaiter, a
     // block_on, gather/TaskGroup. Debug mode warns when a failed task's frame dies
     // without it (asyncio's "Task exception was never retrieved").
