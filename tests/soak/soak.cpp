@@ -249,6 +249,8 @@ struct Ctx {
     std::vector<JoinHandle<void>> handles;  // spawned by the main task; checked done at the end
     std::atomic<long> started{0};           // shutdown shapes: task bodies entered ...
     std::atomic<long> cleaned{0};           // ... and left (RAII), whatever the way out
+    std::atomic<long> cleanups_spawned{0};  // shutdown shapes: cleanup children spawned by
+    std::atomic<long> cleanups_ran{0};      // ... cancelled tasks, and those that ran
 
     void fail(std::string what) {
         std::lock_guard lk(m);
@@ -350,6 +352,11 @@ void with_runtime_shutdown(Ctx& c, MakeBody make_body) {
     check_handles_done(c, via_shutdown ? "after shutdown() and ~Runtime()" : "after ~Runtime()");
     SOAK_CHECK(c, c.started.load() == c.cleaned.load(),
                S(c.started.load()) + " task bodies entered, " + S(c.cleaned.load()) + " left");
+    // A task cancelled by the shutdown may spawn a cleanup child and await it: the
+    // child runs (asyncio.run's shutdown cancels only the tasks it found).
+    SOAK_CHECK(c, c.cleanups_spawned.load() == c.cleanups_ran.load(),
+               S(c.cleanups_spawned.load()) + " cleanup children spawned during shutdown, " +
+                   S(c.cleanups_ran.load()) + " ran");
     c.handles.clear();
 }
 
@@ -571,9 +578,30 @@ Task<void> rt_xthread(Ctx& c, Runtime& rt) {
     SOAK_CHECK(c, ran.load() <= kThreads * per && ran.load() >= n_finite, "ran " + S(ran.load()));
 }
 
+Task<void> rt_cleanup(Ctx& c) {
+    c.cleanups_ran.fetch_add(1);
+    co_return;
+}
+
 Task<void> rt_busy_forever(Ctx& c, int mode, std::uint64_t seed, JoinHandle<void> other) {
     Alive alive(c);
     Rng rng(seed);
+    if (mode == 3) {
+        // Parked until the shutdown cancels it; then it spawns a cleanup child and
+        // awaits it (found in review: lazy listing first cancelled such children).
+        bool cancelled = false;
+        try {
+            co_await spindle::sleep(1h);
+        } catch (const CancelledError&) {
+            cancelled = true;
+        }
+        if (cancelled) {
+            c.cleanups_spawned.fetch_add(1);
+            co_await spindle::spawn(rt_cleanup(c));
+            throw CancelledError{};
+        }
+        co_return;
+    }
     if (mode == 2 && other.valid()) co_await other;  // parked on a JoinHandle
     for (std::uint64_t k = 0;; ++k) {
         if (mode == 0) co_await spindle::yield_now();
@@ -591,7 +619,7 @@ Task<void> rt_shutdown(Ctx& c) {
     const int n = c.ni(400, 8);
     JoinHandle<void> prev;
     for (int i = 0; i < n; ++i) {
-        auto h = spindle::spawn(rt_busy_forever(c, static_cast<int>(rng.below(3)), rng.next(), prev));
+        auto h = spindle::spawn(rt_busy_forever(c, static_cast<int>(rng.below(4)), rng.next(), prev));
         prev = h;
         c.handles.push_back(std::move(h));
     }
