@@ -16,7 +16,7 @@
 #                   lock_contended_64, queue_mpsc for spindle at each worker count
 #                   (add --system spindle,boost_fiber to sweep Boost.Fiber too); own table
 #                   (workload x workers) and chart
-#     --peers       also Go, Tokio, asyncio (and oneTBB for spawn_join/fib_spawn) from
+#     --peers       also Go, Tokio, asyncio, TooManyCooks (and oneTBB for spawn_join/fib_spawn) from
 #                   ../shared/peers (or $SPINDLE_PEERS), built in build/peers/, run right
 #                   after spindle_bench for each workload (peers always use 2 workers)
 #     --micro       also run the Google Benchmark micro-benchmarks (bench/micro), briefly
@@ -113,6 +113,15 @@ if [ $peers -eq 1 ]; then
        cmake --build "$pb/cpp/build" -j"$jobs" --target bench_tbb >/dev/null 2>&1; then
       peer_cmds+=("tbb|$pb/cpp/build/bench_tbb --only")
     else log "oneTBB peer did not build; skipped"; fi
+  fi
+  if [ -d "$src/tmc" ]; then
+    # TooManyCooks (header-only C++20 coroutines; its run.sh builds with clang++-19 and
+    # installs clang-19 when missing).
+    mkdir -p "$pb/tmc" && cp -r "$src/tmc/." "$pb/tmc/" && chmod -R u+w "$pb/tmc"
+    log "building TooManyCooks peer (clang++-19)"
+    if (cd "$pb/tmc" && ./run.sh --scale 0.05 --runs 1 --only spawn_join >/dev/null 2>&1); then
+      peer_cmds+=("tmc|$pb/tmc/run.sh --only")
+    else log "TooManyCooks peer did not build; skipped"; fi
   fi
   log "peers: $(for p in "${peer_cmds[@]}"; do printf '%s ' "${p%%|*}"; done)"
 fi
