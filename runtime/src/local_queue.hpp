@@ -31,6 +31,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <thread>
 
 #include "spindle/runtime/detail/task_header.hpp"
 
@@ -174,44 +175,114 @@ private:
 using LocalQueue = RingQueue<256>;
 using WakeArea = RingQueue<16>;
 
-/// A worker's spawn slot (Go's runnext for spawns; "Spawn slot" in worker.cpp): one
-/// task, put by the owner, taken by the owner or, rarely, by a thief.
-/// Invariants: a task is in the slot at most once and is taken exactly once (both
-/// takers exchange the slot with null); put() is owner-only and returns the task it
-/// displaced, which the owner then queues. `fills` counts puts (owner writes) so the
-/// stall monitor can tell a task that stays in the slot from a new one (head_index /
-/// tail_index, as the rings). Memory: the slot owns nothing.
-class SpawnSlot {
+/// A worker's spawn stack (2+ workers; "Spawn stack" in worker.cpp): the tasks spawned on
+/// the worker and not yet started, newest on top. The owner pushes and pops the top
+/// (work-first: the newest spawn runs next, so a fork-join tree runs depth-first on warm
+/// frames, as in Cilk, oneTBB and TooManyCooks); thieves, the starvation rule and a full
+/// stack take the bottom (the oldest task, the biggest share of a tree).
+/// Locking: a TTAS spin lock guards the ring; each holder does a few loads and stores.
+/// The owner pays one locked instruction per push or pop (as the one-task exchange it
+/// replaces did) and meets contention only from a thief or the stall monitor's reader.
+/// Invariants: a task is in at most one stack and leaves it exactly once, under the lock
+/// (so it is run once); `seq` numbers grow from bottom to top, so the stall monitor can
+/// tell whether the task that was at the bottom at its mark is still there
+/// (head_index() = the bottom's seq, tail_index() = the next seq). Memory: the stack owns
+/// nothing; a task is published to its taker by the lock's release/acquire.
+class SpawnStack {
 public:
-    /// Owner: puts `t`; returns the task that was there, or null.
-    TaskHeader* put(TaskHeader* t) noexcept {
-        // relaxed: single writer (the owner); read only by the stall monitor's heuristic.
-        fills_.store(fills_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-        // acq_rel: releases t's initialization to the taker's exchange; acquires the
-        // displaced task as take() would.
-        return task_.exchange(t, std::memory_order_acq_rel);
+    static constexpr std::uint32_t kCapacity = 16;
+
+    /// Owner: pushes `t`; when the stack is full, removes and returns the bottom task
+    /// (the caller queues it where thieves look), else null.
+    TaskHeader* push(TaskHeader* t) noexcept {
+        lock();
+        TaskHeader* out = nullptr;
+        if (n_ == kCapacity) {
+            out = slots_[lo_ % kCapacity].task;
+            ++lo_;
+            --n_;
+        }
+        slots_[(lo_ + n_) % kCapacity] = {t, next_seq_++};
+        ++n_;
+        publish();
+        unlock();
+        return out;
     }
-    /// Owner or thief: takes the task, or null.
-    TaskHeader* take() noexcept {
-        // relaxed: a cheap emptiness test; the exchange decides.
-        if (task_.load(std::memory_order_relaxed) == nullptr) return nullptr;
-        // acquire: pairs with put()'s exchange (the task's initialization).
-        return task_.exchange(nullptr, std::memory_order_acquire);
+    /// Owner: takes the newest task, or null.
+    TaskHeader* pop() noexcept {
+        if (!maybe_nonempty()) return nullptr;
+        lock();
+        TaskHeader* t = nullptr;
+        if (n_ > 0) {
+            --n_;
+            t = slots_[(lo_ + n_) % kCapacity].task;
+            publish();
+        }
+        unlock();
+        return t;
+    }
+    /// Any worker: takes the oldest task, or null.
+    TaskHeader* take_oldest() noexcept {
+        if (!maybe_nonempty()) return nullptr;
+        lock();
+        TaskHeader* t = nullptr;
+        if (n_ > 0) {
+            t = slots_[lo_ % kCapacity].task;
+            ++lo_;
+            --n_;
+            publish();
+        }
+        unlock();
+        return t;
     }
     [[nodiscard]] bool maybe_nonempty() const noexcept {
-        // relaxed: a heuristic (park()'s re-check runs on the owner, which put it).
-        return task_.load(std::memory_order_relaxed) != nullptr;
+        // relaxed: a hint (the lock decides); the owner, which alone pushes, reads its
+        // own latest store, so it never parks with a task here.
+        return size_.load(std::memory_order_relaxed) != 0;
     }
-    /// For the stall monitor (see RingQueue): the slot as a ring of one.
+    /// For the stall monitor and the starvation rule (racy hints, as RingQueue's).
+    [[nodiscard]] std::uint32_t head_index() const noexcept {
+        // relaxed: a hint, written under the lock.
+        return bottom_seq_.load(std::memory_order_relaxed);
+    }
     [[nodiscard]] std::uint32_t tail_index() const noexcept {
-        // relaxed: a heuristic.
-        return fills_.load(std::memory_order_relaxed);
+        // relaxed: as head_index().
+        return end_seq_.load(std::memory_order_relaxed);
     }
-    [[nodiscard]] std::uint32_t head_index() const noexcept { return tail_index() - (maybe_nonempty() ? 1U : 0U); }
 
 private:
-    alignas(64) std::atomic<TaskHeader*> task_{nullptr};
-    std::atomic<std::uint32_t> fills_{0};
+    struct Slot {
+        TaskHeader* task;
+        std::uint32_t seq;
+    };
+    void lock() noexcept {
+        unsigned spins = 0;
+        // acquire: pairs with unlock()'s release (the ring and the tasks in it).
+        while (locked_.exchange(true, std::memory_order_acquire)) {
+            // relaxed: wait until it looks free before trying again (TTAS).
+            while (locked_.load(std::memory_order_relaxed))
+                if (++spins > 256) std::this_thread::yield();
+        }
+    }
+    void unlock() noexcept {
+        // release: pairs with lock()'s acquire exchange.
+        locked_.store(false, std::memory_order_release);
+    }
+    void publish() noexcept {  // under the lock: the hints read without it
+        // relaxed (the three): hints; the lock orders the ring itself.
+        size_.store(n_, std::memory_order_relaxed);
+        bottom_seq_.store(n_ == 0 ? next_seq_ : slots_[lo_ % kCapacity].seq, std::memory_order_relaxed);
+        end_seq_.store(next_seq_, std::memory_order_relaxed);
+    }
+
+    alignas(64) std::atomic<bool> locked_{false};
+    std::atomic<std::uint32_t> size_{0};
+    std::atomic<std::uint32_t> bottom_seq_{0};
+    std::atomic<std::uint32_t> end_seq_{0};
+    std::uint32_t lo_ = 0;        // under the lock: the bottom's index (free-running)
+    std::uint32_t n_ = 0;         // under the lock
+    std::uint32_t next_seq_ = 0;  // under the lock
+    std::array<Slot, kCapacity> slots_{};  // under the lock
 };
 
 // ───────────────────────────── Inbox ─────────────────────────────

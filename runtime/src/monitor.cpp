@@ -13,7 +13,7 @@
 // clock see it), which wakes an idle worker. It never runs a task, and it does not
 // allocate (a thread heap of its own slowed spawn_join by ~25%).
 //
-// The monitor also watches each run queue's head (and spawn slot): if it has not moved for kStallNs
+// The monitor also watches each run queue's head (and spawn stack): if it has not moved for kStallNs
 // while a worker sleeps (its owner runs one long task and the tasks behind it were
 // requeued without a notify, see "Yield" in worker.cpp), it calls notify_one(); the
 // woken worker steals half the queue. It never moves run-queue tasks itself.
@@ -136,8 +136,8 @@ bool Scheduler::monitor_round(StallMark* marks) {
             notify_one();
             rescued = true;
         }
-        // Likewise a task left in a spawn slot by a spawner that runs on: a searching
-        // worker takes slots on its second pass ("Spawn slot" in worker.cpp).
+        // Likewise a task left at a spawn stack's bottom by a spawner that runs on: a
+        // searching worker takes it on its second pass ("Spawn stack" in worker.cpp).
         if (stalled(v.spawned, marks[3 * n + i], now)) {
             notify_one();
             rescued = true;

@@ -52,7 +52,7 @@ Scheduler::Scheduler(const RuntimeOptions& opts) : opts_(opts), epoch_(std::chro
         wp->thread = std::thread([this, wp] { worker_main(*wp); });
     }
     if (!single_) {
-        marks_ = std::make_unique<StallMark[]>(4 * n);  // wake area, inbox, run queue, spawn slot
+        marks_ = std::make_unique<StallMark[]>(4 * n);  // wake area, inbox, run queue, spawn stack
         monitor_producer_ = std::make_unique<moodycamel::ProducerToken>(injector_);
         monitor_ = std::thread([this] { monitor_main(); });
     }

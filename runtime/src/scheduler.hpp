@@ -54,9 +54,11 @@ struct alignas(64) Worker {
     std::deque<TaskHeader*> overflow;  // workers == 1 only; owner only
     WakeArea woken;                    // 2+ workers: tasks woken here; owner, and the stall monitor
     WorkerInbox inbox;                 // 2+ workers: tasks other workers hand over; owner pops
-    SpawnSlot spawned;                 // 2+ workers: the newest task spawned here ("Spawn slot")
+    SpawnStack spawned;                // 2+ workers: tasks spawned here, not yet started ("Spawn stack")
     std::atomic<bool> parked{false};   // owner writes in park(); migrate() reads
     std::uint32_t woken_runs = 0;      // consecutive runs from `woken` (capped); owner only
+    std::uint32_t turn_bottom = 0;     // the spawn stack's bottom seq at the last turns; owner only
+    std::uint32_t turn_stuck = 0;      // turns that found that same bottom; owner only
     struct Fired {
         TaskHeader* task;         // a claimed wait: schedule it
         TimeoutEntry* timeout;    // or, when set, a wait_for timeout: cancel its task
@@ -177,8 +179,8 @@ private:
     void stop_searching(Worker& w) noexcept;
     void park(Worker& w);
     void push_local(Worker& w, TaskHeader* t) noexcept;
-    /// 2+ workers, on its own worker: `t` (just spawned) takes the spawn slot; the
-    /// task it displaces goes to the run queue ("Spawn slot" in worker.cpp).
+    /// 2+ workers, on its own worker: `t` (just spawned) goes on top of the spawn
+    /// stack ("Spawn stack" in worker.cpp).
     void spawn_local(Worker& w, TaskHeader* t) noexcept;
     /// Hands `t` (woken while it ran on `from`) to `to`'s inbox; false if `to` is
     /// parked or its inbox is full (the caller keeps it).

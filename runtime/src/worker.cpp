@@ -57,21 +57,27 @@
 // Parallel work still spreads: spawned and yielding tasks go to the run queue, which
 // idle workers steal from (half a queue at a time).
 //
-// Spawn slot (2+ workers; Go's runnext, for spawns). A task spawned on a worker goes
-// to its one-task SpawnSlot (local_queue.hpp); the task it displaces — the one spawned
-// before — goes to the run queue's tail with a notify_one(), so idle workers steal
-// older, bigger work while the spawner's worker runs the newest first, as soon as the
-// spawner suspends. Recursive fork-join (fib_spawn) so runs depth-first on each core
-// and keeps a small working set; before, every spawn went to the FIFO run queue and a
-// tree was expanded breadth-first (fib(27): ~87 ms on 2 workers). Rules:
-//   - the slot shares the wake area's turn (at most 3 runs from the two in a row);
-//     at the run queue's turn a task still in the slot moves to the queue's tail, so
-//     a wake-area ping-pong cannot starve it;
-//   - filling an empty slot notifies nobody (spawn-then-await keeps its child on its
-//     core); a thief takes a slot only on its second pass, when no run queue had
-//     anything, and the stall monitor notifies an idle worker when a task stays in a
-//     slot for kStallNs (its spawner runs on without suspending);
-//   - with one worker there is no slot: spawns join the FIFO ready queue (asyncio).
+// Spawn stack (2+ workers; the work-first order of Cilk, oneTBB and TooManyCooks). A
+// task spawned on a worker goes on top of its SpawnStack (local_queue.hpp, 16 tasks,
+// guarded by a spin lock that only thieves contend for); the worker runs the newest
+// spawn first, as soon as the spawner suspends. A recursive fork-join (fib_spawn) so runs
+// depth-first on each core, on frames that are still in cache; a FIFO run queue
+// expanded the tree breadth-first and ran the oldest, coldest task next. Thieves take the
+// bottom — the oldest spawn, the biggest share of a tree. Rules:
+//   - the stack shares the wake area's turn (at most 3 runs from the two in a row);
+//   - pushing onto a non-empty stack calls notify_one() (there is parallel work); the
+//     first spawn onto an empty one does not (spawn-then-await stays on its core);
+//   - a full stack moves its bottom task to the run queue's tail;
+//   - a thief takes from a stack only on its second pass, when no run queue had
+//     anything, and the stall monitor wakes an idle worker when a stack's bottom has
+//     stayed for kStallNs (its worker runs on without suspending);
+//   - starvation: at the run queue's turn, a bottom task that has stayed through
+//     kStackTurns turns moves to the run queue's tail, so neither a wake-area ping-pong
+//     (found in review, with the one-task slot this replaced) nor a chain of spawns
+//     above it can keep it waiting for ever;
+//   - with one worker there is no stack: spawns join the FIFO ready queue (asyncio).
+// History: a one-task slot (Go's runnext) came first (46c9199); the stack replaced it
+// because fib_spawn's second join still found its child deep in the FIFO queue.
 //
 // Yield. A task that yields (yield_now, a spent coop budget) or was woken while it
 // ran goes to the tail of the run queue. notify_one() only if the queue holds
@@ -110,6 +116,7 @@ constexpr std::uint32_t kCoopBudget = 128;  // Tokio's default
 std::atomic<std::int64_t> g_slow_ns{100'000'000};
 
 constexpr std::uint32_t kInjectorEvery = 61;  // Go's fairness tick for the global queue
+constexpr std::uint32_t kStackTurns = 8;      // turns a spawn-stack bottom may wait ("Spawn stack")
 
 std::uint64_t xorshift(std::uint64_t& s) noexcept {
     s ^= s << 13;
@@ -167,12 +174,11 @@ void Scheduler::spawn(TaskHeader& t, std::string_view name) {
 }
 
 void Scheduler::spawn_local(Worker& w, TaskHeader* t) noexcept {
-    // The displaced (older) task is parallel work: queue it where thieves look, and
-    // tell an idle worker. The newest stays here and wakes nobody ("Spawn slot").
-    if (TaskHeader* older = w.spawned.put(t)) {
-        push_local(w, older);
-        notify_one();
-    }
+    // Parallel work when the stack already held a task: tell an idle worker (it takes
+    // the bottom on its second pass). A full stack's bottom goes to the run queue.
+    const bool had = w.spawned.maybe_nonempty();
+    if (TaskHeader* oldest = w.spawned.push(t)) push_local(w, oldest);
+    if (had) notify_one();
 }
 
 void Scheduler::enqueue(TaskHeader* t) noexcept {
@@ -274,17 +280,23 @@ TaskHeader* Scheduler::next_local(Worker& w) noexcept {
             ++w.woken_runs;
             return t;
         }
-        if (TaskHeader* t = w.spawned.take()) {
+        if (TaskHeader* t = w.spawned.pop()) {
             ++w.woken_runs;
             return t;
         }
     }
     w.woken_runs = 0;
-    // The run queue's turn: a task still in the spawn slot joins the queue's tail
-    // first, so that a wake-area ping-pong cannot starve it (found in review: with
-    // the other workers busy, a spawned child never ran).
-    if (!single_) {
-        if (TaskHeader* s = w.spawned.take()) push_local(w, s);
+    // The run queue's turn. A spawn-stack bottom that has stayed through kStackTurns
+    // turns joins the queue's tail ("Spawn stack" above: no starvation).
+    if (!single_ && w.spawned.maybe_nonempty()) {
+        const std::uint32_t bottom = w.spawned.head_index();
+        if (bottom != w.turn_bottom) {
+            w.turn_bottom = bottom;
+            w.turn_stuck = 0;
+        } else if (++w.turn_stuck >= kStackTurns) {
+            w.turn_stuck = 0;
+            if (TaskHeader* s = w.spawned.take_oldest()) push_local(w, s);
+        }
     }
     if (w.batch_left > 0) --w.batch_left;
     TaskHeader* t = w.queue.pop();
@@ -294,7 +306,7 @@ TaskHeader* Scheduler::next_local(Worker& w) noexcept {
         t = w.queue.pop();
     }
     if (t == nullptr && (t = w.woken.pop()) != nullptr) ++w.woken_runs;
-    if (t == nullptr && (t = w.spawned.take()) != nullptr) ++w.woken_runs;
+    if (t == nullptr && (t = w.spawned.pop()) != nullptr) ++w.woken_runs;
     return t;
 }
 
@@ -455,9 +467,9 @@ TaskHeader* Scheduler::search(Worker& w) noexcept {
             Worker& v = *workers_[(start + i) % n];
             if (&v == &w) continue;
             TaskHeader* t = v.queue.steal_into(w.queue);
-            // The spawn slot only on the second pass, when no queue had anything:
-            // its owner is about to run it ("Spawn slot").
-            if (t == nullptr && round == 1) t = v.spawned.take();
+            // Spawn stacks only on the second pass, when no queue had anything: the
+            // bottom, the oldest spawn ("Spawn stack").
+            if (t == nullptr && round == 1) t = v.spawned.take_oldest();
             if (t != nullptr) {
                 // relaxed: metrics.
                 bump(w.m_steals);

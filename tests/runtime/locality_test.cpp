@@ -191,7 +191,7 @@ TEST(Locality, AHandOffPairEndsUpTogether) {
     EXPECT_GT(same.load(), n / 2) << "the pair kept running on two workers";
 }
 
-// ───────────── the spawn slot ("Spawn slot" in runtime/src/worker.cpp) ─────────────
+// ───────────── the spawn stack ("Spawn stack" in runtime/src/worker.cpp) ─────────────
 
 namespace {
 void spin_for(std::chrono::microseconds d) {
@@ -201,11 +201,11 @@ void spin_for(std::chrono::microseconds d) {
 }
 }  // namespace
 
-TEST(SpawnSlot, AChildAwaitedSoonRunsOnItsSpawnersWorker) {
+TEST(SpawnStack, AChildAwaitedSoonRunsOnItsSpawnersWorker) {
     // The spawner keeps running 100 µs after the spawn (no suspension), then awaits.
-    // Before the slot, the spawn went to the run queue with a notify_one(): the idle
+    // Before the spawn stack, the spawn went to the run queue with a notify_one(): the idle
     // worker woke and stole the child during those 100 µs, so the child ran on the
-    // other core nearly every time. Now it stays in the slot, nobody is told, and
+    // other core nearly every time. Now it waits on the spawn stack, nobody is told, and
     // the spawner's worker runs it as soon as the spawner suspends. (A searching
     // worker may still take it now and then: counted, not required to be zero.)
     Runtime rt(RuntimeOptions{.workers = 2});
@@ -228,10 +228,10 @@ TEST(SpawnSlot, AChildAwaitedSoonRunsOnItsSpawnersWorker) {
     EXPECT_GT(same, n * 3 / 4) << "spawned children were taken by the other worker";
 }
 
-TEST(SpawnSlot, AChildBehindASpawnerThatNeverSuspendsIsRunElsewhere) {
+TEST(SpawnStack, AChildBehindASpawnerThatNeverSuspendsIsRunElsewhere) {
     // The spawner waits for its child without suspending (a blocking spin): the
-    // child must not wait in the slot for ever — the stall monitor wakes the other
-    // worker, which takes the slot on its second pass. Liveness with a generous
+    // child must not wait on the spawn stack for ever — the stall monitor wakes the
+    // other worker, which takes the stack's bottom on its second pass. Liveness with a generous
     // deadline (it takes ~0.5 ms; a lost child would spin all 20 s).
     Runtime rt(RuntimeOptions{.workers = 2});
     for (int round = 0; round < 5; ++round) {
@@ -248,13 +248,13 @@ TEST(SpawnSlot, AChildBehindASpawnerThatNeverSuspendsIsRunElsewhere) {
             co_await h;
             co_return ok;
         }());
-        ASSERT_TRUE(ran) << "round " << round << ": a spawned task stayed in its spawner's slot";
+        ASSERT_TRUE(ran) << "round " << round << ": a spawned task stayed on its spawner's stack";
     }
 }
 
-TEST(SpawnSlot, ForkJoinTreeRunsEveryTaskOnceOnTwoWorkers) {
-    // A recursive fork-join (fib_spawn's shape): every spawn displaces the previous
-    // one from the slot into the run queue, and idle workers steal from there.
+TEST(SpawnStack, ForkJoinTreeRunsEveryTaskOnceOnTwoWorkers) {
+    // A recursive fork-join (fib_spawn's shape), deeper than the spawn stack: a full
+    // stack moves its bottom into the run queue, and idle workers steal from both.
     struct Fib {
         static Task<long> fib(int n, std::atomic<long>& calls) {
             calls.fetch_add(1);
@@ -272,10 +272,10 @@ TEST(SpawnSlot, ForkJoinTreeRunsEveryTaskOnceOnTwoWorkers) {
     EXPECT_EQ(rt.metrics().tasks_spawned, rt.metrics().tasks_completed);
 }
 
-TEST(SpawnSlot, AWakeAreaPingPongDoesNotStarveTheSlot) {
+TEST(SpawnStack, AWakeAreaPingPongDoesNotStarveTheStack) {
     // Worker 2 runs a hog that spins until a child runs; on worker 1 two tasks pass
     // the turn through two Semaphores (every hand-off a wake-area push), and one of
-    // them spawns the child into worker 1's slot. No worker sleeps, so the stall
+    // them spawns the child onto worker 1's spawn stack. No worker sleeps, so the stall
     // monitor does nothing: the child must get the run queue's turn. Found in review:
     // the wake area always came first and the child never ran (a livelock). Liveness
     // with a generous deadline (it takes a few hand-offs).
@@ -302,7 +302,7 @@ TEST(SpawnSlot, AWakeAreaPingPongDoesNotStarveTheSlot) {
         static Task<void> ping(Shared& s, spindle::Semaphore& mine, spindle::Semaphore& other, bool first) {
             for (int i = 0; !s.stop.load(); ++i) {
                 if (first) {
-                    if (i == 10) (void)spindle::spawn(child(s));  // into this worker's slot
+                    if (i == 10) (void)spindle::spawn(child(s));  // onto this worker's spawn stack
                     other.release();
                     co_await mine.acquire();
                 } else {
@@ -316,12 +316,12 @@ TEST(SpawnSlot, AWakeAreaPingPongDoesNotStarveTheSlot) {
     rt.block_on([](Shared& s) -> Task<void> {
         auto h = spindle::spawn(Local::hog(s, std::chrono::steady_clock::now() + 20s));
         while (!s.hog_started.load()) {
-        }  // the other worker takes the hog (the slot's stall rescue)
+        }  // the other worker takes the hog (the stack's stall rescue)
         auto x = spindle::spawn(Local::ping(s, s.a, s.b, true));
         auto y = spindle::spawn(Local::ping(s, s.b, s.a, false));
         co_await x;
         co_await y;
         co_await h;
     }(sh));
-    EXPECT_FALSE(sh.timed_out.load()) << "the spawned child starved in its worker's slot";
+    EXPECT_FALSE(sh.timed_out.load()) << "the spawned child starved on its worker's spawn stack";
 }
