@@ -98,7 +98,7 @@ bool Scheduler::work_available(const Worker& self) const noexcept {
         // Every inbox, not only ours: a task handed to a worker that is parking (it
         // will see it, but is still in sleepers_) must keep the last worker from
         // advancing the virtual clock or checking for a deadlock meanwhile.
-        if (w->queue.approx_size() > 0 || w->inbox.maybe_nonempty() || w->spawned.maybe_nonempty()) return true;
+        if (w->queue.approx_size() > 0 || w->inbox.maybe_nonempty() || w->spawned.maybe_nonempty_sc()) return true;
     if (!self.overflow.empty() || self.woken.approx_size() != 0) return true;
     if (!opts_.virtual_time && next_deadline_.load(std::memory_order_seq_cst) <= now_ns()) return true;
     return stop_.load(std::memory_order_seq_cst);

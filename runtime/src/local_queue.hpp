@@ -1,7 +1,9 @@
 // runtime/src/local_queue.hpp — a worker's run queues: bounded FIFO rings that the
 // owner pushes at the tail and that the owner and thieves take from at the head.
 // LocalQueue (256 tasks) is the run queue; WakeArea (16) holds the tasks woken by the
-// task running on the worker (see "Wake area" in worker.cpp). Never installed.
+// task running on the worker (see "Wake area" in worker.cpp); Inbox (64) the tasks
+// other workers hand over; SpawnStack (16) the tasks spawned on the worker, newest
+// first (see "Spawn stack" in worker.cpp). Never installed.
 //
 // Algorithm: Go's per-P `runq` (runtime/proc.go: runqput, runqget, runqgrab) as also
 // used by Tokio (scheduler/multi_thread/queue.rs). We depart from DESIGN.md's
@@ -182,7 +184,8 @@ using WakeArea = RingQueue<16>;
 /// stack take the bottom (the oldest task, the biggest share of a tree).
 /// Locking: a TTAS spin lock guards the ring; each holder does a few loads and stores.
 /// The owner pays one locked instruction per push or pop (as the one-task exchange it
-/// replaces did) and meets contention only from a thief or the stall monitor's reader.
+/// replaces did) and meets contention only from a thief (the monitor and parking
+/// workers read the hint atomics on the lock's cache line, never the lock).
 /// Invariants: a task is in at most one stack and leaves it exactly once, under the lock
 /// (so it is run once); `seq` numbers grow from bottom to top, so the stall monitor can
 /// tell whether the task that was at the bottom at its mark is still there
@@ -240,6 +243,10 @@ public:
         // own latest store, so it never parks with a task here.
         return size_.load(std::memory_order_relaxed) != 0;
     }
+    /// maybe_nonempty() for park()'s re-check of other workers' stacks: seq_cst, the
+    /// load half of the Dekker pair with notify_one() after a push (as RingQueue's
+    /// approx_size()), so a worker never sleeps past a push it should have seen.
+    [[nodiscard]] bool maybe_nonempty_sc() const noexcept { return size_.load(std::memory_order_seq_cst) != 0; }
     /// For the stall monitor and the starvation rule (racy hints, as RingQueue's).
     [[nodiscard]] std::uint32_t head_index() const noexcept {
         // relaxed: a hint, written under the lock.
@@ -269,8 +276,10 @@ private:
         locked_.store(false, std::memory_order_release);
     }
     void publish() noexcept {  // under the lock: the hints read without it
-        // relaxed (the three): hints; the lock orders the ring itself.
+        // relaxed: a push that calls notify_one() is ordered before its load of idle_ by
+        // that seq_cst fence (the Dekker pair with park(), which loads maybe_nonempty_sc()).
         size_.store(n_, std::memory_order_relaxed);
+        // relaxed (these two): hints for the monitor; the lock orders the ring itself.
         bottom_seq_.store(n_ == 0 ? next_seq_ : slots_[lo_ % kCapacity].seq, std::memory_order_relaxed);
         end_seq_.store(next_seq_, std::memory_order_relaxed);
     }

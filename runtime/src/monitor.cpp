@@ -13,10 +13,11 @@
 // clock see it), which wakes an idle worker. It never runs a task, and it does not
 // allocate (a thread heap of its own slowed spawn_join by ~25%).
 //
-// The monitor also watches each run queue's head (and spawn stack): if it has not moved for kStallNs
-// while a worker sleeps (its owner runs one long task and the tasks behind it were
-// requeued without a notify, see "Yield" in worker.cpp), it calls notify_one(); the
-// woken worker steals half the queue. It never moves run-queue tasks itself.
+// The monitor also watches each run queue's head and each spawn stack's bottom: if one
+// has not moved for kStallNs while a worker sleeps (its owner runs one long task and
+// the tasks behind it were requeued without a notify, see "Yield" in worker.cpp), it
+// calls notify_one(); the woken worker steals half the queue, or takes the stack's
+// bottom on its second pass. It never moves run-queue or stack tasks itself.
 #include "scheduler_internal.hpp"
 
 #include <algorithm>

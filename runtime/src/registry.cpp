@@ -135,6 +135,29 @@ void Scheduler::registry_done() noexcept {
     s.done.store(s.done.load(std::memory_order_relaxed) + 1, std::memory_order_release);  // relaxed load: single writer
 }
 
+void Scheduler::count_finished() noexcept {
+    Worker* w = tl_worker;
+    RegistryShard& s = shards_[(w != nullptr && w->sched == this) ? w->index : workers_.size()];
+    if (&s == &shards_[workers_.size()]) {
+        std::lock_guard lk(s.ext_count_mx);
+        s.finished.fetch_add(1, std::memory_order_release);  // release: see unfinished_count()
+        return;
+    }
+    // release: before the kComplete CAS that tells joiners, so whoever sees the task
+    // complete (a JoinHandle, block_on) and then calls dump() reads this count.
+    s.finished.store(s.finished.load(std::memory_order_relaxed) + 1, std::memory_order_release);  // relaxed load: single writer
+}
+
+std::size_t Scheduler::unfinished_count() const noexcept {
+    // As live_count(), with `finished` for `done`.
+    std::uint64_t fin = 0, spawned = 0;
+    // acquire: pairs with count_finished()'s release stores.
+    for (std::size_t i = 0; i <= workers_.size(); ++i) fin += shards_[i].finished.load(std::memory_order_acquire);
+    // acquire: pairs with count_spawn()'s release stores.
+    for (std::size_t i = 0; i <= workers_.size(); ++i) spawned += shards_[i].spawned.load(std::memory_order_acquire);
+    return static_cast<std::size_t>(spawned - fin);
+}
+
 std::size_t Scheduler::live_count() const noexcept {
     // The shards cannot be read at one instant, and a task may be spawned into a shard
     // already read (its parent finishing in a shard read later): a per-shard live
@@ -173,6 +196,7 @@ void Scheduler::on_complete(TaskHeader& t) noexcept {
         // A statistic; the joiner's wake (release/acquire) carries it.
         bump(w->m_completed);
     if (t.listed_) registry_remove(t);
+    count_finished();
     // Sets kComplete; takes the join lock only if a joiner ever registered (a task
     // that finishes before anyone awaits it costs one CAS here, not three RMWs).
     if (t.complete_and_lock_joiners()) {
@@ -362,7 +386,9 @@ std::string Scheduler::snapshot(bool* stable_out, std::size_t* live_out) const {
     }
     // Unlisted tasks ("Registry" above): unnamed, queued before their first run or
     // inside it. Their existence alone means that something runs or will.
-    const std::size_t all = live_count();
+    // Not live_count(): a task stays in it until its frame is released, after its
+    // joiners were told (a dump right after block_on returned showed it: the soak).
+    const std::size_t all = unfinished_count();
     if (all > live) {
         stable = false;
         const std::size_t more = all - live;

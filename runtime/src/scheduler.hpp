@@ -4,8 +4,10 @@
 // ───────────────────────────── Overview ─────────────────────────────
 // One OS thread per worker, each with a bounded FIFO run queue (local_queue.hpp). A
 // task woken by the task running on a worker runs next on that worker (its wake
-// area); wakes and spawns from other threads go through a global queue (the
-// injector). A worker without work steals half of another's queue, then parks. Around
+// area); with 2+ workers a task spawned on a worker goes on its spawn stack and runs
+// newest first; wakes and spawns from other threads go through a global queue (the
+// injector). A worker without work steals half of another's queue (or, second, the
+// oldest task of a spawn stack), then parks. Around
 // the workers: a timer heap, a thread pool for to_thread, a stall monitor thread, and
 // a registry of the live tasks (dump, shutdown, deadlock detection).
 //
@@ -56,7 +58,7 @@ struct alignas(64) Worker {
     WorkerInbox inbox;                 // 2+ workers: tasks other workers hand over; owner pops
     SpawnStack spawned;                // 2+ workers: tasks spawned here, not yet started ("Spawn stack")
     std::atomic<bool> parked{false};   // owner writes in park(); migrate() reads
-    std::uint32_t woken_runs = 0;      // consecutive runs from `woken` (capped); owner only
+    std::uint32_t woken_runs = 0;      // consecutive runs from `woken` or `spawned` (capped); owner only
     std::uint32_t turn_bottom = 0;     // the spawn stack's bottom seq at the last turns; owner only
     std::uint32_t turn_stuck = 0;      // turns that found that same bottom; owner only
     struct Fired {
@@ -114,6 +116,10 @@ struct alignas(64) RegistryShard {
     // `spawned` (see there).
     std::atomic<std::uint64_t> spawned{0};
     std::atomic<std::uint64_t> done{0};
+    // Tasks finished on this shard's worker, counted before their joiners are told
+    // (dump()'s count of unlisted tasks: a task whose JoinHandle reads done is not in
+    // it). Written like `done`.
+    std::atomic<std::uint64_t> finished{0};
     // Ids are next_id * shards + shard index: the worker's own counter (owner only),
     // or under ext_count_mx for the last shard.
     std::uint64_t next_id = 0;
@@ -220,6 +226,7 @@ private:
     void registry_insert(TaskHeader& t) noexcept;
     void registry_remove(TaskHeader& t) noexcept;  // unlinks (before the frame may die)
     void registry_done() noexcept;  // counts a finished task (after its frame may have died)
+    void count_finished() noexcept;  // counts a task about to be marked complete
 
     void blocking_thread_main();
 
@@ -274,6 +281,8 @@ private:
 
     // Live tasks.
     [[nodiscard]] std::size_t live_count() const noexcept;
+    /// live_count() by `finished` instead of `done`: the tasks not yet complete.
+    [[nodiscard]] std::size_t unfinished_count() const noexcept;
     std::mutex live_mx_;
     std::condition_variable live_cv_;
     std::atomic<bool> shutting_down_{false};

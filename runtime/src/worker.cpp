@@ -54,8 +54,9 @@
 //     neither advances the virtual clock nor checks for a deadlock while a task sits
 //     in the inbox of a worker that is still parking (found in review: a task
 //     handed over in that window saw the clock jump).
-// Parallel work still spreads: spawned and yielding tasks go to the run queue, which
-// idle workers steal from (half a queue at a time).
+// Parallel work still spreads: yielding tasks go to the run queue, which idle workers
+// steal from (half a queue at a time), and spawns to the spawn stack (below), whose
+// oldest task a searching worker takes.
 //
 // Spawn stack (2+ workers; the work-first order of Cilk, oneTBB and TooManyCooks). A
 // task spawned on a worker goes on top of its SpawnStack (local_queue.hpp, 16 tasks,
@@ -87,8 +88,9 @@
 // tasks this worker already had, not new work, and a woken thief would split tasks
 // that contend for one primitive over two cores, where each acquisition costs a
 // cache-line transfer (lock_contended_64 on 2 workers: bimodal 20-490 ns/op with the
-// notify, 9-16 without). Idle workers still get these tasks: any spawn, wake-area
-// overflow or injection notifies, and a searching worker steals half a queue.
+// notify, 9-16 without). Idle workers still get these tasks: a spawn onto a non-empty
+// spawn stack, a wake-area overflow or an injection notifies, and a searching worker
+// steals half a queue.
 //
 // Batches. A worker runs its queue in batches, as asyncio's _run_once does: at each
 // batch boundary it fires due timers (appending their tasks in deadline order) and

@@ -253,8 +253,9 @@ TEST(SpawnStack, AChildBehindASpawnerThatNeverSuspendsIsRunElsewhere) {
 }
 
 TEST(SpawnStack, ForkJoinTreeRunsEveryTaskOnceOnTwoWorkers) {
-    // A recursive fork-join (fib_spawn's shape), deeper than the spawn stack: a full
-    // stack moves its bottom into the run queue, and idle workers steal from both.
+    // A recursive fork-join (fib_spawn's shape) on two workers: children run newest
+    // first from the spawn stack, thieves take its bottom, the starvation rule moves
+    // old bottoms to the run queue; every call runs once.
     struct Fib {
         static Task<long> fib(int n, std::atomic<long>& calls) {
             calls.fetch_add(1);
@@ -324,4 +325,25 @@ TEST(SpawnStack, AWakeAreaPingPongDoesNotStarveTheStack) {
         co_await h;
     }(sh));
     EXPECT_FALSE(sh.timed_out.load()) << "the spawned child starved on its worker's spawn stack";
+}
+
+TEST(SpawnStack, MoreSpawnsThanItHoldsInOneSliceRunOnceEach) {
+    // 1,000 spawns in one slice on two workers: the 16-task stack is full after 16,
+    // and every push then moves its bottom to the run queue (which overflows to the
+    // injector in turn); thieves take from all three. Every child runs exactly once.
+    Runtime rt(RuntimeOptions{.workers = 2});
+    constexpr int kChildren = 1000;
+    std::vector<std::atomic<int>> runs(kChildren);
+    rt.block_on([](std::vector<std::atomic<int>>& r) -> Task<void> {
+        std::vector<spindle::JoinHandle<void>> hs;
+        hs.reserve(r.size());
+        for (auto& slot : r)
+            hs.push_back(spindle::spawn([](std::atomic<int>& mine) -> Task<void> {
+                mine.fetch_add(1);
+                co_return;
+            }(slot)));
+        for (auto& h : hs) co_await h;
+    }(runs));
+    for (int i = 0; i < kChildren; ++i) EXPECT_EQ(runs[static_cast<std::size_t>(i)].load(), 1) << "child " << i;
+    EXPECT_EQ(rt.metrics().tasks_spawned, rt.metrics().tasks_completed);
 }
