@@ -121,31 +121,31 @@ void Scheduler::registry_remove(TaskHeader& t) noexcept {
     if (t.reg_next_ != nullptr) t.reg_next_->reg_prev_ = t.reg_prev_;
 }
 
+void Scheduler::count_on_own_shard(std::atomic<std::uint64_t> RegistryShard::*counter) noexcept {
+    Worker* w = tl_worker;
+    const bool own = w != nullptr && w->sched == this;
+    RegistryShard& s = shards_[own ? w->index : workers_.size()];
+    std::atomic<std::uint64_t>& c = s.*counter;
+    if (!own) {
+        // The last shard, shared by plain threads: its writers take the mutex.
+        std::lock_guard lk(s.ext_count_mx);
+        c.fetch_add(1, std::memory_order_release);  // release: as below
+        return;
+    }
+    // release: pairs with the acquire loads of live_count() / unfinished_count().
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_release);  // relaxed load: single writer
+}
+
 void Scheduler::registry_done() noexcept {
     // After the task's frame was released, so shutdown() that reads 0 sees every
     // frame destroyed. Tasks complete on workers only (final_suspend, run_task).
-    Worker* w = tl_worker;
-    RegistryShard& s = shards_[(w != nullptr && w->sched == this) ? w->index : workers_.size()];
-    if (&s == &shards_[workers_.size()]) {
-        std::lock_guard lk(s.ext_count_mx);
-        s.done.fetch_add(1, std::memory_order_release);  // release: see live_count()
-        return;
-    }
-    // release: pairs with live_count()'s acquire loads (the frame is gone before it).
-    s.done.store(s.done.load(std::memory_order_relaxed) + 1, std::memory_order_release);  // relaxed load: single writer
+    count_on_own_shard(&RegistryShard::done);
 }
 
 void Scheduler::count_finished() noexcept {
-    Worker* w = tl_worker;
-    RegistryShard& s = shards_[(w != nullptr && w->sched == this) ? w->index : workers_.size()];
-    if (&s == &shards_[workers_.size()]) {
-        std::lock_guard lk(s.ext_count_mx);
-        s.finished.fetch_add(1, std::memory_order_release);  // release: see unfinished_count()
-        return;
-    }
-    // release: before the kComplete CAS that tells joiners, so whoever sees the task
-    // complete (a JoinHandle, block_on) and then calls dump() reads this count.
-    s.finished.store(s.finished.load(std::memory_order_relaxed) + 1, std::memory_order_release);  // relaxed load: single writer
+    // Before the kComplete CAS that tells joiners, so whoever sees the task complete
+    // (a JoinHandle, block_on) and then calls dump() reads this count.
+    count_on_own_shard(&RegistryShard::finished);
 }
 
 std::size_t Scheduler::unfinished_count() const noexcept {

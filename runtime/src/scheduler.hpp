@@ -227,6 +227,9 @@ private:
     void registry_remove(TaskHeader& t) noexcept;  // unlinks (before the frame may die)
     void registry_done() noexcept;  // counts a finished task (after its frame may have died)
     void count_finished() noexcept;  // counts a task about to be marked complete
+    /// Adds one to `counter` of the calling worker's shard (the last shard, under its
+    /// mutex, on other threads).
+    void count_on_own_shard(std::atomic<std::uint64_t> RegistryShard::*counter) noexcept;
 
     void blocking_thread_main();
 
