@@ -281,7 +281,7 @@ private:
         size_.store(n_, std::memory_order_relaxed);
         // relaxed (these two): hints for the monitor; the lock orders the ring itself.
         bottom_seq_.store(n_ == 0 ? next_seq_ : slots_[lo_ % kCapacity].seq, std::memory_order_relaxed);
-        end_seq_.store(next_seq_, std::memory_order_relaxed);
+        end_seq_.store(next_seq_, std::memory_order_relaxed);  // relaxed: as above
     }
 
     alignas(64) std::atomic<bool> locked_{false};
