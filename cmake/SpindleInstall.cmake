@@ -1,11 +1,11 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-install(TARGETS spindle spindle_runtime spindle_sync EXPORT spindleTargets
+install(TARGETS spindle spindle_runtime spindle_sync spindle_net EXPORT spindleTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(DIRECTORY runtime/include/ sync/include/ ${PROJECT_BINARY_DIR}/generated/include/
+install(DIRECTORY include/ runtime/include/ sync/include/ net/include/ ${PROJECT_BINARY_DIR}/generated/include/
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 
 # pkg-config (relocatable): `pkg-config --cflags --libs spindle`.

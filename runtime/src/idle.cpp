@@ -19,9 +19,17 @@
 // sleeper or the sleeper sees the work.
 #include "scheduler_internal.hpp"
 
+#include "io.hpp"
+
 #include <algorithm>
 
 namespace spindle::detail {
+
+namespace {
+// Virtual time: how long (real time) the last idle worker polls for I/O before the
+// clock may jump while tasks wait on sockets (see park()).
+constexpr std::int64_t kVirtualIoGraceNs = 20'000'000;
+}  // namespace
 
 void Scheduler::notify_one() noexcept {
     // seq_cst fence: the store that published work (tail_ / injected_) must not be
@@ -54,9 +62,42 @@ Worker* Scheduler::take_sleeper() noexcept {
 }
 
 void Scheduler::wake_worker(Worker& w) noexcept {
-    // release: pairs with the acquire load in park() after the futex returns.
-    w.wake_word.store(1, std::memory_order_release);
-    futex_wake(w.wake_word);
+    // seq_cst: pairs with the acquire load in park() after the futex returns, and is
+    // the store half of the Dekker pair with idle_wait() (in_poll, then wake_word).
+    w.wake_word.store(1, std::memory_order_seq_cst);
+    // seq_cst: the load half of that pair. A worker in epoll_wait is woken through
+    // the driver's eventfd; one on its futex word by a futex wake.
+    if (w.in_poll.load(std::memory_order_seq_cst)) io_->notify();
+    else futex_wake(w.wake_word);
+}
+
+void Scheduler::idle_wait(Worker& w, std::int64_t timeout_ns) noexcept {
+    if (io_->active() && io_->try_lock_poll()) {
+        // seq_cst: Dekker with wake_worker(): in_poll before the wake_word re-read.
+        w.in_poll.store(true, std::memory_order_seq_cst);
+        // seq_cst: as above.
+        if (w.wake_word.load(std::memory_order_seq_cst) == 0) w.io_ready = io_->poll(w.io_events, timeout_ns);
+        // relaxed: a waker that still sees true writes the eventfd once more (drained
+        // by the next poll); the unlock below orders the poller's state.
+        w.in_poll.store(false, std::memory_order_relaxed);
+        io_->unlock_poll();
+        return;
+    }
+    futex_wait(w.wake_word, 0, timeout_ns);
+}
+
+void Scheduler::poll_io_now(Worker& w) noexcept {
+    if (!io_->try_lock_poll()) return;  // another worker is polling: it dispatches
+    w.io_ready = io_->poll(w.io_events, 0);
+    io_->unlock_poll();
+    dispatch_io(w);
+}
+
+void Scheduler::dispatch_io(Worker& w) noexcept {
+    if (w.io_ready == 0) return;
+    const int n = w.io_ready;
+    w.io_ready = 0;
+    io_->dispatch(w.io_events.data(), n);
 }
 
 void Scheduler::wake_parked(Worker& w) noexcept {
@@ -112,8 +153,17 @@ void Scheduler::park(Worker& w) {
         idle_.fetch_sub(kSearcherOne, std::memory_order_seq_cst);
     }
     if (work_available(w)) return;
+    // Virtual time with tasks waiting on I/O: before the clock may jump, the last idle
+    // worker first polls the driver for kVirtualIoGraceNs of real time (io.hpp), so
+    // a socket that real I/O makes ready soon beats a virtual timeout.
+    bool io_grace = false;
     if (opts_.virtual_time && sleepers_.size() + 1 == workers_.size() &&
+        blocking_running_.load(std::memory_order_seq_cst) == 0 &&  // seq_cst: see blocking_done()
+        !w.io_graced && io_->waiting() > 0) {
+        io_grace = true;
+    } else if (opts_.virtual_time && sleepers_.size() + 1 == workers_.size() &&
         blocking_running_.load(std::memory_order_seq_cst) == 0) {  // seq_cst: see blocking_done()
+        w.io_graced = false;
         // Everyone else sleeps and nothing can arrive but from outside: jump the clock.
         if (advance_virtual_clock()) {
             lk.unlock();
@@ -136,7 +186,7 @@ void Scheduler::park(Worker& w) {
     w.parked.store(true, std::memory_order_seq_cst);
     // relaxed: metrics.
     bump(w.m_parks);
-    std::int64_t timeout = -1;
+    std::int64_t timeout = io_grace ? kVirtualIoGraceNs : -1;
     if (!opts_.virtual_time) {
         // seq_cst: read after the announcement above (Dekker with add_timer).
         const std::int64_t d = next_deadline_.load(std::memory_order_seq_cst);
@@ -152,6 +202,7 @@ void Scheduler::park(Worker& w) {
     std::uint64_t watch_sig = 0;
     std::int64_t watch_start = 0;
     if (deadlock_ns_ > 0 && !opts_.virtual_time && timeout < 0 && sleepers_.size() == workers_.size() &&
+        io_->waiting() == 0 &&
         ext_count_.load(std::memory_order_seq_cst) > 0 &&  // seq_cst: read once per park, not a hot path
         blocking_running_.load(std::memory_order_seq_cst) == 0 &&  // seq_cst: as above
         next_deadline_.load(std::memory_order_seq_cst) == INT64_MAX) {  // seq_cst: as above
@@ -161,7 +212,10 @@ void Scheduler::park(Worker& w) {
         timeout = deadlock_ns_;
     }
     lk.unlock();
-    if (!work_available(w)) futex_wait(w.wake_word, 0, timeout);
+    if (!work_available(w)) idle_wait(w, timeout);
+    // The grace poll ended with no I/O and no wake: the next park may move the clock.
+    // relaxed: our own word (re-read after the futex or the poll).
+    if (io_grace) w.io_graced = w.io_ready == 0 && w.wake_word.load(std::memory_order_relaxed) == 0;
     // relaxed: only a heuristic for migrate() from here on (its exact check is the
     // seq_cst pair above, and a stale `true` only makes it keep the task).
     w.parked.store(false, std::memory_order_relaxed);
@@ -197,6 +251,7 @@ void Scheduler::park(Worker& w) {
     }
     lk.unlock();
     if (successor != nullptr) wake_worker(*successor);
+    dispatch_io(w);
     // seq_cst: Dekker with monitor_main(): our sleeper count left idle_ (an RMW, by us
     // or by our waker) before this load; the monitor stores monitor_idle_ before it
     // re-reads idle_. One of the two sees the other.

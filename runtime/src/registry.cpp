@@ -41,6 +41,8 @@
 // Nothing of this runs on a hot path: park() pays one branch on deadlock_ns_.
 #include "scheduler_internal.hpp"
 
+#include "io.hpp"
+
 #include "spindle/runtime/detail/wait_queue.hpp"
 
 #include <algorithm>
@@ -414,7 +416,8 @@ void Scheduler::check_deadlock_locked() {
     auto quiet = [this] {
         return ext_count_.load(std::memory_order_seq_cst) > 0 && injected_.load(std::memory_order_seq_cst) == 0 &&
                blocking_running_.load(std::memory_order_seq_cst) == 0 &&  // seq_cst: as above
-               next_deadline_.load(std::memory_order_seq_cst) == INT64_MAX;  // seq_cst: as above
+               next_deadline_.load(std::memory_order_seq_cst) == INT64_MAX &&  // seq_cst: as above
+               io_->waiting() == 0;  // a task waiting on a socket can be woken from outside
     };
     if (!quiet()) return;
     bool stable = false;

@@ -5,6 +5,8 @@
 // workers, then the blocking pool.
 #include "scheduler_internal.hpp"
 
+#include "io.hpp"
+
 #include "spindle/runtime/time.hpp"
 
 #include <algorithm>
@@ -37,6 +39,7 @@ Scheduler::Scheduler(const RuntimeOptions& opts) : opts_(opts), epoch_(std::chro
     debug_ = opts_.debug;
     deadlock_ns_ = opts_.deadlock_timeout.ms * 1'000'000;
     single_ = (n == 1);
+    io_ = new IoDriver(this);
     shards_ = std::make_unique<RegistryShard[]>(n + 1);
     sleepers_.reserve(n);
     workers_.reserve(n);
@@ -78,6 +81,8 @@ Scheduler::~Scheduler() {
     }
     block_cv_.notify_all();
     for (auto& th : block_threads_) th.join();
+    // Sockets that outlive the runtime keep the driver (closed) until they close.
+    io_->release();
 }
 
 }  // namespace spindle::detail

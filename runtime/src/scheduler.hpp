@@ -38,6 +38,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/epoll.h>
+
 #include <concurrentqueue/concurrentqueue.h>
 
 #include "local_queue.hpp"
@@ -48,6 +50,7 @@
 namespace spindle::detail {
 
 class Scheduler;
+class IoDriver;
 
 struct alignas(64) Worker {
     Scheduler* sched = nullptr;
@@ -71,6 +74,12 @@ struct alignas(64) Worker {
     bool searching = false;            // owner only
     bool sleeping = false;             // under Scheduler::idle_mx_
     std::atomic<std::uint32_t> wake_word{0};  // futex: sleeper waits while 0
+    // In epoll_wait instead of on wake_word (io.hpp): a waker writes the driver's
+    // eventfd. Dekker with wake_word (see wake_worker / idle_wait).
+    std::atomic<bool> in_poll{false};
+    std::vector<epoll_event> io_events;  // the poll's events; owner only
+    int io_ready = 0;                    // events in io_events not yet dispatched; owner only
+    bool io_graced = false;              // virtual time: a grace poll found no I/O; owner only
     // Metrics: written by the owner only (bump()), summed on read.
     std::atomic<std::uint64_t> m_steals{0}, m_parks{0}, m_unparks{0}, m_timers{0}, m_spawned{0},
         m_completed{0}, m_migrations{0};
@@ -167,6 +176,8 @@ public:
     };
 
     [[nodiscard]] const RuntimeOptions& options() const noexcept { return opts_; }
+    /// The I/O driver (io.hpp): one per runtime, made with it.
+    [[nodiscard]] IoDriver* io_driver() const noexcept { return io_; }
     [[nodiscard]] std::size_t worker_count() const noexcept { return workers_.size(); }
 
 private:
@@ -184,6 +195,13 @@ private:
     bool start_searching(Worker& w) noexcept;
     void stop_searching(Worker& w) noexcept;
     void park(Worker& w);
+    /// park()'s sleep: in epoll_wait when fds are registered and the poll lock is
+    /// free, else on the futex word.
+    void idle_wait(Worker& w, std::int64_t timeout_ns) noexcept;
+    /// A batch boundary's look at the I/O driver (no blocking).
+    void poll_io_now(Worker& w) noexcept;
+    /// Schedules the tasks that the events in w.io_events woke.
+    void dispatch_io(Worker& w) noexcept;
     void push_local(Worker& w, TaskHeader* t) noexcept;
     /// 2+ workers, on its own worker: `t` (just spawned) goes on top of the spawn
     /// stack ("Spawn stack" in worker.cpp).
@@ -234,6 +252,7 @@ private:
     void blocking_thread_main();
 
     RuntimeOptions opts_;
+    IoDriver* io_ = nullptr;  // a reference (the driver is counted: io.hpp)
     bool single_ = false;  // workers == 1: strict FIFO mode
     bool debug_ = false;   // opts_.debug or SPINDLE_DEBUG=1
     std::int64_t deadlock_ns_ = 0;  // 0 = off

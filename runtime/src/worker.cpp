@@ -97,6 +97,8 @@
 // pulls from the injector, then runs as many tasks as its queue held at that moment.
 #include "scheduler_internal.hpp"
 
+#include "io.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cinttypes>
@@ -262,6 +264,7 @@ void Scheduler::worker_main(Worker& w) {
             park(w);
             continue;
         }
+        w.io_graced = false;  // virtual time's I/O grace holds only until something runs (park())
         run_task(w, t);
     }
     tl_worker = nullptr;
@@ -313,6 +316,9 @@ TaskHeader* Scheduler::next_local(Worker& w) noexcept {
 }
 
 void Scheduler::batch_boundary(Worker& w) noexcept {
+    // I/O readiness first, then timers, then the injector: asyncio's _run_once order
+    // (select, due timers, then the ready queue).
+    if (io_->active()) poll_io_now(w);
     fire_due_timers(w);
     if (single_) {
         // asyncio order: everything that arrived from outside joins the ready queue.
