@@ -20,15 +20,25 @@
 #                   ../shared/peers (or $SPINDLE_PEERS), built in build/peers/, run right
 #                   after spindle_bench for each workload (peers always use 2 workers)
 #     --micro       also run the Google Benchmark micro-benchmarks (bench/micro), briefly
+#     --net         also the TCP echo workloads of ../shared/peers/net (tcp_echo_1, tcp_echo_64,
+#                   tcp_stream, tcp_connect_churn): its run.sh measures spindle_echo beside the
+#                   Go, Tokio, asyncio, Boost.Asio, plain-thread and epoll servers with its one
+#                   load client (--peers implies --net). --only with tcp_* names only runs
+#                   just those. --net-systems LIST: the built-in servers (default all six;
+#                   none = spindle only). --net-pin: server and client on CPU 0 (the total
+#                   CPU cost per operation; see ../shared/peers/net/README.md)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 orig_args="$*"
-peers=0 micro=0 workers="" pass=() only="" runs=3 scale="" systems=""
+peers=0 micro=0 net=0 net_pin=0 net_systems="" workers="" pass=() only="" runs=3 scale="" systems=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --peers) peers=1; shift ;;
+    --peers) peers=1; net=1; shift ;;
+    --net) net=1; shift ;;
+    --net-pin) net=1; net_pin=1; shift ;;
+    --net-systems) net=1; net_systems="$2"; shift 2 ;;
     --micro) micro=1; shift ;;
     --workers) workers="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
@@ -50,6 +60,7 @@ log "building Release (build/release, -j$jobs)"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DSPINDLE_BUILD_TESTS=OFF \
   -DSPINDLE_BUILD_EXAMPLES=OFF >/dev/null
 targets=(--target spindle_bench)
+[ $net -eq 1 ] && targets+=(--target spindle_echo)
 [ $micro -eq 1 ] && targets+=(--target spindle_micro_all)
 cmake --build build/release -j"$jobs" "${targets[@]}" >&2
 bin=build/release/bench/spindle_bench
@@ -128,7 +139,13 @@ fi
 
 # ───────── the run: workload by workload ─────────
 all=$("$bin" --list | cut -d' ' -f1 | uniq)
-if [ -n "$only" ]; then sel=$(tr ',' '\n' <<< "$only"); else sel="$all"; fi
+net_only=""
+if [ -n "$only" ]; then
+  sel=$(tr ',' '\n' <<< "$only" | grep -v '^tcp_' || true)
+  net_only=$(tr ',' '\n' <<< "$only" | grep '^tcp_' | paste -sd, || true)
+  [ -n "$net_only" ] && net=1
+  [ -z "$net_only" ] && [ $net -eq 1 ] && [ -n "$sel" ] && net=0  # --only named no tcp_ workload
+else sel="$all"; fi
 n=$(wc -w <<< "$sel") k=0
 for w in $sel; do
   k=$((k + 1))
@@ -143,6 +160,21 @@ for w in $sel; do
     if [ -n "$line" ]; then echo "$line" | tee -a "$raw"; else log "  $name/$w: no result (see log.txt)"; fi
   done
 done
+
+# ───────── network (--net): ../shared/peers/net/run.sh, spindle_echo beside the peers ─────────
+if [ $net -eq 1 ]; then
+  nsrc="${SPINDLE_PEERS:-$root/../shared/peers}/net"
+  [ -d "$nsrc" ] || nsrc="/work/shared/peers/net"
+  nb="$root/build/peers/net"
+  mkdir -p "$nb" && cp -r "$nsrc/." "$nb/" && chmod -R u+w "$nb"
+  nargs=(--runs "$runs" --server "spindle=$root/build/release/bench/spindle_echo")
+  [ -n "$scale" ] && nargs+=(--scale "$scale")
+  [ -n "$net_only" ] && nargs+=(--only "$net_only")
+  [ -n "$net_systems" ] && nargs+=(--system "$net_systems")
+  [ $net_pin -eq 1 ] && nargs+=(--server-cpus 0 --client-cpus 0)
+  log "network workloads: $nb/run.sh ${nargs[*]}"
+  "$nb/run.sh" "${nargs[@]}" 2>>"$out/log.txt" | tee -a "$raw" || status=1
+fi
 
 echo >&2
 python3 scripts/table.py "$raw" --md "$out/table.md" --csv "$out/table.csv" --png "$out/ratios.png" | tee "$out/table.txt"

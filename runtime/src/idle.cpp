@@ -97,7 +97,7 @@ void Scheduler::dispatch_io(Worker& w) noexcept {
     if (w.io_ready == 0) return;
     const int n = w.io_ready;
     w.io_ready = 0;
-    io_->dispatch(w.io_events.data(), n);
+    io_->dispatch(w.io_events.data(), n, w.io_woken);
 }
 
 void Scheduler::wake_parked(Worker& w) noexcept {

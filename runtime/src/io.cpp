@@ -17,9 +17,12 @@ namespace spindle::detail {
 
 struct IoAccess {
     static IoDriver*& driver(IoRegistration& r) noexcept { return r.driver_; }
-    static IoSlot*& slot(IoRegistration& r) noexcept { return r.slot_; }
+    static std::atomic<IoSlot*>& slot(IoRegistration& r) noexcept { return r.slot_; }
     static std::uint32_t& gen(IoRegistration& r) noexcept { return r.gen_; }
-    static const IoSlot* slot(const IoRegistration& r) noexcept { return r.slot_; }
+    static const IoSlot* slot(const IoRegistration& r) noexcept {
+        // acquire: pairs with the release store in register_once().
+        return r.slot_.load(std::memory_order_acquire);
+    }
 };
 
 namespace {
@@ -133,6 +136,7 @@ IoSlot* IoDriver::attach(int fd, std::uint32_t* gen) {
 }
 
 void IoDriver::detach(IoSlot* s, std::uint32_t gen) noexcept {
+    IoWaiterNode* claimed = nullptr;  // chained through `next` once unlinked
     {
         std::lock_guard lk(s->mx);
         if (s->gen != gen) return;
@@ -143,12 +147,21 @@ void IoDriver::detach(IoSlot* s, std::uint32_t gen) noexcept {
             while (IoWaiterNode* n = s->head[d]) {
                 unlink(*s, d, *n);
                 waiting_.fetch_sub(1);
-                // Under the lock: the claim freezes the task, so its header is valid
-                // when we schedule it (a waiter that lost to a canceller is resumed by
-                // the canceller, and finds itself unlinked).
-                if (n->task->claim(n->token)) n->task->schedule();
+                // The claim freezes the task, so the node (in its frame) and its header
+                // stay valid after we unlock; a waiter that lost to a canceller is
+                // resumed by the canceller, and finds itself unlinked.
+                if (n->task->claim(n->token)) {
+                    n->next = claimed;
+                    claimed = n;
+                }
             }
         }
+    }
+    while (claimed != nullptr) {
+        IoWaiterNode* n = claimed;
+        claimed = n->next;
+        n->next = nullptr;
+        n->task->schedule();  // the node may die from here on
     }
     // relaxed: as in attach().
     registered_.fetch_sub(1, std::memory_order_relaxed);
@@ -194,7 +207,8 @@ int IoDriver::poll(std::vector<epoll_event>& out, std::int64_t timeout_ns) noexc
     return k;
 }
 
-void IoDriver::dispatch(const epoll_event* ev, int n) noexcept {
+void IoDriver::dispatch(const epoll_event* ev, int n, std::vector<TaskHeader*>& woken) noexcept {
+    woken.clear();
     for (int i = 0; i < n; ++i) {
         const std::uint64_t data = ev[i].data.u64;
         IoSlot* s = slot_at(static_cast<std::uint32_t>(data));
@@ -211,10 +225,21 @@ void IoDriver::dispatch(const epoll_event* ev, int n) noexcept {
             while (IoWaiterNode* w = s->head[d]) {
                 unlink(*s, d, *w);
                 waiting_.fetch_sub(1);
-                if (w->task->claim(w->token)) w->task->schedule();
+                // A won claim freezes the task: its header stays valid after we unlock.
+                // (Scheduled outside the slot lock: scheduling may take idle_mx_, under
+                // which a deadlock check reads the slots.)
+                if (w->task->claim(w->token)) {
+                    try {
+                        woken.push_back(w->task);
+                    } catch (...) {  // out of memory: schedule it under the lock instead
+                        w->task->schedule();
+                    }
+                }
             }
         }
     }
+    for (TaskHeader* t : woken) t->schedule();
+    woken.clear();
 }
 
 void IoDriver::notify() noexcept {
@@ -222,28 +247,67 @@ void IoDriver::notify() noexcept {
     (void)!::write(evfd_, &one, sizeof one);
 }
 
+void IoDriver::collect_waiters(std::vector<WaitInfo>& out) const {
+    std::lock_guard lk(slab_mx_);
+    for (std::uint32_t i = 0; i < next_index_; ++i) {
+        IoSlot* s = slot_at(i);
+        std::lock_guard sl(s->mx);
+        for (int d = 0; d < 2; ++d)
+            for (const IoWaiterNode* n = s->head[d]; n != nullptr; n = n->next)
+                out.push_back({n->task, s->fd, static_cast<IoDir>(d)});
+    }
+}
+
 // ───────────────────────── the wait (detail/io.hpp) ─────────────────────────
 
+namespace {
+// Serializes first registrations (once per socket: cheap next to the epoll_ctl).
+std::mutex g_register_mx;
+}  // namespace
+
+// Moving or resetting a registration while another task uses the socket is the
+// caller's race (like destroying a socket in use): relaxed accesses below.
 IoRegistration::IoRegistration(IoRegistration&& o) noexcept
-    : driver_(std::exchange(o.driver_, nullptr)), slot_(std::exchange(o.slot_, nullptr)), gen_(o.gen_) {}
+    : driver_(std::exchange(o.driver_, nullptr)),
+      slot_(o.slot_.exchange(nullptr, std::memory_order_relaxed)),  // relaxed: see above
+      gen_(o.gen_) {}
 
 IoRegistration& IoRegistration::operator=(IoRegistration&& o) noexcept {
     if (this != &o) {
         reset();
         driver_ = std::exchange(o.driver_, nullptr);
-        slot_ = std::exchange(o.slot_, nullptr);
+        // relaxed: see above.
+        slot_.store(o.slot_.exchange(nullptr, std::memory_order_relaxed), std::memory_order_relaxed);
         gen_ = o.gen_;
     }
     return *this;
 }
 
 void IoRegistration::reset() noexcept {
-    if (slot_ == nullptr) return;
-    driver_->detach(slot_, gen_);
+    // acquire: pairs with the release store in register_once() (another task may have
+    // registered the socket).
+    IoSlot* s = slot_.load(std::memory_order_acquire);
+    if (s == nullptr) return;
+    driver_->detach(s, gen_);
     driver_->release();
     driver_ = nullptr;
-    slot_ = nullptr;
+    // relaxed: the socket is being closed; nobody else may use it from here on.
+    slot_.store(nullptr, std::memory_order_relaxed);
 }
+
+namespace {
+void register_once(IoRegistration& reg, IoDriver* d, int fd) {
+    std::lock_guard lk(g_register_mx);
+    if (reg.registered()) return;
+    std::uint32_t g = 0;
+    IoSlot* s = d->attach(fd, &g);
+    d->add_ref();
+    IoAccess::driver(reg) = d;
+    IoAccess::gen(reg) = g;
+    // release: publishes driver_ and gen_ to registered()/IoAccess::slot() readers.
+    IoAccess::slot(reg).store(s, std::memory_order_release);
+}
+}  // namespace
 
 std::uint64_t io_tick(const IoRegistration& reg, IoDir dir) noexcept {
     const IoSlot* s = IoAccess::slot(reg);
@@ -254,17 +318,10 @@ std::uint64_t io_tick(const IoRegistration& reg, IoDir dir) noexcept {
 bool IoWait::await_ready() {
     TaskHeader& t = require_task("spindle::net (waiting on a socket)");
     IoDriver* d = t.sched_->io_driver();
-    if (!reg->registered()) {
-        std::uint32_t g = 0;
-        IoSlot* s = d->attach(fd, &g);
-        d->add_ref();
-        IoAccess::driver(*reg) = d;
-        IoAccess::slot(*reg) = s;
-        IoAccess::gen(*reg) = g;
-    } else if (IoAccess::driver(*reg) != d) {
+    if (!reg->registered()) register_once(*reg, d, fd);
+    if (IoAccess::driver(*reg) != d)
         throw std::logic_error("spindle::net: a socket is used by a task of another runtime than the one it joined");
-    }
-    slot = IoAccess::slot(*reg);
+    slot = const_cast<IoSlot*>(IoAccess::slot(std::as_const(*reg)));
     driver = d;
     node.task = &t;
     // seq_cst: as in io_tick().

@@ -30,6 +30,8 @@
 //   - a waiter is in list d iff node.linked; it is linked only with its wait armed,
 //     and unlinked by the driver (which claims its wait and schedules the task on
 //     success), by detach() (same), or by the task itself when it resumes;
+//   - a task is scheduled only after the slot lock is released (lock order: idle_mx_,
+//     under which a deadlock check may read the slots, before any slot lock);
 //   - waiting_ counts linked waiters (deadlock detection and virtual time treat a
 //     task waiting on I/O as one that the outside world can wake).
 // No lost wake-up: a waiter links itself only after checking, under the lock,
@@ -106,10 +108,20 @@ public:
     /// Under the poll lock: waits up to timeout_ns (-1: no limit, 0: just look) and
     /// returns the number of events stored in `out` (the eventfd's already drained).
     int poll(std::vector<epoll_event>& out, std::int64_t timeout_ns) noexcept;
-    /// Bumps ticks and schedules the woken waiters, from the calling worker.
-    void dispatch(const epoll_event* ev, int n) noexcept;
+    /// Bumps ticks and schedules the woken waiters, from the calling worker
+    /// (`woken`: its scratch list).
+    void dispatch(const epoll_event* ev, int n, std::vector<TaskHeader*>& woken) noexcept;
     /// Interrupts the epoll_wait of the poller (eventfd).
     void notify() noexcept;
+
+    /// Runtime::dump(): every task waiting on an fd, with the fd and the direction
+    /// (each slot read under its lock; pointers only to compare).
+    struct WaitInfo {
+        const TaskHeader* task;
+        int fd;
+        IoDir dir;
+    };
+    void collect_waiters(std::vector<WaitInfo>& out) const;
 
     Scheduler* scheduler() const noexcept { return sched_; }
     // Linked waiters (see the invariants).
@@ -129,7 +141,7 @@ private:
     std::atomic<int> refs_{1};
     std::atomic<std::int64_t> registered_{0};
     std::atomic<bool> poll_locked_{false};
-    std::mutex slab_mx_;
+    mutable std::mutex slab_mx_;
     std::vector<std::uint32_t> free_;     // under slab_mx_
     std::uint32_t next_index_ = 0;        // under slab_mx_
     std::unique_ptr<std::atomic<IoSlot*>[]> chunks_;

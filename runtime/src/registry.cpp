@@ -293,6 +293,9 @@ std::string Scheduler::snapshot(bool* stable_out, std::size_t* live_out) const {
         blocking.assign(blocking_tasks_.begin(), blocking_tasks_.end());
     }
     if (!blocking.empty()) stable = false;
+    // 2b. Tasks waiting on an fd (the I/O driver's slots).
+    std::vector<IoDriver::WaitInfo> io_waits;
+    io_->collect_waiters(io_waits);
     // 3. Every registry shard, held together: no task can leave the registry (so none
     //    can complete and free its frame) while we look at it, and none can join it.
     std::vector<std::unique_lock<SpinLock>> held;
@@ -360,6 +363,10 @@ std::string Scheduler::snapshot(bool* stable_out, std::size_t* live_out) const {
                             join->target_name + "\"";
                 } else if (deadline >= 0) {
                     line += "sleeping until " + fmt_time(deadline) + " (now " + fmt_time(now) + ")";
+                } else if (const auto io = std::find_if(io_waits.begin(), io_waits.end(),
+                                                        [t](const IoDriver::WaitInfo& x) { return x.task == t; });
+                           io != io_waits.end()) {
+                    line += "parked on fd " + std::to_string(io->fd) + (io->dir == IoDir::read ? " (read)" : " (write)");
                 } else if (in_thread) {
                     line += "parked on to_thread (a blocking job is running)";
                 } else if ((w1 & TaskHeader::kSyncWait) != 0U) {

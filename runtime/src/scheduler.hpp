@@ -78,6 +78,7 @@ struct alignas(64) Worker {
     // eventfd. Dekker with wake_word (see wake_worker / idle_wait).
     std::atomic<bool> in_poll{false};
     std::vector<epoll_event> io_events;  // the poll's events; owner only
+    std::vector<TaskHeader*> io_woken;   // dispatch's scratch list; owner only
     int io_ready = 0;                    // events in io_events not yet dispatched; owner only
     bool io_graced = false;              // virtual time: a grace poll found no I/O; owner only
     // Metrics: written by the owner only (bump()), summed on read.

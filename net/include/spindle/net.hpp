@@ -152,7 +152,8 @@ private:
 /// Waits until the non-blocking fd `fd`, which the caller owns and keeps open
 /// meanwhile, is readable (or has hung up / failed). Any kind of fd epoll accepts:
 /// a pipe, an eventfd, a foreign library's socket (asyncio's add_reader, Tokio's
-/// AsyncFd). Cancel-safe. std::system_error if epoll refuses the fd (a regular file).
+/// AsyncFd). Cancel-safe. A regular file is always ready (poll(2) says so), so the
+/// wait ends at once; std::system_error for a closed fd (EBADF) or one epoll refuses.
 Task<void> readable(int fd);
 /// As readable(), for writability.
 Task<void> writable(int fd);

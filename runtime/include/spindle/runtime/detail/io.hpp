@@ -15,6 +15,7 @@
 // lost, and a wake-up may be spurious (the caller loops).
 #pragma once
 
+#include <atomic>
 #include <coroutine>
 #include <cstdint>
 
@@ -41,12 +42,18 @@ public:
     /// Leaves the driver (before the fd is closed) and wakes every task still
     /// waiting on it (their calls then find the socket closed).
     void reset() noexcept;
-    [[nodiscard]] bool registered() const noexcept { return slot_ != nullptr; }
+    [[nodiscard]] bool registered() const noexcept {
+        // acquire: pairs with the release store that published driver_ and gen_.
+        return slot_.load(std::memory_order_acquire) != nullptr;
+    }
 
 private:
     friend struct IoAccess;
+    // Two tasks may make a socket's first waits at once (one reads, one writes): the
+    // registration is made once, under a lock, and published by the release store of
+    // slot_ after driver_ and gen_ (which never change while registered).
     IoDriver* driver_ = nullptr;  // holds a reference while registered
-    IoSlot* slot_ = nullptr;
+    std::atomic<IoSlot*> slot_{nullptr};
     std::uint32_t gen_ = 0;
 };
 
