@@ -1,6 +1,17 @@
 // net/src/net.cpp — spindle::net: TcpListener, TcpStream, readable/writable. Every
 // waiting call follows the protocol of spindle/runtime/detail/io.hpp: read the
 // readiness tick, try the system call, and wait for the tick to move only on EAGAIN.
+//
+// Closing (SocketCore, net.hpp). Another task may close() a socket while calls are
+// in flight on it, on another worker: the call may be between its check and its
+// system call, so the fd number must stay ours until it has left. Each call holds an
+// entry in state_ (Guard) for its whole length, waits included; close() sets the
+// closed bit (one CAS, with an entry of its own), and if calls are in flight it
+// shuts the socket down (a parked recv/accept sees end of stream or an error at once)
+// and wakes the waiters (IoWait checks the closed bit under the slot lock, so none
+// can link itself after that wake); the last entry to leave deregisters and closes
+// the fd. Calls re-check the bit before every system call and then throw
+// std::logic_error.
 #include "spindle/net.hpp"
 
 #include <arpa/inet.h>
@@ -23,9 +34,9 @@ namespace spindle::net {
 
 namespace {
 
-using detail::IoDir;
-using detail::IoWait;
-using detail::io_tick;
+using spindle::detail::IoDir;
+using spindle::detail::IoWait;
+using spindle::detail::io_tick;
 
 [[noreturn]] void throw_errno(int e, const std::string& what) {
     throw std::system_error(e, std::generic_category(), "spindle::net: " + what);
@@ -93,51 +104,121 @@ IncompleteReadError::IncompleteReadError(std::vector<std::byte> partial, std::si
       partial_(std::move(partial)),
       expected_(expected) {}
 
-// ───────────────────────── TcpStream ─────────────────────────
+// ───────────────────────── SocketCore ─────────────────────────
 
-TcpStream::TcpStream(int fd) : fd_(fd) {
-    if (fd < 0) throw std::invalid_argument("spindle::net::TcpStream: negative fd");
-    const int flags = ::fcntl(fd, F_GETFL);
-    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
-        fd_ = -1;
-        throw_errno(errno, "fcntl(O_NONBLOCK)");
-    }
-}
+namespace detail {
 
-TcpStream::TcpStream(TcpStream&& other) noexcept : fd_(std::exchange(other.fd_, -1)), reg_(std::move(other.reg_)) {}
+SocketCore::SocketCore(SocketCore&& o) noexcept
+    // relaxed (these three): moving a socket while calls are in flight is the caller's race.
+    : fd_(o.fd_.exchange(-1, std::memory_order_relaxed)),
+      state_(o.state_.exchange(0, std::memory_order_relaxed)),  // relaxed: as above
+      reg_(std::move(o.reg_)) {}
 
-TcpStream& TcpStream::operator=(TcpStream&& other) noexcept {
-    if (this != &other) {
+SocketCore& SocketCore::operator=(SocketCore&& o) noexcept {
+    if (this != &o) {
         close();
-        fd_ = std::exchange(other.fd_, -1);
-        reg_ = std::move(other.reg_);
+        // relaxed (these four): as in the move constructor.
+        fd_.store(o.fd_.exchange(-1, std::memory_order_relaxed), std::memory_order_relaxed);
+        state_.store(o.state_.exchange(0, std::memory_order_relaxed), std::memory_order_relaxed);
+        reg_ = std::move(o.reg_);
     }
     return *this;
 }
 
-TcpStream::~TcpStream() { close(); }
-
-void TcpStream::close() noexcept {
-    if (fd_ < 0) return;
-    const int fd = std::exchange(fd_, -1);
-    reg_.reset();  // leaves epoll and wakes waiters (they find fd_ == -1) before the fd number can be reused
-    ::close(fd);
+bool SocketCore::enter() noexcept {
+    // relaxed: the CAS validates.
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    do {
+        if ((s & 1U) != 0U || fd() < 0) return false;
+        // acquire: the fd and registration stay ours until we leave (pairs with
+        // leave()'s release); failure relaxed: re-validated.
+    } while (!state_.compare_exchange_weak(s, s + 2, std::memory_order_acquire, std::memory_order_relaxed));
+    return true;
 }
 
-int TcpStream::checked_fd(const char* what) const {
-    if (fd_ < 0) throw_closed(what);
-    return fd_;
+void SocketCore::leave() noexcept {
+    // acq_rel: the last one out (closed, no call left) sees every other call's use of
+    // the fd before it releases it.
+    if (state_.fetch_sub(2, std::memory_order_acq_rel) == 3) release();
 }
+
+void SocketCore::close() noexcept {
+    // relaxed: the CAS validates.
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    do {
+        if ((s & 1U) != 0U) return;
+        if (fd() < 0) return;  // never opened, or moved from
+        // seq_cst: the Dekker pair with IoWait (closed bit, then the slot; see
+        // register_once in runtime/src/io.cpp); the entry keeps the fd ours.
+    } while (!state_.compare_exchange_weak(s, (s | 1U) + 2, std::memory_order_seq_cst, std::memory_order_relaxed));
+    if ((s >> 1) != 0U) {
+        // Calls in flight: stop the socket (recv returns 0, accept fails) and wake
+        // the parked ones; each throws std::logic_error at its next check.
+        (void)::shutdown(fd(), SHUT_RDWR);
+        reg_.wake_all();
+    }
+    leave();
+}
+
+void SocketCore::release() noexcept {
+    reg_.reset();  // leaves epoll before the number can be reused
+    // relaxed: no call is in flight (state_ says so, acquired by leave()).
+    const int fd = fd_.exchange(-1, std::memory_order_relaxed);
+    if (fd >= 0) ::close(fd);
+}
+
+}  // namespace detail
+
+namespace {
+
+/// A call's entry in SocketCore::state_ (see "Closing").
+class Guard {
+public:
+    Guard(detail::SocketCore& c, const char* what) : c_(c), what_(what) {
+        if (!c.enter()) throw_closed(what);
+    }
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
+    ~Guard() { c_.leave(); }
+    /// The fd, or std::logic_error if the socket was closed since the call began.
+    [[nodiscard]] int fd() const {
+        // acquire: pairs with close()'s CAS.
+        if ((c_.state_.load(std::memory_order_acquire) & 1U) != 0U) throw_closed(what_);
+        return c_.fd();
+    }
+
+private:
+    detail::SocketCore& c_;
+    const char* what_;
+};
+
+}  // namespace
+
+// ───────────────────────── TcpStream ─────────────────────────
+
+TcpStream::TcpStream(int fd) {
+    if (fd < 0) throw std::invalid_argument("spindle::net::TcpStream: negative fd");
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) throw_errno(errno, "fcntl(O_NONBLOCK)");
+    core_.fd_.store(fd, std::memory_order_relaxed);  // relaxed: not shared yet
+}
+
+TcpStream::TcpStream(TcpStream&& other) noexcept = default;
+TcpStream& TcpStream::operator=(TcpStream&& other) noexcept = default;
+TcpStream::~TcpStream() = default;
+
+void TcpStream::close() noexcept { core_.close(); }
 
 Task<TcpStream> TcpStream::connect(std::string_view host, std::uint16_t port) {
     const Address a = parse(host, port);
     TcpStream s;
-    s.fd_ = new_socket(a.family);
-    if (::connect(s.fd_, reinterpret_cast<const sockaddr*>(&a.ss), a.len) == 0) co_return s;
+    // `s` is ours alone until it is returned (no Guard: it would move with it).
+    const int fd = new_socket(a.family);
+    s.core_.fd_.store(fd, std::memory_order_relaxed);  // relaxed: not shared yet
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a.ss), a.len) == 0) co_return s;
     if (errno != EINPROGRESS) throw_errno(errno, "connect");
     for (;;) {
-        const int fd = s.checked_fd("connect");
-        const std::uint64_t tick = io_tick(s.reg_, IoDir::write);
+        const std::uint64_t tick = io_tick(s.core_.reg_, IoDir::write);
         int err = 0;
         socklen_t len = sizeof err;
         if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) throw_errno(errno, "getsockopt(SO_ERROR)");
@@ -146,20 +227,21 @@ Task<TcpStream> TcpStream::connect(std::string_view host, std::uint16_t port) {
         socklen_t plen = sizeof peer;
         if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0) co_return s;
         if (errno != ENOTCONN) throw_errno(errno, "connect");
-        co_await IoWait{s.reg_, fd, IoDir::write, tick};
+        co_await IoWait{s.core_.reg_, fd, IoDir::write, tick};
     }
 }
 
 Task<std::size_t> TcpStream::read(std::span<std::byte> buf) {
+    const Guard g(core_, "read");
     for (;;) {
-        const int fd = checked_fd("read");
+        const int fd = g.fd();
         if (buf.empty()) co_return 0;
-        if (!detail::coop_consume()) co_await yield_now();  // a reader that never waits must not starve the others
-        const std::uint64_t tick = io_tick(reg_, IoDir::read);
-        const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+        if (!spindle::detail::coop_consume()) co_await yield_now();  // a reader that never waits must not starve the others
+        const std::uint64_t tick = io_tick(core_.reg_, IoDir::read);
+        const ssize_t n = ::recv(g.fd(), buf.data(), buf.size(), 0);
         if (n >= 0) co_return static_cast<std::size_t>(n);
         const int e = errno;
-        if (would_block(e)) co_await IoWait{reg_, fd, IoDir::read, tick};
+        if (would_block(e)) co_await IoWait{core_.reg_, fd, IoDir::read, tick, &core_.state_};
         else if (e != EINTR) throw_errno(e, "read");
     }
 }
@@ -174,89 +256,81 @@ Task<void> TcpStream::read_exact(std::span<std::byte> buf) {
 }
 
 Task<void> TcpStream::write_all(std::span<const std::byte> buf) {
+    const Guard g(core_, "write_all");
     std::size_t off = 0;
     for (;;) {
-        const int fd = checked_fd("write_all");
+        const int fd = g.fd();
         if (off == buf.size()) co_return;
-        if (!detail::coop_consume()) co_await yield_now();
-        const std::uint64_t tick = io_tick(reg_, IoDir::write);
-        const ssize_t n = ::send(fd, buf.data() + off, buf.size() - off, MSG_NOSIGNAL);
+        if (!spindle::detail::coop_consume()) co_await yield_now();
+        const std::uint64_t tick = io_tick(core_.reg_, IoDir::write);
+        const ssize_t n = ::send(g.fd(), buf.data() + off, buf.size() - off, MSG_NOSIGNAL);
         if (n >= 0) {
             off += static_cast<std::size_t>(n);
             continue;
         }
         const int e = errno;
-        if (would_block(e)) co_await IoWait{reg_, fd, IoDir::write, tick};
+        if (would_block(e)) co_await IoWait{core_.reg_, fd, IoDir::write, tick, &core_.state_};
         else if (e != EINTR) throw_errno(e, "write_all");
     }
 }
 
 void TcpStream::shutdown_write() {
-    if (::shutdown(checked_fd("shutdown_write"), SHUT_WR) != 0) throw_errno(errno, "shutdown_write");
+    const Guard g(core_, "shutdown_write");
+    if (::shutdown(g.fd(), SHUT_WR) != 0) throw_errno(errno, "shutdown_write");
 }
 
 void TcpStream::set_nodelay(bool on) {
+    const Guard g(core_, "set_nodelay");
     const int v = on ? 1 : 0;
-    if (::setsockopt(checked_fd("set_nodelay"), IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) != 0)
-        throw_errno(errno, "setsockopt(TCP_NODELAY)");
+    if (::setsockopt(g.fd(), IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) != 0) throw_errno(errno, "setsockopt(TCP_NODELAY)");
 }
 
-std::uint16_t TcpStream::local_port() const { return port_of(checked_fd("local_port")); }
+std::uint16_t TcpStream::local_port() const {
+    const Guard g(const_cast<detail::SocketCore&>(core_), "local_port");
+    return port_of(g.fd());
+}
 
 // ───────────────────────── TcpListener ─────────────────────────
 
-TcpListener::TcpListener(TcpListener&& other) noexcept : fd_(std::exchange(other.fd_, -1)), reg_(std::move(other.reg_)) {}
+TcpListener::TcpListener(TcpListener&& other) noexcept = default;
+TcpListener& TcpListener::operator=(TcpListener&& other) noexcept = default;
+TcpListener::~TcpListener() = default;
 
-TcpListener& TcpListener::operator=(TcpListener&& other) noexcept {
-    if (this != &other) {
-        close();
-        fd_ = std::exchange(other.fd_, -1);
-        reg_ = std::move(other.reg_);
-    }
-    return *this;
-}
-
-TcpListener::~TcpListener() { close(); }
-
-void TcpListener::close() noexcept {
-    if (fd_ < 0) return;
-    const int fd = std::exchange(fd_, -1);
-    reg_.reset();
-    ::close(fd);
-}
+void TcpListener::close() noexcept { core_.close(); }
 
 TcpListener TcpListener::bind(std::string_view host, std::uint16_t port, int backlog) {
     const Address a = parse(host, port);
     TcpListener l;
-    l.fd_ = new_socket(a.family);
+    const int fd = new_socket(a.family);
+    l.core_.fd_.store(fd, std::memory_order_relaxed);  // relaxed: not shared yet
     const int one = 1;
-    if (::setsockopt(l.fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) throw_errno(errno, "setsockopt(SO_REUSEADDR)");
-    if (::bind(l.fd_, reinterpret_cast<const sockaddr*>(&a.ss), a.len) != 0) throw_errno(errno, "bind " + std::string(host) + ":" + std::to_string(port));
-    if (::listen(l.fd_, backlog) != 0) throw_errno(errno, "listen");
+    if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) throw_errno(errno, "setsockopt(SO_REUSEADDR)");
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&a.ss), a.len) != 0) throw_errno(errno, "bind " + std::string(host) + ":" + std::to_string(port));
+    if (::listen(fd, backlog) != 0) throw_errno(errno, "listen");
     return l;
 }
 
 Task<TcpStream> TcpListener::accept() {
+    const Guard g(core_, "accept");
     for (;;) {
-        if (fd_ < 0) throw_closed("accept");
-        const int fd = fd_;
-        if (!detail::coop_consume()) co_await yield_now();
-        const std::uint64_t tick = io_tick(reg_, IoDir::read);
-        const int c = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        const int fd = g.fd();
+        if (!spindle::detail::coop_consume()) co_await yield_now();
+        const std::uint64_t tick = io_tick(core_.reg_, IoDir::read);
+        const int c = ::accept4(g.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c >= 0) {
             TcpStream s;
-            s.fd_ = c;
+            s.core_.fd_.store(c, std::memory_order_relaxed);  // relaxed: not shared yet
             co_return s;
         }
         const int e = errno;
-        if (would_block(e)) co_await IoWait{reg_, fd, IoDir::read, tick};
+        if (would_block(e)) co_await IoWait{core_.reg_, fd, IoDir::read, tick, &core_.state_};
         else if (e != EINTR && e != ECONNABORTED) throw_errno(e, "accept");
     }
 }
 
 std::uint16_t TcpListener::local_port() const {
-    if (fd_ < 0) throw_closed("local_port");
-    return port_of(fd_);
+    const Guard g(const_cast<detail::SocketCore&>(core_), "local_port");
+    return port_of(g.fd());
 }
 
 // ───────────────────────── readable / writable ─────────────────────────
@@ -277,7 +351,7 @@ bool ready_now(int fd, short events) {
 /// fd itself (a TcpStream) or with another task waiting on the same fd.
 struct DupRegistration {
     int fd = -1;
-    detail::IoRegistration reg;
+    spindle::detail::IoRegistration reg;
     explicit DupRegistration(int of) : fd(::fcntl(of, F_DUPFD_CLOEXEC, 0)) {
         if (fd < 0) throw_errno(errno, "fcntl(F_DUPFD_CLOEXEC)");
     }

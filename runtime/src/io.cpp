@@ -135,14 +135,26 @@ IoSlot* IoDriver::attach(int fd, std::uint32_t* gen) {
     return s;
 }
 
+void IoDriver::wake_waiters(IoSlot* s, std::uint32_t gen) noexcept { take_waiters(s, gen, false); }
+
 void IoDriver::detach(IoSlot* s, std::uint32_t gen) noexcept {
+    if (!take_waiters(s, gen, true)) return;
+    // relaxed: as in attach().
+    registered_.fetch_sub(1, std::memory_order_relaxed);
+    std::lock_guard lk(slab_mx_);
+    free_.push_back(s->index);
+}
+
+bool IoDriver::take_waiters(IoSlot* s, std::uint32_t gen, bool free_slot) noexcept {
     IoWaiterNode* claimed = nullptr;  // chained through `next` once unlinked
     {
         std::lock_guard lk(s->mx);
-        if (s->gen != gen) return;
-        if (s->fd >= 0) (void)epoll_ctl(epfd_, EPOLL_CTL_DEL, s->fd, nullptr);
-        ++s->gen;
-        s->fd = -1;
+        if (s->gen != gen) return false;
+        if (free_slot) {
+            if (s->fd >= 0) (void)epoll_ctl(epfd_, EPOLL_CTL_DEL, s->fd, nullptr);
+            ++s->gen;
+            s->fd = -1;
+        }
         for (int d = 0; d < 2; ++d) {
             while (IoWaiterNode* n = s->head[d]) {
                 unlink(*s, d, *n);
@@ -163,10 +175,7 @@ void IoDriver::detach(IoSlot* s, std::uint32_t gen) noexcept {
         n->next = nullptr;
         n->task->schedule();  // the node may die from here on
     }
-    // relaxed: as in attach().
-    registered_.fetch_sub(1, std::memory_order_relaxed);
-    std::lock_guard lk(slab_mx_);
-    free_.push_back(s->index);
+    return true;
 }
 
 int IoDriver::poll(std::vector<epoll_event>& out, std::int64_t timeout_ns) noexcept {
@@ -295,6 +304,12 @@ void IoRegistration::reset() noexcept {
     slot_.store(nullptr, std::memory_order_relaxed);
 }
 
+void IoRegistration::wake_all() noexcept {
+    // seq_cst: the load half of the Dekker pair in register_once().
+    IoSlot* s = slot_.load(std::memory_order_seq_cst);
+    if (s != nullptr) driver_->wake_waiters(s, gen_);
+}
+
 namespace {
 void register_once(IoRegistration& reg, IoDriver* d, int fd) {
     std::lock_guard lk(g_register_mx);
@@ -304,8 +319,10 @@ void register_once(IoRegistration& reg, IoDriver* d, int fd) {
     d->add_ref();
     IoAccess::driver(reg) = d;
     IoAccess::gen(reg) = g;
-    // release: publishes driver_ and gen_ to registered()/IoAccess::slot() readers.
-    IoAccess::slot(reg).store(s, std::memory_order_release);
+    // seq_cst: publishes driver_ and gen_ to registered()/IoAccess::slot() readers,
+    // and is the store half of the Dekker pair with wake_all() (a closer sets its
+    // closed bit, then reads slot_; the waiter stores slot_, then reads the bit).
+    IoAccess::slot(reg).store(s, std::memory_order_seq_cst);
 }
 }  // namespace
 
@@ -324,6 +341,8 @@ bool IoWait::await_ready() {
     slot = const_cast<IoSlot*>(IoAccess::slot(std::as_const(*reg)));
     driver = d;
     node.task = &t;
+    // seq_cst: see `closed` (detail/io.hpp).
+    if (closed != nullptr && (closed->load(std::memory_order_seq_cst) & 1U) != 0U) return true;
     // seq_cst: as in io_tick().
     return slot->ticks[static_cast<int>(dir)].load(std::memory_order_seq_cst) != seen;
 }
@@ -336,7 +355,9 @@ bool IoWait::await_suspend(std::coroutine_handle<> h) {
     {
         std::lock_guard lk(slot->mx);
         // relaxed: under slot->mx, which the driver holds while it bumps the tick.
-        if (slot->gen != IoAccess::gen(*reg) || slot->ticks[d].load(std::memory_order_relaxed) != seen) {
+        if (slot->gen != IoAccess::gen(*reg) || slot->ticks[d].load(std::memory_order_relaxed) != seen ||
+            // seq_cst: the Dekker pair with a closer (see register_once / wake_all).
+            (closed != nullptr && (closed->load(std::memory_order_seq_cst) & 1U) != 0U)) {
             // Ready already (or the socket was closed): do not suspend, unless a
             // canceller claimed the wait first (it schedules us).
             return !t.claim(node.token);

@@ -84,6 +84,8 @@ public:
     IoSlot* attach(int fd, std::uint32_t* gen);
     /// Deregisters (before the fd is closed) and wakes the slot's waiters.
     void detach(IoSlot* slot, std::uint32_t gen) noexcept;
+    /// Wakes the slot's waiters, leaving it registered.
+    void wake_waiters(IoSlot* slot, std::uint32_t gen) noexcept;
 
     /// Whether any fd is registered (workers poll only then).
     [[nodiscard]] bool active() const noexcept {
@@ -134,6 +136,9 @@ private:
     static constexpr std::uint64_t kWakeToken = UINT64_MAX;
 
     IoSlot* slot_at(std::uint32_t index) const noexcept;
+    /// Unlinks and wakes every waiter of the slot (and frees it with `free_slot`);
+    /// false if `gen` is stale.
+    bool take_waiters(IoSlot* slot, std::uint32_t gen, bool free_slot) noexcept;
 
     Scheduler* sched_;
     int epfd_ = -1;

@@ -25,10 +25,13 @@
 //
 // Threads: one socket may be read by one task and written by another at the same
 // time; two tasks reading (or two writing) the same socket at once interleave their
-// bytes as two threads would. close() while another task waits on the socket wakes
-// that task, whose call then throws std::logic_error.
+// bytes as two threads would. close() from any task, on any worker, while other tasks
+// are in calls on the socket shuts it down and wakes them; their calls throw
+// std::logic_error, and the fd is released when the last of them has left (never
+// while one could still use the number).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -42,6 +45,48 @@
 /// TCP sockets and readiness of any non-blocking fd, driven by the runtime's I/O
 /// driver (epoll): see <spindle/net.hpp> for cancel-safety and errors.
 namespace spindle::net {
+
+namespace detail {
+
+/// A socket's fd, its registration with the I/O driver, and the calls in flight on it.
+/// state_ = calls in flight << 1 | closed. Every call enters (fails with
+/// std::logic_error once closed) and leaves; close() sets the closed bit, shuts the
+/// socket down and wakes its waiters when calls are in flight, and the last of them
+/// to leave releases the fd — so a close() from another task never makes a call in
+/// flight use a closed (or reused) fd number. (net/src/net.cpp, "Closing".)
+class SocketCore {
+public:
+    SocketCore() noexcept = default;
+    explicit SocketCore(int fd) noexcept : fd_(fd) {}
+    SocketCore(SocketCore&& o) noexcept;
+    SocketCore& operator=(SocketCore&& o) noexcept;
+    SocketCore(const SocketCore&) = delete;
+    SocketCore& operator=(const SocketCore&) = delete;
+    ~SocketCore() { close(); }
+
+    void close() noexcept;
+    [[nodiscard]] int fd() const noexcept {
+        // relaxed: the value only changes when no call is in flight (release()).
+        return fd_.load(std::memory_order_relaxed);
+    }
+    [[nodiscard]] bool open() const noexcept {
+        // acquire: pairs with close()'s CAS.
+        return fd() >= 0 && (state_.load(std::memory_order_acquire) & 1U) == 0U;
+    }
+    /// A call starts: false once closed.
+    bool enter() noexcept;
+    /// A call ends; the last one after close() releases the fd.
+    void leave() noexcept;
+
+    std::atomic<int> fd_{-1};
+    std::atomic<std::uint32_t> state_{0};
+    spindle::detail::IoRegistration reg_;
+
+private:
+    void release() noexcept;
+};
+
+}  // namespace detail
 
 /// TcpStream::read_exact reached the end of the stream before the buffer was full
 /// (asyncio.IncompleteReadError). Holds the bytes that were received.
@@ -95,23 +140,21 @@ public:
 
     /// Half-close: the peer's reads see end of stream; this side can still read.
     void shutdown_write();
-    /// Closes the socket now (idempotent). A task waiting on it is woken and its call
-    /// throws std::logic_error.
+    /// Closes the socket (idempotent). Calls in flight on it in other tasks are woken
+    /// and throw std::logic_error; the fd is released when the last has left.
     void close() noexcept;
     /// TCP_NODELAY on (true) or off.
     void set_nodelay(bool on);
     /// The local port of the connection.
     [[nodiscard]] std::uint16_t local_port() const;
     /// The fd, or -1 when closed. The stream still owns it.
-    [[nodiscard]] int native_handle() const noexcept { return fd_; }
+    [[nodiscard]] int native_handle() const noexcept { return core_.open() ? core_.fd() : -1; }
     /// False once closed or moved from.
-    [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
+    [[nodiscard]] bool is_open() const noexcept { return core_.open(); }
 
 private:
     friend class TcpListener;
-    int checked_fd(const char* what) const;
-    int fd_ = -1;
-    detail::IoRegistration reg_;
+    detail::SocketCore core_;
 };
 
 /// A listening TCP socket (asyncio.start_server, Tokio's TcpListener).
@@ -140,13 +183,12 @@ public:
     /// Closes the socket now (idempotent); a task waiting in accept() gets std::logic_error.
     void close() noexcept;
     /// The fd, or -1 when closed.
-    [[nodiscard]] int native_handle() const noexcept { return fd_; }
+    [[nodiscard]] int native_handle() const noexcept { return core_.open() ? core_.fd() : -1; }
     /// False once closed or moved from.
-    [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
+    [[nodiscard]] bool is_open() const noexcept { return core_.open(); }
 
 private:
-    int fd_ = -1;
-    detail::IoRegistration reg_;
+    detail::SocketCore core_;
 };
 
 /// Waits until the non-blocking fd `fd`, which the caller owns and keeps open

@@ -40,8 +40,12 @@ public:
     ~IoRegistration() { reset(); }
 
     /// Leaves the driver (before the fd is closed) and wakes every task still
-    /// waiting on it (their calls then find the socket closed).
+    /// waiting on it (their calls then find the socket closed). Not concurrent with
+    /// any other use of the registration.
     void reset() noexcept;
+    /// Wakes every task waiting on the fd now, leaving the registration in place
+    /// (close() from another task; concurrent with waits, not with reset()).
+    void wake_all() noexcept;
     [[nodiscard]] bool registered() const noexcept {
         // acquire: pairs with the release store that published driver_ and gen_.
         return slot_.load(std::memory_order_acquire) != nullptr;
@@ -73,12 +77,17 @@ struct IoWaiterNode {
 /// `co_await IoWait{...}`: waits until `dir`'s tick differs from `seen` (registering
 /// `fd` first if needed). Cancel-safe; CancelledError on cancellation. Throws
 /// std::logic_error when the registration belongs to another runtime.
+/// `closed`, when given: a word whose bit 0 means the socket is being closed; the
+/// wait then ends at once (checked under the slot's lock, so a close() that sets it
+/// and then calls wake_all() never misses a waiter).
 struct IoWait : WaitNode {
-    IoWait(IoRegistration& r, int f, IoDir d, std::uint64_t s) noexcept : reg(&r), fd(f), dir(d), seen(s) {}
+    IoWait(IoRegistration& r, int f, IoDir d, std::uint64_t s, const std::atomic<std::uint32_t>* c = nullptr) noexcept
+        : reg(&r), fd(f), dir(d), seen(s), closed(c) {}
     IoRegistration* reg;
     int fd;
     IoDir dir;
     std::uint64_t seen;
+    const std::atomic<std::uint32_t>* closed;
     IoWaiterNode node;
     IoSlot* slot = nullptr;      // set by await_ready
     IoDriver* driver = nullptr;  // set by await_ready
