@@ -239,8 +239,11 @@ Task<std::size_t> TcpStream::read(std::span<std::byte> buf) {
         if (!spindle::detail::coop_consume()) co_await yield_now();  // a reader that never waits must not starve the others
         const std::uint64_t tick = io_tick(core_.reg_, IoDir::read);
         const ssize_t n = ::recv(g.fd(), buf.data(), buf.size(), 0);
-        if (n >= 0) co_return static_cast<std::size_t>(n);
         const int e = errno;
+        // A close() that came between the check and the recv shut the socket down:
+        // its end of stream or error is close()'s, reported as such.
+        if (n <= 0) (void)g.fd();
+        if (n >= 0) co_return static_cast<std::size_t>(n);
         if (would_block(e)) co_await IoWait{core_.reg_, fd, IoDir::read, tick, &core_.state_};
         else if (e != EINTR) throw_errno(e, "read");
     }
@@ -264,11 +267,12 @@ Task<void> TcpStream::write_all(std::span<const std::byte> buf) {
         if (!spindle::detail::coop_consume()) co_await yield_now();
         const std::uint64_t tick = io_tick(core_.reg_, IoDir::write);
         const ssize_t n = ::send(g.fd(), buf.data() + off, buf.size() - off, MSG_NOSIGNAL);
+        const int e = errno;
         if (n >= 0) {
             off += static_cast<std::size_t>(n);
             continue;
         }
-        const int e = errno;
+        (void)g.fd();  // an error caused by a concurrent close(): std::logic_error
         if (would_block(e)) co_await IoWait{core_.reg_, fd, IoDir::write, tick, &core_.state_};
         else if (e != EINTR) throw_errno(e, "write_all");
     }
@@ -317,12 +321,13 @@ Task<TcpStream> TcpListener::accept() {
         if (!spindle::detail::coop_consume()) co_await yield_now();
         const std::uint64_t tick = io_tick(core_.reg_, IoDir::read);
         const int c = ::accept4(g.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        const int e = errno;
         if (c >= 0) {
             TcpStream s;
             s.core_.fd_.store(c, std::memory_order_relaxed);  // relaxed: not shared yet
             co_return s;
         }
-        const int e = errno;
+        (void)g.fd();  // an error caused by a concurrent close(): std::logic_error
         if (would_block(e)) co_await IoWait{core_.reg_, fd, IoDir::read, tick, &core_.state_};
         else if (e != EINTR && e != ECONNABORTED) throw_errno(e, "accept");
     }
@@ -368,11 +373,12 @@ Task<void> wait_ready(int fd, IoDir dir) {
     if (ready_now(fd, events)) co_return;
     DupRegistration dup(fd);
     for (;;) {
-        // Registration (at the first wait) reports the fd's state at that moment, so
-        // readiness that came after the check above still bumps the tick.
+        // The protocol of detail/io.hpp: the tick before the check. (Registration, at
+        // the first wait, reports the fd's state at that moment, so readiness that
+        // came after the check above still bumps the tick.)
         const std::uint64_t tick = io_tick(dup.reg, dir);
+        if (dup.reg.registered() && ready_now(fd, events)) co_return;
         co_await IoWait{dup.reg, dup.fd, dir, tick};
-        if (ready_now(fd, events)) co_return;
     }
 }
 

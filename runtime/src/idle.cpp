@@ -72,23 +72,36 @@ void Scheduler::wake_worker(Worker& w) noexcept {
 }
 
 void Scheduler::idle_wait(Worker& w, std::int64_t timeout_ns) noexcept {
-    if (io_->active() && io_->try_lock_poll()) {
-        // seq_cst: Dekker with wake_worker(): in_poll before the wake_word re-read.
-        w.in_poll.store(true, std::memory_order_seq_cst);
-        // seq_cst: as above.
-        if (w.wake_word.load(std::memory_order_seq_cst) == 0) w.io_ready = io_->poll(w.io_events, timeout_ns);
-        // relaxed: a waker that still sees true writes the eventfd once more (drained
-        // by the next poll); the unlock below orders the poller's state.
-        w.in_poll.store(false, std::memory_order_relaxed);
-        io_->unlock_poll();
-        return;
+    if (io_->active()) {
+        if (io_->try_lock_poll()) {
+            // seq_cst: Dekker with wake_worker(): in_poll before the wake_word re-read.
+            w.in_poll.store(true, std::memory_order_seq_cst);
+            // seq_cst: as above.
+            if (w.wake_word.load(std::memory_order_seq_cst) == 0) w.io_ready = io_->poll(w.io_events, timeout_ns);
+            // relaxed: a waker that still sees true writes the eventfd once more (drained
+            // by the next poll); the unlock below orders the poller's state.
+            w.in_poll.store(false, std::memory_order_relaxed);
+            note_io_taken(w);
+            io_->unlock_poll();
+            return;
+        }
+        // Someone else holds the poll lock; if it goes on to run tasks instead of
+        // polling, the stall monitor wakes a sleeper to take the poller's role.
     }
     futex_wait(w.wake_word, 0, timeout_ns);
+}
+
+void Scheduler::note_io_taken(Worker& w) noexcept {
+    // Events taken from epoll but not yet dispatched are work: counted before the
+    // poll lock is released, so a worker that parks meanwhile (work_available) does
+    // not advance the virtual clock or report a deadlock past them.
+    if (w.io_ready > 0) io_pending_.fetch_add(1, std::memory_order_seq_cst);  // seq_cst: read by work_available
 }
 
 void Scheduler::poll_io_now(Worker& w) noexcept {
     if (!io_->try_lock_poll()) return;  // another worker is polling: it dispatches
     w.io_ready = io_->poll(w.io_events, 0);
+    note_io_taken(w);
     io_->unlock_poll();
     dispatch_io(w);
 }
@@ -97,7 +110,24 @@ void Scheduler::dispatch_io(Worker& w) noexcept {
     if (w.io_ready == 0) return;
     const int n = w.io_ready;
     w.io_ready = 0;
-    io_->dispatch(w.io_events.data(), n, w.io_woken);
+    io_->dispatch(w.io_events.data(), n);
+    // seq_cst: after the woken tasks were queued (work_available sees them or this).
+    io_dispatched_.fetch_add(1, std::memory_order_seq_cst);
+    io_pending_.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as above
+}
+
+void Scheduler::hand_over_polling() noexcept {
+    // Fds registered, nobody polling (a poller holds the lock), and a worker asleep on
+    // its futex: it parked while the lock was taken, or before any fd was registered.
+    // relaxed: a heuristic; re-checked under idle_mx_ (sleepers_) and, by the woken
+    // worker, by the try-lock.
+    if (!io_->active() || io_->poll_locked() || sleepers_of(idle_.load(std::memory_order_relaxed)) == 0) return;
+    std::unique_lock lk(idle_mx_);
+    if (sleepers_.empty() || io_->poll_locked()) return;
+    Worker* s = take_sleeper();
+    idle_.fetch_sub(kSleeperOne, std::memory_order_seq_cst);  // seq_cst: Dekker on idle_
+    lk.unlock();
+    wake_worker(*s);  // it finds nothing to run, parks again and takes the poll lock
 }
 
 void Scheduler::wake_parked(Worker& w) noexcept {
@@ -141,6 +171,8 @@ bool Scheduler::work_available(const Worker& self) const noexcept {
         // advancing the virtual clock or checking for a deadlock meanwhile.
         if (w->queue.approx_size() > 0 || w->inbox.maybe_nonempty() || w->spawned.maybe_nonempty_sc()) return true;
     if (!self.overflow.empty() || self.woken.approx_size() != 0) return true;
+    // seq_cst: events a poller took and has not dispatched yet (note_io_taken).
+    if (io_pending_.load(std::memory_order_seq_cst) > 0) return true;
     if (!opts_.virtual_time && next_deadline_.load(std::memory_order_seq_cst) <= now_ns()) return true;
     return stop_.load(std::memory_order_seq_cst);
 }
@@ -154,16 +186,26 @@ void Scheduler::park(Worker& w) {
     }
     if (work_available(w)) return;
     // Virtual time with tasks waiting on I/O: before the clock may jump, the last idle
-    // worker first polls the driver for kVirtualIoGraceNs of real time (io.hpp), so
-    // a socket that real I/O makes ready soon beats a virtual timeout.
-    bool io_grace = false;
+    // worker polls the driver for kVirtualIoGraceNs of real time, and the jump waits
+    // until a whole grace has passed with no worker parking or waking and no I/O
+    // dispatched (io_signature_locked), so a socket that real I/O makes ready within
+    // the grace beats a virtual timeout. The grace is the scheduler's, not a worker's:
+    // any worker may end it.
+    std::int64_t io_grace_left = -1;  // >= 0: sleep that long (real ns), then look again
     if (opts_.virtual_time && sleepers_.size() + 1 == workers_.size() &&
         blocking_running_.load(std::memory_order_seq_cst) == 0 &&  // seq_cst: see blocking_done()
-        !w.io_graced && io_->waiting() > 0) {
-        io_grace = true;
-    } else if (opts_.virtual_time && sleepers_.size() + 1 == workers_.size() &&
+        io_->waiting() > 0) {
+        const std::uint64_t sig = io_signature_locked(w);
+        const std::int64_t real = steady_ns();
+        if (vt_grace_start_ == 0 || sig != vt_grace_sig_) {
+            vt_grace_start_ = real;
+            vt_grace_sig_ = sig;
+        }
+        if (real - vt_grace_start_ < kVirtualIoGraceNs) io_grace_left = kVirtualIoGraceNs - (real - vt_grace_start_);
+    }
+    if (io_grace_left < 0 && opts_.virtual_time && sleepers_.size() + 1 == workers_.size() &&
         blocking_running_.load(std::memory_order_seq_cst) == 0) {  // seq_cst: see blocking_done()
-        w.io_graced = false;
+        vt_grace_start_ = 0;
         // Everyone else sleeps and nothing can arrive but from outside: jump the clock.
         if (advance_virtual_clock()) {
             lk.unlock();
@@ -186,7 +228,7 @@ void Scheduler::park(Worker& w) {
     w.parked.store(true, std::memory_order_seq_cst);
     // relaxed: metrics.
     bump(w.m_parks);
-    std::int64_t timeout = io_grace ? kVirtualIoGraceNs : -1;
+    std::int64_t timeout = io_grace_left;
     if (!opts_.virtual_time) {
         // seq_cst: read after the announcement above (Dekker with add_timer).
         const std::int64_t d = next_deadline_.load(std::memory_order_seq_cst);
@@ -213,9 +255,6 @@ void Scheduler::park(Worker& w) {
     }
     lk.unlock();
     if (!work_available(w)) idle_wait(w, timeout);
-    // The grace poll ended with no I/O and no wake: the next park may move the clock.
-    // relaxed: our own word (re-read after the futex or the poll).
-    if (io_grace) w.io_graced = w.io_ready == 0 && w.wake_word.load(std::memory_order_relaxed) == 0;
     // relaxed: only a heuristic for migrate() from here on (its exact check is the
     // seq_cst pair above, and a stale `true` only makes it keep the task).
     w.parked.store(false, std::memory_order_relaxed);

@@ -169,9 +169,16 @@ bool IoDriver::take_waiters(IoSlot* s, std::uint32_t gen, bool free_slot) noexce
             }
         }
     }
+    IoWaiterNode* fifo = nullptr;  // the list is newest first: wake in arrival order
     while (claimed != nullptr) {
         IoWaiterNode* n = claimed;
         claimed = n->next;
+        n->next = fifo;
+        fifo = n;
+    }
+    while (fifo != nullptr) {
+        IoWaiterNode* n = fifo;
+        fifo = n->next;
         n->next = nullptr;
         n->task->schedule();  // the node may die from here on
     }
@@ -193,8 +200,10 @@ int IoDriver::poll(std::vector<epoll_event>& out, std::int64_t timeout_ns) noexc
             tsp = &ts;
         }
         n = epoll_pwait2(epfd_, out.data(), static_cast<int>(out.size()), tsp, nullptr);
+        // Any error but EINTR (ENOSYS on an old kernel, EPERM from a seccomp filter
+        // that does not know the call): use epoll_wait from now on.
         // relaxed: as above.
-        if (n < 0 && errno == ENOSYS) no_pwait2.store(true, std::memory_order_relaxed);
+        if (n < 0 && errno != EINTR) no_pwait2.store(true, std::memory_order_relaxed);
         else if (n < 0) n = 0;
     }
 #endif
@@ -216,8 +225,7 @@ int IoDriver::poll(std::vector<epoll_event>& out, std::int64_t timeout_ns) noexc
     return k;
 }
 
-void IoDriver::dispatch(const epoll_event* ev, int n, std::vector<TaskHeader*>& woken) noexcept {
-    woken.clear();
+void IoDriver::dispatch(const epoll_event* ev, int n) noexcept {
     for (int i = 0; i < n; ++i) {
         const std::uint64_t data = ev[i].data.u64;
         IoSlot* s = slot_at(static_cast<std::uint32_t>(data));
@@ -225,30 +233,42 @@ void IoDriver::dispatch(const epoll_event* ev, int n, std::vector<TaskHeader*>& 
         const std::uint32_t bits = ev[i].events;
         const bool rd = (bits & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) != 0U;
         const bool wr = (bits & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0U;
-        std::lock_guard lk(s->mx);
-        if (s->gen != static_cast<std::uint32_t>(data >> 32)) continue;  // stale: freed meanwhile
-        for (int d = 0; d < 2; ++d) {
-            if (d == 0 ? !rd : !wr) continue;
-            // seq_cst: read by waiters (io_tick, the check in await_suspend under mx).
-            s->ticks[d].fetch_add(1, std::memory_order_seq_cst);
-            while (IoWaiterNode* w = s->head[d]) {
-                unlink(*s, d, *w);
-                waiting_.fetch_sub(1);
-                // A won claim freezes the task: its header stays valid after we unlock.
-                // (Scheduled outside the slot lock: scheduling may take idle_mx_, under
-                // which a deadlock check reads the slots.)
-                if (w->task->claim(w->token)) {
-                    try {
-                        woken.push_back(w->task);
-                    } catch (...) {  // out of memory: schedule it under the lock instead
-                        w->task->schedule();
+        IoWaiterNode* claimed = nullptr;  // chained through `next` once unlinked
+        {
+            std::lock_guard lk(s->mx);
+            if (s->gen != static_cast<std::uint32_t>(data >> 32)) continue;  // stale: freed meanwhile
+            for (int d = 0; d < 2; ++d) {
+                if (d == 0 ? !rd : !wr) continue;
+                // seq_cst: read by waiters (io_tick, the check in await_suspend under mx).
+                s->ticks[d].fetch_add(1, std::memory_order_seq_cst);
+                while (IoWaiterNode* w = s->head[d]) {
+                    unlink(*s, d, *w);
+                    waiting_.fetch_sub(1);
+                    // A won claim freezes the task: its node and header stay valid after
+                    // we unlock. (Scheduled outside the slot lock: scheduling may take
+                    // idle_mx_, under which a deadlock check reads the slots.)
+                    if (w->task->claim(w->token)) {
+                        w->next = claimed;
+                        claimed = w;
                     }
                 }
             }
         }
+        // The list is newest first: schedule in the order the waiters came.
+        IoWaiterNode* fifo = nullptr;
+        while (claimed != nullptr) {
+            IoWaiterNode* w = claimed;
+            claimed = w->next;
+            w->next = fifo;
+            fifo = w;
+        }
+        while (fifo != nullptr) {
+            IoWaiterNode* w = fifo;
+            fifo = w->next;
+            w->next = nullptr;
+            w->task->schedule();  // the node may die from here on
+        }
     }
-    for (TaskHeader* t : woken) t->schedule();
-    woken.clear();
 }
 
 void IoDriver::notify() noexcept {

@@ -110,9 +110,12 @@ public:
     /// Under the poll lock: waits up to timeout_ns (-1: no limit, 0: just look) and
     /// returns the number of events stored in `out` (the eventfd's already drained).
     int poll(std::vector<epoll_event>& out, std::int64_t timeout_ns) noexcept;
-    /// Bumps ticks and schedules the woken waiters, from the calling worker
-    /// (`woken`: its scratch list).
-    void dispatch(const epoll_event* ev, int n, std::vector<TaskHeader*>& woken) noexcept;
+    /// Bumps ticks and schedules the woken waiters, from the calling worker.
+    void dispatch(const epoll_event* ev, int n) noexcept;
+    [[nodiscard]] bool poll_locked() const noexcept {
+        // relaxed: a hint (the stall monitor's hand_over_polling).
+        return poll_locked_.load(std::memory_order_relaxed);
+    }
     /// Interrupts the epoll_wait of the poller (eventfd).
     void notify() noexcept;
 

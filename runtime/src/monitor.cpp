@@ -18,7 +18,15 @@
 // the tasks behind it were requeued without a notify, see "Yield" in worker.cpp), it
 // calls notify_one(); the woken worker steals half the queue, or takes the stack's
 // bottom on its second pass. It never moves run-queue or stack tasks itself.
+//
+// And the I/O driver's poller role (io.hpp): a worker that parked while another held
+// the poll lock (or before any fd was registered) sleeps on its futex; if the holder
+// then runs a long task instead of polling, nobody would collect readiness until it
+// parks again or reaches a batch boundary. Each round, if fds are registered, the lock
+// is free and a worker sleeps, the monitor wakes it; it parks again and polls.
 #include "scheduler_internal.hpp"
+
+#include "io.hpp"
 
 #include <algorithm>
 
@@ -74,6 +82,7 @@ void Scheduler::monitor_main() {
             period = kMonitorNs;
             continue;
         }
+        hand_over_polling();
         period = monitor_round(marks) ? kMonitorNs : std::min(2 * period, kMonitorBusyMaxNs);
     }
 }

@@ -39,7 +39,6 @@ Scheduler::Scheduler(const RuntimeOptions& opts) : opts_(opts), epoch_(std::chro
     debug_ = opts_.debug;
     deadlock_ns_ = opts_.deadlock_timeout.ms * 1'000'000;
     single_ = (n == 1);
-    io_ = new IoDriver(this);
     shards_ = std::make_unique<RegistryShard[]>(n + 1);
     sleepers_.reserve(n);
     workers_.reserve(n);
@@ -50,6 +49,7 @@ Scheduler::Scheduler(const RuntimeOptions& opts) : opts_(opts), epoch_(std::chro
         w->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
         workers_.push_back(std::move(w));
     }
+    io_ = new IoDriver(this);  // the last thing that may throw before the threads start
     for (auto& w : workers_) {
         Worker* wp = w.get();
         wp->thread = std::thread([this, wp] { worker_main(*wp); });

@@ -78,9 +78,7 @@ struct alignas(64) Worker {
     // eventfd. Dekker with wake_word (see wake_worker / idle_wait).
     std::atomic<bool> in_poll{false};
     std::vector<epoll_event> io_events;  // the poll's events; owner only
-    std::vector<TaskHeader*> io_woken;   // dispatch's scratch list; owner only
     int io_ready = 0;                    // events in io_events not yet dispatched; owner only
-    bool io_graced = false;              // virtual time: a grace poll found no I/O; owner only
     // Metrics: written by the owner only (bump()), summed on read.
     std::atomic<std::uint64_t> m_steals{0}, m_parks{0}, m_unparks{0}, m_timers{0}, m_spawned{0},
         m_completed{0}, m_migrations{0};
@@ -203,6 +201,23 @@ private:
     void poll_io_now(Worker& w) noexcept;
     /// Schedules the tasks that the events in w.io_events woke.
     void dispatch_io(Worker& w) noexcept;
+    /// Before the poll lock is released: counts events taken and not yet dispatched.
+    void note_io_taken(Worker& w) noexcept;
+    /// The stall monitor: fds are registered, nobody holds the poll lock (its holder
+    /// went on to run tasks) and a worker sleeps on its futex: wake it, so that it
+    /// parks again and polls.
+    void hand_over_polling() noexcept;
+    /// Virtual time's I/O grace (park()): changes when another worker than `self`
+    /// parks or is woken, or I/O is dispatched (`self` parks for the grace itself).
+    /// Under idle_mx_.
+    [[nodiscard]] std::uint64_t io_signature_locked(const Worker& self) const noexcept {
+        // relaxed: these counters are written under idle_mx_, which we hold.
+        const std::uint64_t own = self.m_parks.load(std::memory_order_relaxed) + self.m_unparks.load(std::memory_order_relaxed);
+        // seq_cst: a read next to park's other seq_cst reads, not a hot path. The
+        // index tells graces begun by different workers apart.
+        return park_signature_locked() - own + io_dispatched_.load(std::memory_order_seq_cst) * 1'000'003 +
+               (std::uint64_t{self.index} << 56);
+    }
     void push_local(Worker& w, TaskHeader* t) noexcept;
     /// 2+ workers, on its own worker: `t` (just spawned) goes on top of the spawn
     /// stack ("Spawn stack" in worker.cpp).
@@ -270,6 +285,13 @@ private:
     std::vector<Worker*> sleepers_;
     Worker* timer_owner_ = nullptr;
     std::int64_t timer_owner_deadline_ = 0;
+    // I/O (io.hpp): events taken from epoll and not yet dispatched; dispatches so far.
+    std::atomic<std::int64_t> io_pending_{0};
+    std::atomic<std::uint64_t> io_dispatched_{0};
+    // Virtual time's I/O grace (park()), under idle_mx_: when it began (steady ns,
+    // 0 = none) and the io_signature_locked() it began with.
+    std::int64_t vt_grace_start_ = 0;
+    std::uint64_t vt_grace_sig_ = 0;
 
     // Stall monitor (2+ workers).
     std::thread monitor_;

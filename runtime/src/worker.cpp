@@ -264,7 +264,6 @@ void Scheduler::worker_main(Worker& w) {
             park(w);
             continue;
         }
-        w.io_graced = false;  // virtual time's I/O grace holds only until something runs (park())
         run_task(w, t);
     }
     tl_worker = nullptr;

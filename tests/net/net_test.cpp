@@ -1209,6 +1209,70 @@ CO_TEST(NetReadiness, RegularFileIsReadyAndAClosedFdIsASystemError) {
     EXPECT_EQ(o.code, EBADF) << o;
 }
 
+// Two workers; the worker that polls wakes for one socket and runs a long computation
+// (no suspension); the other worker sleeps. Readiness of a second socket must still be
+// collected (the stall monitor hands the poller's role to the sleeping worker): its
+// reader runs long before the computation ends. (Regression: nobody polled, and the
+// reader waited for the whole computation.)
+CO_TEST(NetReadiness, SocketsArePolledWhileThePollerRunsALongTask) {
+    Pipe a;
+    Pipe b;
+    std::atomic<bool> b_read{false};
+    auto reader = spindle::spawn([](int fd, std::atomic<bool>* done) -> Task<void> {
+        co_await spindle::net::readable(fd);
+        done->store(true);
+    }(b.r, &b_read));
+    std::thread producer([&] {
+        // A producer's delay (not synchronization): by then both workers are idle, one
+        // of them in epoll_wait, which the write wakes to run this task.
+        std::this_thread::sleep_for(20ms);
+        const char c = 'x';
+        (void)!::write(a.w, &c, 1);  // wakes the computation below
+    });
+    co_await spindle::net::readable(a.r);
+    producer.join();
+    const char c = 'y';
+    CO_ASSERT_EQ(::write(b.w, &c, 1), 1);  // the computation's own input for the reader
+    // The long computation: spins (never suspends) until the reader has run, or 2 s.
+    const auto until = std::chrono::steady_clock::now() + 2s;
+    while (!b_read.load() && std::chrono::steady_clock::now() < until) {
+    }
+    EXPECT_TRUE(b_read.load()) << "the other socket's reader did not run while this task computed";
+    co_await reader;
+}
+
+// Two tasks wait on one pipe; a plain thread writes one byte at a time and waits until
+// somebody consumed it. Every byte must wake a consumer (a wake that found the byte
+// already taken must not leave the other waiter parked past the next one).
+CO_TEST(NetReadiness, TwoConsumersOfOnePipeSeeEveryByte) {
+    Pipe pipe;
+    constexpr int kBytes = 200;
+    std::atomic<int> consumed{0};
+    auto consumer = [](int fd, std::atomic<int>* n) -> Task<void> {
+        while (n->load() < kBytes) {
+            co_await spindle::wait_for(spindle::net::readable(fd), 10s);
+            char c = 0;
+            if (::read(fd, &c, 1) == 1) n->fetch_add(1);
+        }
+    };
+    auto c1 = spindle::spawn(consumer(pipe.r, &consumed));
+    auto c2 = spindle::spawn(consumer(pipe.r, &consumed));
+    std::thread producer([&] {
+        for (int i = 0; i < kBytes; ++i) {
+            const char c = 'z';
+            (void)!::write(pipe.w, &c, 1);
+            while (consumed.load() <= i) std::this_thread::yield();
+        }
+        // Both consumers may wait for a byte that never comes: wake the other one.
+        const char c = 'e';
+        (void)!::write(pipe.w, &c, 1);
+    });
+    co_await spindle::wait_for(std::move(c1), 20s);
+    co_await spindle::wait_for(std::move(c2), 20s);
+    producer.join();
+    EXPECT_GE(consumed.load(), kBytes);
+}
+
 // =================================================================================
 // read_exact
 

@@ -28,7 +28,8 @@
 // bytes as two threads would. close() from any task, on any worker, while other tasks
 // are in calls on the socket shuts it down and wakes them; their calls throw
 // std::logic_error, and the fd is released when the last of them has left (never
-// while one could still use the number).
+// while one could still use the number). Destroying a socket, or moving another into
+// it, while calls are in flight on it is undefined, as for any object in use.
 #pragma once
 
 #include <atomic>
