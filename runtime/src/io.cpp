@@ -114,6 +114,7 @@ IoSlot* IoDriver::attach(int fd, std::uint32_t* gen) {
         // relaxed: under s->mx (readers of a fresh generation take it or accept a stale value).
         s->ticks[0].store(0, std::memory_order_relaxed);
         s->ticks[1].store(0, std::memory_order_relaxed);  // relaxed: as above
+        s->hup.store(false, std::memory_order_relaxed);   // relaxed: as above
     }
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -237,6 +238,9 @@ void IoDriver::dispatch(const epoll_event* ev, int n) noexcept {
         {
             std::lock_guard lk(s->mx);
             if (s->gen != static_cast<std::uint32_t>(data >> 32)) continue;  // stale: freed meanwhile
+            // seq_cst: stored before the tick moves (io_read_closed readers load the
+            // tick, then this flag).
+            if ((bits & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0U) s->hup.store(true, std::memory_order_seq_cst);
             for (int d = 0; d < 2; ++d) {
                 if (d == 0 ? !rd : !wr) continue;
                 // seq_cst: read by waiters (io_tick, the check in await_suspend under mx).
@@ -350,6 +354,12 @@ std::uint64_t io_tick(const IoRegistration& reg, IoDir dir) noexcept {
     const IoSlot* s = IoAccess::slot(reg);
     // seq_cst: pairs with the driver's fetch_add (see the protocol in detail/io.hpp).
     return s == nullptr ? 0 : s->ticks[static_cast<int>(dir)].load(std::memory_order_seq_cst);
+}
+
+bool io_hung_up(const IoRegistration& reg) noexcept {
+    const IoSlot* s = IoAccess::slot(reg);
+    // seq_cst: pairs with the store in dispatch().
+    return s == nullptr || s->hup.load(std::memory_order_seq_cst);
 }
 
 bool IoWait::await_ready() {

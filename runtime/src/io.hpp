@@ -57,6 +57,9 @@ namespace spindle::detail {
 struct IoSlot {
     SpinLock mx;
     std::atomic<std::uint64_t> ticks[2] = {0, 0};  // bumped under mx; read anywhere
+    // An event reported hang-up, end of stream or an error (sticky until the slot is
+    // reused): a short read no longer means the socket is drained (io_read_closed).
+    std::atomic<bool> hup{false};
     IoWaiterNode* head[2] = {nullptr, nullptr};    // under mx
     IoWaiterNode* tail[2] = {nullptr, nullptr};    // under mx
     std::uint32_t gen = 0;                          // under mx

@@ -9,6 +9,8 @@
 
 #include "spindle/runtime/time.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -22,13 +24,26 @@ namespace {
 
 constexpr std::size_t kMaxWorkers = 1024;
 
+/// workers = 0: the CPUs this process may run on (its affinity mask, as Go's
+/// GOMAXPROCS and Tokio's num_cpus count them: under `taskset -c 0` that is one),
+/// else std::thread::hardware_concurrency().
+std::size_t default_workers() noexcept {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        const int n = CPU_COUNT(&set);
+        if (n > 0) return static_cast<std::size_t>(n);
+    }
+    return std::max(1U, std::thread::hardware_concurrency());
+}
+
 }  // namespace
 
 // ───────────────────────── Scheduler ─────────────────────────
 
 Scheduler::Scheduler(const RuntimeOptions& opts) : opts_(opts), epoch_(std::chrono::steady_clock::now()) {
     std::size_t n = opts_.workers;
-    if (n == 0) n = std::max(1U, std::thread::hardware_concurrency());
+    if (n == 0) n = default_workers();
     if (n > kMaxWorkers)
         throw std::invalid_argument("spindle: RuntimeOptions::workers = " + std::to_string(opts_.workers) +
                                     " is absurdly large (at most 1024)");

@@ -81,6 +81,9 @@ public:
 
     std::atomic<int> fd_{-1};
     std::atomic<std::uint32_t> state_{0};
+    // The read tick before the last recv that returned fewer bytes than asked (the
+    // socket was drained then); UINT64_MAX: none. See TcpStream::read.
+    std::atomic<std::uint64_t> drained_tick_{UINT64_MAX};
     spindle::detail::IoRegistration reg_;
 
 private:

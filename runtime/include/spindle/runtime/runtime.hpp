@@ -49,7 +49,8 @@ struct Millis {
 /// throws std::invalid_argument for more than 1024 workers or a negative
 /// deadlock_timeout.
 struct RuntimeOptions {
-    /// Worker threads; 0 = std::thread::hardware_concurrency(). At most 1024.
+    /// Worker threads; 0 = the CPUs the process may run on (its affinity mask, as Go
+    /// and Tokio count them; else std::thread::hardware_concurrency()). At most 1024.
     std::size_t workers = 0;
     /// The clock jumps to the next timer whenever no task is runnable and no
     /// to_thread job is running. Makes timer tests instant and deterministic.

@@ -65,6 +65,11 @@ private:
 /// call whose EAGAIN the wait will follow.
 std::uint64_t io_tick(const IoRegistration& reg, IoDir dir) noexcept;
 
+/// Whether the driver has reported a hang-up, end of stream or an error for the fd
+/// (or it is not registered): then a short read does not mean the socket is drained.
+/// Read after io_tick().
+bool io_hung_up(const IoRegistration& reg) noexcept;
+
 /// A waiter in an IoSlot's list (inside IoWait).
 struct IoWaiterNode {
     IoWaiterNode* next = nullptr;
