@@ -77,7 +77,10 @@ void Scheduler::idle_wait(Worker& w, std::int64_t timeout_ns) noexcept {
             // seq_cst: Dekker with wake_worker(): in_poll before the wake_word re-read.
             w.in_poll.store(true, std::memory_order_seq_cst);
             // seq_cst: as above.
-            if (w.wake_word.load(std::memory_order_seq_cst) == 0) w.io_ready = io_->poll(w.io_events, timeout_ns);
+            if (w.wake_word.load(std::memory_order_seq_cst) == 0) {
+                w.io_ready = io_->poll(w.io_events, timeout_ns);
+                w.io_just_polled = true;
+            }
             // relaxed: a waker that still sees true writes the eventfd once more (drained
             // by the next poll); the unlock below orders the poller's state.
             w.in_poll.store(false, std::memory_order_relaxed);

@@ -11,6 +11,12 @@
 // (when it can take the poll lock), so readiness is seen while every worker is
 // busy; with one worker that is once per pass over the ready queue, where asyncio's
 // loop calls select(). There is no I/O thread.
+// A worker that parks while another holds the poll lock (or before any fd was
+// registered) sleeps on its futex; if the holder then runs a long task instead of
+// polling, the stall monitor (monitor.cpp) wakes a sleeper, which parks again and
+// takes the lock (hand_over_polling). Events taken from epoll count as work until
+// they are dispatched (Scheduler::io_pending_), so the virtual clock and the
+// deadlock check never run past them.
 // Where woken tasks run. The poller dispatches the events itself (after it left
 // park's bookkeeping): each woken task is scheduled from that worker, so it lands in
 // that worker's wake area (2+ workers) or at the tail of its queue (one worker,

@@ -79,6 +79,7 @@ struct alignas(64) Worker {
     std::atomic<bool> in_poll{false};
     std::vector<epoll_event> io_events;  // the poll's events; owner only
     int io_ready = 0;                    // events in io_events not yet dispatched; owner only
+    bool io_just_polled = false;         // park() polled: the next batch boundary need not; owner only
     // Metrics: written by the owner only (bump()), summed on read.
     std::atomic<std::uint64_t> m_steals{0}, m_parks{0}, m_unparks{0}, m_timers{0}, m_spawned{0},
         m_completed{0}, m_migrations{0};

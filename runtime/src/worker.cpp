@@ -316,8 +316,16 @@ TaskHeader* Scheduler::next_local(Worker& w) noexcept {
 
 void Scheduler::batch_boundary(Worker& w) noexcept {
     // I/O readiness first, then timers, then the injector: asyncio's _run_once order
-    // (select, due timers, then the ready queue).
-    if (io_->active()) poll_io_now(w);
+    // (select, due timers, then the ready queue). As in asyncio, which selects with no
+    // timeout only when callbacks are ready: with nothing else to run here the worker
+    // is about to park, and park() polls (blocking), so this poll would be a system
+    // call for nothing.
+    // Nor right after park() polled: the tasks it woke are this batch (asyncio runs
+    // what one select() returned before it selects again).
+    if (w.io_just_polled) w.io_just_polled = false;
+    else if (io_->active() && (w.queue.approx_size() > 0 || !w.overflow.empty() || w.woken.approx_size() > 0 ||
+                          w.spawned.maybe_nonempty() || injected_.load(std::memory_order_relaxed) > 0))  // relaxed: a hint
+        poll_io_now(w);
     fire_due_timers(w);
     if (single_) {
         // asyncio order: everything that arrived from outside joins the ready queue.
