@@ -119,7 +119,7 @@ SocketCore& SocketCore::operator=(SocketCore&& o) noexcept {
         close();
         // relaxed (these four): as in the move constructor.
         fd_.store(o.fd_.exchange(-1, std::memory_order_relaxed), std::memory_order_relaxed);
-        state_.store(o.state_.exchange(0, std::memory_order_relaxed), std::memory_order_relaxed);
+        state_.store(o.state_.exchange(0, std::memory_order_relaxed), std::memory_order_relaxed);  // relaxed: as above
         reg_ = std::move(o.reg_);
     }
     return *this;
@@ -257,7 +257,7 @@ Task<std::size_t> TcpStream::read(std::span<std::byte> buf) {
         if (n <= 0) (void)g.fd();
         // relaxed: as above.
         core_.drained_tick_.store(n > 0 && static_cast<std::size_t>(n) < buf.size() ? tick : UINT64_MAX,
-                                  std::memory_order_relaxed);
+                                  std::memory_order_relaxed);  // relaxed: as above
         if (n >= 0) co_return static_cast<std::size_t>(n);
         if (would_block(e)) co_await IoWait{core_.reg_, fd, IoDir::read, tick, &core_.state_};
         else if (e != EINTR) throw_errno(e, "read");

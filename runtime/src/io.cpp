@@ -47,6 +47,24 @@ void unlink(IoSlot& s, int d, IoWaiterNode& n) noexcept {
     n.linked = false;
 }
 
+/// Schedules waiters whose waits were claimed under a slot lock (after it was
+/// released), chained newest first through `next`: in the order they came.
+void schedule_claimed(IoWaiterNode* claimed) noexcept {
+    IoWaiterNode* fifo = nullptr;
+    while (claimed != nullptr) {
+        IoWaiterNode* n = claimed;
+        claimed = n->next;
+        n->next = fifo;
+        fifo = n;
+    }
+    while (fifo != nullptr) {
+        IoWaiterNode* n = fifo;
+        fifo = n->next;
+        n->next = nullptr;
+        n->task->schedule();  // the node may die from here on
+    }
+}
+
 }  // namespace
 
 // ───────────────────────── IoDriver ─────────────────────────
@@ -170,19 +188,7 @@ bool IoDriver::take_waiters(IoSlot* s, std::uint32_t gen, bool free_slot) noexce
             }
         }
     }
-    IoWaiterNode* fifo = nullptr;  // the list is newest first: wake in arrival order
-    while (claimed != nullptr) {
-        IoWaiterNode* n = claimed;
-        claimed = n->next;
-        n->next = fifo;
-        fifo = n;
-    }
-    while (fifo != nullptr) {
-        IoWaiterNode* n = fifo;
-        fifo = n->next;
-        n->next = nullptr;
-        n->task->schedule();  // the node may die from here on
-    }
+    schedule_claimed(claimed);
     return true;
 }
 
@@ -193,14 +199,8 @@ int IoDriver::poll(std::vector<epoll_event>& out, std::int64_t timeout_ns) noexc
     static std::atomic<bool> no_pwait2{false};
     // relaxed: a cached capability probe.
     if (!no_pwait2.load(std::memory_order_relaxed)) {
-        timespec ts{};
-        timespec* tsp = nullptr;
-        if (timeout_ns >= 0) {
-            ts.tv_sec = static_cast<time_t>(timeout_ns / 1'000'000'000);
-            ts.tv_nsec = static_cast<long>(timeout_ns % 1'000'000'000);
-            tsp = &ts;
-        }
-        n = epoll_pwait2(epfd_, out.data(), static_cast<int>(out.size()), tsp, nullptr);
+        timespec ts = to_timespec(timeout_ns);
+        n = epoll_pwait2(epfd_, out.data(), static_cast<int>(out.size()), timeout_ns >= 0 ? &ts : nullptr, nullptr);
         // Any error but EINTR (ENOSYS on an old kernel, EPERM from a seccomp filter
         // that does not know the call): use epoll_wait from now on.
         // relaxed: as above.
@@ -258,20 +258,7 @@ void IoDriver::dispatch(const epoll_event* ev, int n) noexcept {
                 }
             }
         }
-        // The list is newest first: schedule in the order the waiters came.
-        IoWaiterNode* fifo = nullptr;
-        while (claimed != nullptr) {
-            IoWaiterNode* w = claimed;
-            claimed = w->next;
-            w->next = fifo;
-            fifo = w;
-        }
-        while (fifo != nullptr) {
-            IoWaiterNode* w = fifo;
-            fifo = w->next;
-            w->next = nullptr;
-            w->task->schedule();  // the node may die from here on
-        }
+        schedule_claimed(claimed);
     }
 }
 

@@ -24,7 +24,8 @@
 //   blocking.cpp  the blocking pool (to_thread)
 //   registry.cpp  "Registry", "Deadlock detection": live tasks, completion,
 //                 shutdown, dump(), metrics()
-//   monitor.cpp   "Stall monitor"
+//   monitor.cpp   "Stall monitor" (and the I/O poller's hand-over)
+//   io.hpp/.cpp   the I/O driver: epoll, fd slots, the wait spindle::net builds on
 //   scheduler.cpp construction and teardown; the public spindle::Runtime
 //   scheduler_internal.hpp  what these files share: thread-locals, futex, clock
 #pragma once

@@ -35,15 +35,20 @@ inline std::int64_t steady_ns() noexcept {
         .count();
 }
 
-inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::int64_t timeout_ns) noexcept {
+/// A relative timeout in ns (>= 0) as a timespec.
+inline timespec to_timespec(std::int64_t ns) noexcept {
     timespec ts{};
-    timespec* tsp = nullptr;
-    if (timeout_ns >= 0) {
-        ts.tv_sec = static_cast<time_t>(timeout_ns / 1'000'000'000);
-        ts.tv_nsec = static_cast<long>(timeout_ns % 1'000'000'000);
-        tsp = &ts;
+    if (ns > 0) {
+        ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+        ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
     }
-    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, tsp, nullptr, 0);
+    return ts;
+}
+
+inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::int64_t timeout_ns) noexcept {
+    timespec ts = to_timespec(timeout_ns);
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected,
+            timeout_ns >= 0 ? &ts : nullptr, nullptr, 0);
 }
 inline void futex_wake(std::atomic<std::uint32_t>& word) noexcept {
     syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
