@@ -211,7 +211,7 @@ void WaitQueue::advance_front() noexcept {
     }
 }
 
-std::size_t WaitQueue::grant(std::size_t limit) noexcept {
+std::size_t WaitQueue::grant(std::size_t limit, std::uint64_t bound) noexcept {
     std::size_t granted = 0;
     if (limit == 0) return 0;
     ebr::Guard g;
@@ -225,7 +225,7 @@ std::size_t WaitQueue::grant(std::size_t limit) noexcept {
     // relaxed: only a lower bound; every cell below it is settled for good.
     i = std::max(i, scan_.load(std::memory_order_relaxed));
     // seq_cst: the other half of the Dekker pair described in enqueue().
-    const std::uint64_t end = enq_.load(std::memory_order_seq_cst);
+    const std::uint64_t end = std::min(enq_.load(std::memory_order_seq_cst), bound);
     struct Publish {  // on every exit: cells below `at` were all settled when we looked
         std::atomic<std::uint64_t>& hint;
         std::uint64_t& at;

@@ -574,3 +574,215 @@ CO_TEST_OPTS(SyncBarrierAsyncio, BarrierRounds, one_worker()) {
     T("n", barrier.n_waiting());
     EXPECT_EQ(T.str(), "c0:2 a0:0 b0:1 a1:2 b1:0 c1:1 b2:2 c2:0 a2:1 n=0");
 }
+
+// ─────────────────── the direct engine (two workers; barrier.hpp D1-D4) ───────────────────
+// On more than one worker a Barrier is a round counter, one WaitQueue and a spin lock
+// (no Condition, no drain). These tests pin its semantics: the same indices, errors,
+// cancellation and timeouts as asyncio's, without the one-worker trace.
+
+namespace {
+
+spindle::RuntimeOptions two_workers() { return spindle::RuntimeOptions{.workers = 2}; }
+
+/// Yields until `b` counts `n` arrivals in the open round (an explicit event: the
+/// arrivals are what the test waits for; no sleep).
+Task<void> until_waiting(Barrier& b, std::size_t n) {
+    while (b.n_waiting() != n) co_await spindle::yield_now();
+}
+
+Task<std::size_t> wait_once(Barrier& b) { co_return co_await b.wait(); }
+
+/// 0 = returned an index, 1 = BrokenBarrierError, 2 = CancelledError, 3 = TimeoutError.
+Task<int> wait_outcome(Barrier& b, std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max()) {
+    try {
+        if (timeout == std::chrono::nanoseconds::max()) (void)co_await b.wait();
+        else (void)co_await spindle::wait_for(b.wait(), timeout);
+        co_return 0;
+    } catch (const BrokenBarrierError&) {
+        co_return 1;
+    } catch (const CancelledError&) {
+        co_return 2;
+    } catch (const spindle::TimeoutError&) {
+        co_return 3;
+    }
+}
+
+}  // namespace
+
+// Every round hands out each index 0..parties-1 once: round r is made of every task's
+// r-th wait (a task cannot reach its (r+1)-th wait before round r has passed).
+CO_TEST_OPTS(SyncBarrierDirect, RoundsHandOutEachIndexOnce, two_workers()) {
+    constexpr std::size_t kParties = 16;
+    constexpr std::size_t kRounds = 300;
+    Barrier b(kParties);
+    std::vector<std::atomic<int>> seen(kRounds * kParties);
+    std::vector<JoinHandle<void>> hs;
+    for (std::size_t p = 0; p < kParties; ++p)
+        hs.push_back(spindle::spawn([](Barrier& br, std::vector<std::atomic<int>>& sn) -> Task<void> {
+            for (std::size_t r = 0; r < kRounds; ++r) {
+                const std::size_t i = co_await br.wait();
+                if (i < kParties) sn[r * kParties + i].fetch_add(1);
+                else ADD_FAILURE() << "index " << i;
+            }
+        }(b, seen)));
+    co_await join_all(hs);
+    std::size_t bad = 0;
+    for (auto& s : seen) bad += s.load() == 1 ? 0 : 1;
+    EXPECT_EQ(bad, 0u);
+    EXPECT_EQ(b.n_waiting(), 0u);
+    EXPECT_FALSE(b.broken());
+}
+
+// A cancelled waiter stops counting while its round is open (asyncio: its `finally`
+// takes it off the count), so the round still needs `parties` live arrivals.
+CO_TEST_OPTS(SyncBarrierDirect, CancelledWaiterStopsCounting, two_workers()) {
+    Barrier b(3);
+    auto w1 = spindle::spawn(wait_once(b));
+    co_await until_waiting(b, 1);
+    auto w2 = spindle::spawn(wait_once(b));
+    co_await until_waiting(b, 2);
+    w2.cancel();
+    const bool c = co_await ended_cancelled(std::move(w2));
+    EXPECT_TRUE(c);
+    EXPECT_EQ(b.n_waiting(), 1u);
+    auto w3 = spindle::spawn(wait_once(b));
+    co_await until_waiting(b, 2);
+    const std::size_t mine = co_await b.wait();
+    const std::size_t i1 = co_await w1;
+    const std::size_t i3 = co_await w3;
+    EXPECT_EQ(mine, 2u);
+    EXPECT_EQ(i1 + i3, 1u) << "the two others hold 0 and 1";
+    EXPECT_EQ(b.n_waiting(), 0u);
+}
+
+// A wait_for that times out leaves the barrier as it was.
+CO_TEST_OPTS(SyncBarrierDirect, TimeoutLeavesTheCountAsItWas, two_workers()) {
+    Barrier b(2);
+    const int r = co_await wait_outcome(b, 5ms);
+    EXPECT_EQ(r, 3);
+    EXPECT_EQ(b.n_waiting(), 0u);
+    EXPECT_FALSE(b.broken());
+    auto other = spindle::spawn(wait_once(b));
+    co_await until_waiting(b, 1);
+    const std::size_t mine = co_await b.wait();
+    const std::size_t theirs = co_await other;
+    EXPECT_EQ(mine, 1u);
+    EXPECT_EQ(theirs, 0u);
+}
+
+// reset() breaks the open round (its waiters get BrokenBarrierError) and refills.
+CO_TEST_OPTS(SyncBarrierDirect, ResetBreaksTheOpenRoundAndRefills, two_workers()) {
+    Barrier b(4);
+    std::vector<JoinHandle<int>> hs;
+    for (int k = 0; k < 3; ++k) {
+        hs.push_back(spindle::spawn(wait_outcome(b)));
+        co_await until_waiting(b, static_cast<std::size_t>(k) + 1);
+    }
+    co_await b.reset();
+    EXPECT_FALSE(b.broken());
+    EXPECT_EQ(b.n_waiting(), 0u);
+    for (auto& h : hs) {
+        const int r = co_await h;
+        EXPECT_EQ(r, 1) << "a waiter of the reset round";
+    }
+    // The next round starts from index 0.
+    std::vector<JoinHandle<std::size_t>> next;
+    for (int k = 0; k < 3; ++k) next.push_back(spindle::spawn(wait_once(b)));
+    co_await until_waiting(b, 3);
+    const std::size_t mine = co_await b.wait();
+    EXPECT_EQ(mine, 3u);
+    std::size_t sum = 0;
+    for (auto& h : next) sum += co_await h;
+    EXPECT_EQ(sum, 0u + 1u + 2u);
+}
+
+// abort() breaks current and future waits until reset(); reset() repairs it.
+CO_TEST_OPTS(SyncBarrierDirect, AbortBreaksUntilReset, two_workers()) {
+    Barrier b(2);
+    auto w = spindle::spawn(wait_outcome(b));
+    co_await until_waiting(b, 1);
+    co_await b.abort();
+    EXPECT_TRUE(b.broken());
+    const int r = co_await w;
+    EXPECT_EQ(r, 1);
+    const int later = co_await wait_outcome(b);
+    EXPECT_EQ(later, 1) << "a wait on an aborted barrier fails at once";
+    co_await b.reset();
+    EXPECT_FALSE(b.broken());
+    auto w2 = spindle::spawn(wait_once(b));
+    co_await until_waiting(b, 1);
+    const std::size_t mine = co_await b.wait();
+    const std::size_t theirs = co_await w2;
+    EXPECT_EQ(mine + theirs, 1u);
+}
+
+// Waiting still needs a task, and the first call picks the engine only then.
+TEST(SyncBarrierDirect, WaitOutsideATaskThrowsThenWorksOnTwoWorkers) {
+    Barrier b(2);
+    bool got = false;
+    {
+        Eager e = wait_outside_task(b, got);
+        EXPECT_THROW(e.rethrow(), std::logic_error);
+    }
+    EXPECT_FALSE(got);
+    const std::size_t sum = spindle::run(
+        [](Barrier& br) -> Task<std::size_t> {
+            auto t = spindle::spawn(wait_once(br));
+            co_await until_waiting(br, 1);
+            const std::size_t mine = co_await br.wait();
+            co_return mine + co_await t;
+        }(b),
+        two_workers());
+    EXPECT_EQ(sum, 1u);
+}
+
+// The races the direct engine arbitrates, on two workers: waiters that time out while
+// their round closes (D4), resets that break rounds while waiters arrive and leave
+// (D2, D3). Nothing may hang, no index may repeat within a passed round, and a clean
+// round afterwards must still work from index 0.
+CO_TEST_OPTS(SyncBarrierDirect, TimeoutsAndResetsRacingRoundsLoseNothing, two_workers()) {
+    constexpr std::size_t kParties = 3;
+    const int iters = spindle::synctest::kSanitized ? 300 : 3000;
+    Barrier b(kParties);
+    std::atomic<int> passed{0}, broken{0}, timeouts{0};
+    std::atomic<bool> stop{false};
+    std::vector<JoinHandle<void>> hs;
+    for (std::size_t p = 0; p < kParties + 1; ++p)
+        hs.push_back(spindle::spawn(
+            [](Barrier& br, std::atomic<int>& ps, std::atomic<int>& bk, std::atomic<int>& to, int n,
+               std::size_t me) -> Task<void> {
+                for (int k = 0; k < n; ++k) {
+                    // Even tasks are sometimes late, so that odd ones time out, some
+                    // just as a late arrival closes their round.
+                    if (me % 2 == 0 && k % 4 == static_cast<int>(me))
+                        for (int y = 0; y < 20; ++y) co_await spindle::yield_now();
+                    // Odd tasks use a timeout short enough to race the round closing.
+                    const auto limit = (me % 2 == 1) ? std::chrono::nanoseconds(k % 2 == 0 ? 1us : 5us) : std::chrono::nanoseconds::max();
+                    const int r = co_await wait_outcome(br, limit);
+                    (r == 0 ? ps : r == 1 ? bk : to).fetch_add(1);
+                }
+            }(b, passed, broken, timeouts, iters, p)));
+    auto resetter = spindle::spawn([](Barrier& br, std::atomic<bool>& st) -> Task<void> {
+        while (!st.load()) {
+            co_await br.reset();
+            for (int k = 0; k < 50; ++k) co_await spindle::yield_now();
+        }
+    }(b, stop));
+    // Four tasks on a barrier of three: the fourth's arrivals keep rounds closing even
+    // when a timed-out waiter leaves one short; the resetter breaks the rest.
+    for (auto& h : hs) co_await h;
+    stop.store(true);
+    co_await resetter;
+    EXPECT_EQ(passed.load() + broken.load() + timeouts.load(), static_cast<int>(kParties + 1) * iters);
+    EXPECT_GT(passed.load(), 0);
+    
+    co_await b.reset();
+    EXPECT_EQ(b.n_waiting(), 0u);
+    std::vector<JoinHandle<std::size_t>> last;
+    for (std::size_t k = 0; k + 1 < kParties; ++k) last.push_back(spindle::spawn(wait_once(b)));
+    co_await until_waiting(b, kParties - 1);
+    const std::size_t mine = co_await b.wait();
+    EXPECT_EQ(mine, kParties - 1);
+    for (auto& h : last) (void)co_await h;
+    EXPECT_EQ(b.n_waiting(), 0u);
+}

@@ -166,7 +166,12 @@ public:
     /// Grants up to `n` of the first WAITING (or EMPTY: deposit) cells from the
     /// front, in order, skipping cells already granted/cancelled/removed
     /// (Semaphore, Condition, Event). Returns how many were granted.
-    std::size_t grant_first(std::size_t n = 1) noexcept { return grant(n); }
+    std::size_t grant_first(std::size_t n = 1) noexcept { return grant(n, UINT64_MAX); }
+    /// Grants every WAITING (or EMPTY: deposit) cell whose index is below `end`, in
+    /// order, skipping settled cells; cells taken at or after `end` are left alone
+    /// (a Barrier round: `end` = enqueued() read when the round closed, so waiters of
+    /// the next round, which take their cells later, stay queued). Returns how many.
+    std::size_t grant_before(std::uint64_t end) noexcept { return grant(SIZE_MAX, end); }
     /// asyncio Lock's _wake_up_first: looks at the front waiter (the first cell not
     /// REMOVED; GRANTED/DEPOSIT cells there belong to a waiter that already took the
     /// lock and is leaving, so they are passed too) and grants it if it is WAITING or
@@ -192,7 +197,7 @@ public:
     [[nodiscard]] WaitQueueOwner* owner() const noexcept { return owner_; }
 
 private:
-    std::size_t grant(std::size_t limit) noexcept;
+    std::size_t grant(std::size_t limit, std::uint64_t bound) noexcept;
     /// Pinned walk over the cells from front_ to enq_; visit(index, cell) returns true
     /// to stop. (grant_front, has_pending_grant; defined in wait_queue.cpp.)
     template <class Visit>
