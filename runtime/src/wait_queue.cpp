@@ -61,16 +61,19 @@ WaitQueue::WaitQueue(WaitQueueOwner* owner) : owner_(owner) {
     tail_.store(s, std::memory_order_relaxed);  // relaxed: not shared yet
 }
 
-WaitQueue::~WaitQueue() {
-    // No other thread may use the queue now (destroying a primitive with waiters is
-    // a contract violation, detected here in debug builds).
-    // relaxed: single-threaded from here on.
+WaitQueue::~WaitQueue() { release_segments(); }
+
+void WaitQueue::release_segments() noexcept {
+    // No other thread may wait in the queue now (destroying a primitive with waiters
+    // is a contract violation, detected here in debug builds); a granter may still be
+    // pinned inside grant() (G4, G5).
+    // relaxed: no waiter can change the cells any more; a granter only reads past them.
     Segment* s = head_.load(std::memory_order_relaxed);
 #ifndef NDEBUG
     const std::uint64_t end = enq_.load(std::memory_order_relaxed);  // relaxed: as above
     for (std::uint64_t i = front_.load(std::memory_order_relaxed); i < end; ++i) {  // relaxed: as above
         Segment* seg = s;
-        while (seg != nullptr && seg->id != i / Segment::kCells) seg = seg->next.load(std::memory_order_relaxed);  // relaxed: single-threaded (destructor)
+        while (seg != nullptr && seg->id != i / Segment::kCells) seg = seg->next.load(std::memory_order_relaxed);  // relaxed: as above
         if (seg == nullptr) break;
         if (cell::is_waiting(seg->cells[i % Segment::kCells].load(std::memory_order_relaxed))) {  // relaxed: as above
             std::fprintf(stderr,
@@ -81,12 +84,35 @@ WaitQueue::~WaitQueue() {
     }
 #endif
     // Through EBR, not directly: a canceller that claimed a wait which has since
-    // ended may still be pinned with a pointer to a cell here (R4).
+    // ended may still be pinned with a pointer to a cell here (R4), and so may a
+    // granter that released the last waiter (G4).
     while (s != nullptr) {
-        Segment* next = s->next.load(std::memory_order_relaxed);  // relaxed: single-threaded
+        Segment* next = s->next.load(std::memory_order_relaxed);  // relaxed: as above
         ebr::retire(s, &free_segment);
         s = next;
     }
+}
+
+namespace {
+void free_queue_memory(void* p) noexcept { ::operator delete(p, std::align_val_t(alignof(WaitQueue))); }
+}  // namespace
+
+WaitQueue* WaitQueue::create(WaitQueueOwner* owner) {
+    void* mem = ::operator new(sizeof(WaitQueue), std::align_val_t(alignof(WaitQueue)));
+    try {
+        return new (mem) WaitQueue(owner);
+    } catch (...) {
+        free_queue_memory(mem);
+        throw;
+    }
+}
+
+void WaitQueue::destroy(WaitQueue* q) noexcept {
+    if (q == nullptr) return;
+    q->release_segments();
+    // The object's memory through EBR as well (G5): its atomics are trivially
+    // destructible and release_segments() did the rest of ~WaitQueue.
+    ebr::retire(q, &free_queue_memory);
 }
 
 Segment* WaitQueue::new_segment(std::uint64_t id) noexcept {
@@ -226,16 +252,20 @@ std::size_t WaitQueue::grant(std::size_t limit, std::uint64_t bound) noexcept {
     i = std::max(i, scan_.load(std::memory_order_relaxed));
     // seq_cst: the other half of the Dekker pair described in enqueue().
     const std::uint64_t end = std::min(enq_.load(std::memory_order_seq_cst), bound);
-    struct Publish {  // on every exit: cells below `at` were all settled when we looked
-        std::atomic<std::uint64_t>& hint;
-        std::uint64_t& at;
-        ~Publish() {
-            // relaxed: a monotone hint; the cells themselves are read with acquire.
-            std::uint64_t cur = hint.load(std::memory_order_relaxed);
-            while (cur < at && !hint.compare_exchange_weak(cur, at, std::memory_order_relaxed)) {  // relaxed: as above
-            }
+    // G4 (header): nothing of *this is written or read after the first CAS that may
+    // release a waiter; the walk after it reads only cells, in segments that EBR
+    // keeps alive while we are pinned. So the hints are written once, before that CAS.
+    bool hinted = false;
+    auto write_hints = [&](std::uint64_t settled_below) noexcept {
+        hinted = true;
+        // relaxed: a hint (see grant_hint_), published by the grant's CAS that follows.
+        grant_hint_.store(current_worker_hint(), std::memory_order_relaxed);
+        // relaxed: a monotone hint; the cells themselves are read with acquire.
+        std::uint64_t cur = scan_.load(std::memory_order_relaxed);
+        while (cur < settled_below &&
+               !scan_.compare_exchange_weak(cur, settled_below, std::memory_order_relaxed)) {  // relaxed: as above
         }
-    } publish{scan_, i};
+    };
     for (; i < end; ++i) {
         s = find(s, i / Segment::kCells);
         std::atomic<std::uint64_t>& c = s->cells[i % Segment::kCells];
@@ -244,8 +274,7 @@ std::size_t WaitQueue::grant(std::size_t limit, std::uint64_t bound) noexcept {
         bool took = false;
         for (;;) {
             if (v == cell::kEmpty) {
-                // relaxed: published by the CAS below.
-                grant_hint_.store(current_worker_hint(), std::memory_order_relaxed);
+                if (!hinted) write_hints(i);  // cells below i are settled
                 tsan_release(&c);  // the waiter that finds the deposit acquires it (install/abandon)
                 // acq_rel: publishes the grant to the waiter (its install acquires).
                 if (c.compare_exchange_weak(v, cell::kDeposit, std::memory_order_acq_rel, std::memory_order_acquire)) {
@@ -255,8 +284,7 @@ std::size_t WaitQueue::grant(std::size_t limit, std::uint64_t bound) noexcept {
                 continue;
             }
             if (cell::is_waiting(v)) {
-                // relaxed: a hint (see grant_hint_); ordered for our own thread only.
-                grant_hint_.store(current_worker_hint(), std::memory_order_relaxed);
+                if (!hinted) write_hints(i);
                 // acq_rel: the arbitration against a canceller; releases the grant.
                 if (c.compare_exchange_weak(v, cell::kGranted, std::memory_order_acq_rel, std::memory_order_acquire)) {
                     cell::task_of(v)->schedule();  // only the winner of the cell wakes it
@@ -267,11 +295,10 @@ std::size_t WaitQueue::grant(std::size_t limit, std::uint64_t bound) noexcept {
             }
             break;  // DEPOSIT, GRANTED, CANCELLED or REMOVED
         }
-        if (took && ++granted == limit) {
-            ++i;  // this cell is settled too
-            return granted;
-        }
+        if (took && ++granted == limit) return granted;
     }
+    // Nothing was released: every cell below end is settled (G3).
+    if (!hinted) write_hints(i);
     return granted;
 }
 

@@ -3,12 +3,13 @@
 
 #include <cstddef>
 
+#include "spindle/runtime/detail/ebr.hpp"
 #include "spindle/runtime/errors.hpp"
 
 namespace spindle {
 
-Event::Event() : q_(this) {}
-Event::~Event() = default;
+Event::Event() : q_(detail::WaitQueue::create(this)) {}
+Event::~Event() { detail::WaitQueue::destroy(q_); }
 
 bool Event::is_set() const noexcept {
     // acquire: pairs with set()'s exchange (what the setter wrote before set()).
@@ -16,10 +17,14 @@ bool Event::is_set() const noexcept {
 }
 
 void Event::set() noexcept {
+    // G5 (wait_queue.hpp): once the flag is stored a waiter may return and destroy
+    // *this, so the queue pointer is read first and the queue is pinned across.
+    detail::ebr::Guard pin;
+    detail::WaitQueue* const q = q_;
     // seq_cst: the store half of the Dekker pair with a waiter that took its cell
     // and then reads the flag; releases the setter's writes.
     if (value_.exchange(true, std::memory_order_seq_cst)) return;
-    (void)q_.grant_first(SIZE_MAX);  // every waiter not yet woken, FIFO
+    (void)q->grant_first(SIZE_MAX);  // every waiter not yet woken, FIFO
 }
 
 void Event::clear() noexcept {
@@ -29,21 +34,21 @@ void Event::clear() noexcept {
 
 bool Event::WaitAwaiter::await_suspend(std::coroutine_handle<> h) {
     w_.self = &detail::waiting_task("Event::wait");
-    w_.pos = ev_->q_.enqueue();
+    w_.pos = ev_->q_->enqueue();
     // seq_cst: the load half of the Dekker pair with set().
     if (ev_->value_.load(std::memory_order_seq_cst)) {
-        (void)ev_->q_.abandon(w_.pos);
+        (void)ev_->q_->abandon(w_.pos);
         return false;
     }
     queued_ = true;
-    return w_.park(ev_->q_, h);
+    return w_.park(*ev_->q_, h);
 }
 
 bool Event::WaitAwaiter::await_resume() {
     if (!queued_) return true;
     bool granted = true;
-    if (w_.suspended) granted = w_.finish(ev_->q_);
-    else ev_->q_.remove(w_.pos);  // a deposit: set() found us before we slept
+    if (w_.suspended) granted = w_.finish(*ev_->q_);
+    else ev_->q_->remove(w_.pos);  // a deposit: set() found us before we slept
     if (!granted) {
         (void)w_.self->consume_cancel();
         throw CancelledError{};

@@ -57,7 +57,7 @@ public:
     /// True while the flag is set.
     [[nodiscard]] bool is_set() const noexcept;
     /// Queued waiters (approximate; diagnostics).
-    [[nodiscard]] std::uint64_t approx_waiters() const noexcept { return q_.approx_size(); }
+    [[nodiscard]] std::uint64_t approx_waiters() const noexcept { return q_->approx_size(); }
 
 private:
     void on_waiter_cancelled() noexcept override {}
@@ -66,7 +66,9 @@ private:
     }
 
     std::atomic<bool> value_{false};
-    detail::WaitQueue q_;
+    // On the heap, freed through EBR (wait_queue.hpp G5): a waiter that sees the flag
+    // may destroy the Event while set() still walks the queue.
+    detail::WaitQueue* const q_;
 };
 
 }  // namespace spindle

@@ -127,8 +127,32 @@ public:
     [[nodiscard]] std::size_t maxsize() const noexcept { return maxsize_; }
     /// Marks one item done; std::invalid_argument if called more often than items were put.
     void task_done();
-    /// `co_await q.join()`: until task_done() was called for every item put.
-    Event::WaitAwaiter join() noexcept { return finished_.wait(); }
+    /// `co_await q.join()` (JoinAwaiter): until task_done() was called for every item put.
+    class JoinAwaiter {
+    public:
+        explicit JoinAwaiter(QueueCore& c) noexcept : c_(&c), w_(c.finished_) {}
+        bool await_ready() const noexcept { return w_.await_ready(); }
+        bool await_suspend(std::coroutine_handle<> h) { return w_.await_suspend(h); }
+        /// Returns once task_done()'s critical section, which set the event, has
+        /// ended (a lock and an unlock of the queue's lock): the joiner may then
+        /// destroy the queue (tests/sync/lifetime_test.cpp), also when cancelled.
+        /// True, as Event::wait().
+        bool await_resume() {
+            struct Handshake {
+                QueueCore* c;
+                ~Handshake() {
+                    c->lock();
+                    c->unlock();
+                }
+            } hs{c_};
+            return w_.await_resume();
+        }
+
+    private:
+        QueueCore* c_;
+        Event::WaitAwaiter w_;
+    };
+    JoinAwaiter join() noexcept { return JoinAwaiter(*this); }
     [[nodiscard]] bool is_shutdown() const noexcept;
     /// Waiters parked (approximate; diagnostics).
     [[nodiscard]] std::uint64_t approx_getters() const noexcept { return getters_.q.approx_size(); }

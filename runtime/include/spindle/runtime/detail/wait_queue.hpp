@@ -39,6 +39,20 @@
 //      resume after its grant holds front_ back and every grant rescans the cells
 //      behind it. The cells between front_ and scan_ are still in linked segments
 //      (they are not REMOVED past front_), so the walk to scan_ is safe under R4.
+//   G4 A grant touches the queue object (its hints) only before its first CAS that
+//      can release a waiter (EMPTY->DEPOSIT or WAITING->GRANTED); after it, only
+//      cells, in segments that EBR keeps alive while the granter is pinned (the
+//      destructor retires them through EBR too). A released waiter may return and
+//      destroy the primitive at once (a task that owns an Event on its frame, set()
+//      from another worker: the waiter that finds the deposit never suspends), and
+//      the granter is still inside grant(). The primitive's own code must likewise
+//      touch nothing of itself after the grant (Event::set, Barrier::wait/reset/abort).
+//   G5 G4 does not cover a primitive whose waiters can leave without a grant: an
+//      Event's waiter that sees the flag returns, and may destroy the Event, while
+//      set() is still about to read this queue's front and end. Such a primitive
+//      keeps its queue on the heap (create/destroy: the memory is retired through
+//      EBR), pins before the store that lets waiters go, and reads the queue pointer
+//      before it; everything set() touches after that store is then EBR-protected.
 //
 // The single arbitration between a grant and a cancellation is the CAS on the cell:
 // whoever moves it out of WAITING wins and is the only party that schedules the task.
@@ -146,6 +160,14 @@ public:
     WaitQueue(const WaitQueue&) = delete;
     WaitQueue& operator=(const WaitQueue&) = delete;
 
+    /// A queue on the heap whose memory, like its segments', is freed through EBR
+    /// (G5): for a primitive whose releasing call goes on using the queue after a
+    /// waiter it released may have destroyed the primitive. Pair with destroy().
+    static WaitQueue* create(WaitQueueOwner* owner);
+    /// Ends a queue made by create(): the destructor's checks and segment retirement
+    /// now, the memory once no pinned thread can hold it.
+    static void destroy(WaitQueue* q) noexcept;
+
     // ── suspend side ──
     /// Takes the next cell (EMPTY, or DEPOSIT if a granter got there first).
     WaitPosition enqueue();
@@ -198,6 +220,7 @@ public:
 
 private:
     std::size_t grant(std::size_t limit, std::uint64_t bound) noexcept;
+    void release_segments() noexcept;
     /// Pinned walk over the cells from front_ to enq_; visit(index, cell) returns true
     /// to stop. (grant_front, has_pending_grant; defined in wait_queue.cpp.)
     template <class Visit>
