@@ -123,8 +123,9 @@ std::uint64_t Barrier::break_round_locked() {
     const std::size_t n = count_.load(std::memory_order_relaxed);
     if (n == 0) return 0;
     broken_rounds_.emplace_back(gen_, n);  // may throw (then nothing changed)
-    // relaxed: the grant that follows (a cell CAS, acq_rel) publishes it to every
-    // waiter it wakes (D2); others read it under mx_.
+    // relaxed: published to each waiter of the round by the cell CAS that releases it
+    // (this grant's, or a later granter's, which took mx_ after our unlock), which the
+    // waiter acquires in install()/outcome() (D2); others read it under mx_.
     broken_pending_.store(broken_rounds_.size(), std::memory_order_relaxed);
     ++gen_;
     count_.store(0, std::memory_order_relaxed);  // relaxed: under mx_
@@ -197,9 +198,9 @@ Task<std::size_t> Barrier::wait() {
     else q_.remove(w.pos);  // a deposit: the round closed before we slept
 
     bool broke = false;
-    // acquire: pairs with the grant's cell CAS, after which break_round_locked()'s
-    // store is visible (D2); zero means our granted round passed.
-    if (!granted || broken_pending_.load(std::memory_order_acquire) != 0) {
+    // relaxed: our cell's acquire (install/outcome) already ordered break_round_locked()'s
+    // store before this load (D2); zero means our granted round passed.
+    if (!granted || broken_pending_.load(std::memory_order_relaxed) != 0) {
         lock();
         if (!granted && gen_ == my_gen) {
             // D4: cancelled while the round is open: stop counting.

@@ -775,7 +775,7 @@ CO_TEST_OPTS(SyncBarrierDirect, TimeoutsAndResetsRacingRoundsLoseNothing, two_wo
     co_await resetter;
     EXPECT_EQ(passed.load() + broken.load() + timeouts.load(), static_cast<int>(kParties + 1) * iters);
     EXPECT_GT(passed.load(), 0);
-    
+    EXPECT_EQ(b.n_waiting(), 0u) << "every wait ended: nobody may still count (D4)";
     co_await b.reset();
     EXPECT_EQ(b.n_waiting(), 0u);
     std::vector<JoinHandle<std::size_t>> last;
