@@ -205,8 +205,27 @@ std::uint64_t WaitQueue::outcome(const WaitPosition& p) noexcept {
 
 void WaitQueue::remove(const WaitPosition& p) noexcept {
     // seq_cst: our reads of the cell happen before front_ can pass it, and the Lock's
-    // re-check of a CANCELLED front (is_removed) pairs with this store.
+    // re-check of a CANCELLED front (is_removed) pairs with this store. It is also the
+    // store half of R5's Dekker pair (with the front_ load below).
     p.cell().store(cell::kRemoved, std::memory_order_seq_cst);
+    // R5 (header): only the remover whose cell is at front_ moves it. A cell behind
+    // front_ is passed by whoever moves front_ up to it, so we are done here.
+    // seq_cst: the load half of R5's Dekker pair with advance_front's CAS-then-load.
+    std::uint64_t f = front_.load(std::memory_order_seq_cst);
+    if (f != p.index) return;
+    // At the front, and not the last cell of a segment (whose passing retires the
+    // segment: advance_front does that, pinned): move front_ over our own cell without
+    // pinning; only if a cell lies behind ours go on pinned (it may be REMOVED, by a
+    // remover that saw front_ below it and left the move to us).
+    if (p.index % Segment::kCells != Segment::kCells - 1) {
+        // seq_cst: R5, as in advance_front (a remover behind us that saw the old front_
+        // has its REMOVED store, and its enq_ increment, ordered before our loads).
+        if (!front_.compare_exchange_strong(f, f + 1, std::memory_order_seq_cst, std::memory_order_relaxed))
+            return;  // relaxed failure: someone else passed our cell
+        // seq_cst: R5; a cell taken after this load is not REMOVED (its owner will find
+        // front_ at or before it).
+        if (f + 1 >= enq_.load(std::memory_order_seq_cst)) return;
+    }
     advance_front();
 }
 
@@ -216,18 +235,21 @@ void WaitQueue::advance_front() noexcept {
         // head_ before front_, as in grant().
         // acquire: pairs with move_forward.
         Segment* h = head_.load(std::memory_order_acquire);
-        // acquire: pairs with the release CAS below (another remover's progress).
-        std::uint64_t f = front_.load(std::memory_order_acquire);
-        // relaxed: enq_ only grows; a stale value stops us early, which is safe.
-        if (f >= enq_.load(std::memory_order_relaxed)) return;
+        // seq_cst: R5 (another mover's progress, and the Dekker pair with remove()).
+        std::uint64_t f = front_.load(std::memory_order_seq_cst);
+        // seq_cst: R5 (a cell whose remover saw the old front_ lies below enq_).
+        if (f >= enq_.load(std::memory_order_seq_cst)) return;
         Segment* s = find(h, f / Segment::kCells);
-        // acquire: pairs with the waiter's release store of REMOVED.
-        if (s->cells[f % Segment::kCells].load(std::memory_order_acquire) != cell::kRemoved) return;
+        // seq_cst: R5, the load half after our CAS (pairs with remove()'s REMOVED store
+        // then front_ load: one of the two sees the other); also acquires the waiter's
+        // writes.
+        if (s->cells[f % Segment::kCells].load(std::memory_order_seq_cst) != cell::kRemoved) return;
         const bool last = (f % Segment::kCells) == Segment::kCells - 1;
         Segment* next = last ? find(s, s->id + 1) : nullptr;  // exists before front_ crosses
-        // acq_rel: orders our read of the cell before the move; pairs with other movers.
-        if (!front_.compare_exchange_strong(f, f + 1, std::memory_order_acq_rel, std::memory_order_relaxed))
-            continue;
+        // seq_cst: R5 (orders our read of the cell before the move; pairs with other
+        // movers and with remove()'s front_ load).
+        if (!front_.compare_exchange_strong(f, f + 1, std::memory_order_seq_cst, std::memory_order_relaxed))
+            continue;  // relaxed failure: the loop re-reads front_
         if (last) {
             // We moved front_ onto `next`: s is unreachable once head_/tail_ pass it (R3).
             move_forward(tail_, next);

@@ -75,6 +75,14 @@
 //   R4 a waiter dereferences its own cell only before it marks it REMOVED (R1 keeps
 //      its segment alive until then); everyone else dereferences cells only while
 //      pinned (EBR), having loaded the segment pointer after pinning.
+//   R5 front_ is moved only over REMOVED cells, and a remove() moves it only if its
+//      cell is at front_ then: it stores REMOVED, then reads front_ (both seq_cst);
+//      a mover CASes front_ forward, then reads the next cell (both seq_cst). By the
+//      single total order one of the two sees the other, so a cell behind front_ is
+//      passed by the remover at the front (or whoever follows it), never stranded.
+//      The remover at the front passes its own cell without pinning (its segment is
+//      alive until front_ passes it) unless the cell ends a segment or another cell
+//      lies behind it (then advance_front, pinned, as before).
 //
 // THREAD SAFETY: every member may be called from any thread; suspend-side calls
 // for one WaitPosition come from its single waiter.
