@@ -66,17 +66,7 @@ Task<void> Barrier::reset() {
         co_return;
     }
     (void)detail::waiting_task("Barrier::reset");
-    lock();
-    std::uint64_t end = 0;
-    try {
-        end = break_round_locked();
-    } catch (...) {
-        unlock();
-        throw;
-    }
-    broken_.store(false, std::memory_order_relaxed);  // relaxed: under mx_
-    unlock();
-    if (end != 0) (void)q_.grant_before(end);
+    break_round(/*broken_after=*/false);
 }
 
 Task<void> Barrier::abort() {
@@ -85,6 +75,10 @@ Task<void> Barrier::abort() {
         co_return;
     }
     (void)detail::waiting_task("Barrier::abort");
+    break_round(/*broken_after=*/true);
+}
+
+void Barrier::break_round(bool broken_after) {
     lock();
     std::uint64_t end = 0;
     try {
@@ -93,9 +87,9 @@ Task<void> Barrier::abort() {
         unlock();
         throw;
     }
-    broken_.store(true, std::memory_order_relaxed);  // relaxed: under mx_
+    broken_.store(broken_after, std::memory_order_relaxed);  // relaxed: under mx_
     unlock();
-    if (end != 0) (void)q_.grant_before(end);
+    if (end != 0) (void)q_.grant_before(end);  // G4: nothing of *this after the grant
 }
 
 // ───────────────────────────── direct engine ─────────────────────────────

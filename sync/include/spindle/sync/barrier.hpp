@@ -114,6 +114,9 @@ private:
 
     // ── direct engine (two or more workers; D1-D4 in the header comment) ──
     class DirectWait;
+    /// reset()/abort() on the direct engine: closes the open round as broken, wakes its
+    /// waiters, and leaves the barrier broken (abort) or not (reset).
+    void break_round(bool broken_after);
     /// Under mx_: closes the open round as broken (if anyone waits in it); returns
     /// the cell bound to grant after unlocking (0: nobody to wake).
     std::uint64_t break_round_locked();
