@@ -100,7 +100,9 @@ void free_queue_memory(void* p) noexcept { ::operator delete(p, std::align_val_t
 WaitQueue* WaitQueue::create(WaitQueueOwner* owner) {
     void* mem = ::operator new(sizeof(WaitQueue), std::align_val_t(alignof(WaitQueue)));
     try {
-        return new (mem) WaitQueue(owner);
+        auto* q = new (mem) WaitQueue(owner);
+        q->heap_ = true;  // before the queue is shared
+        return q;
     } catch (...) {
         free_queue_memory(mem);
         throw;
@@ -182,9 +184,11 @@ bool WaitQueue::install(const WaitPosition& p, TaskHeader& t, std::uint64_t toke
 }
 
 bool WaitQueue::abandon(const WaitPosition& p) noexcept {
-    // acq_rel: acquire sees a deposit's grant; release orders our earlier writes
-    // before front_ may pass the cell.
-    const std::uint64_t prev = p.cell().exchange(cell::kRemoved, std::memory_order_acq_rel);
+    // Acquires a deposit's grant; releases our earlier writes before front_ may pass
+    // the cell.
+    // seq_cst: also the store half of R5's Dekker pair (advance_front below reads
+    // front_, and a mover that CASes front_ then reads this cell must see it).
+    const std::uint64_t prev = p.cell().exchange(cell::kRemoved, std::memory_order_seq_cst);
     const bool deposit = (prev == cell::kDeposit);
     if (deposit) tsan_acquire(&p.cell());  // as in install()
     advance_front();
@@ -276,7 +280,9 @@ std::size_t WaitQueue::grant(std::size_t limit, std::uint64_t bound) noexcept {
     const std::uint64_t end = std::min(enq_.load(std::memory_order_seq_cst), bound);
     // G4 (header): nothing of *this is written or read after the first CAS that may
     // release a waiter; the walk after it reads only cells, in segments that EBR
-    // keeps alive while we are pinned. So the hints are written once, before that CAS.
+    // keeps alive while we are pinned. So the hints are written before that CAS, and
+    // again at the end only for a heap queue (G5: *this is EBR-protected too).
+    const bool heap = heap_;  // read now: after a release *this may be gone (G4)
     bool hinted = false;
     auto write_hints = [&](std::uint64_t settled_below) noexcept {
         hinted = true;
@@ -317,10 +323,15 @@ std::size_t WaitQueue::grant(std::size_t limit, std::uint64_t bound) noexcept {
             }
             break;  // DEPOSIT, GRANTED, CANCELLED or REMOVED
         }
-        if (took && ++granted == limit) return granted;
+        if (took && ++granted == limit) {
+            // A heap queue (G5) is EBR-protected: the hint may still move past us.
+            if (heap) write_hints(i + 1);
+            return granted;
+        }
     }
-    // Nothing was released: every cell below end is settled (G3).
-    if (!hinted) write_hints(i);
+    // Every cell below end is settled (G3); after a release only a heap queue may be
+    // written (G4, G5).
+    if (!hinted || heap) write_hints(i);
     return granted;
 }
 

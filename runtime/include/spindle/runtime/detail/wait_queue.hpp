@@ -76,7 +76,8 @@
 //      its segment alive until then); everyone else dereferences cells only while
 //      pinned (EBR), having loaded the segment pointer after pinning.
 //   R5 front_ is moved only over REMOVED cells, and a remove() moves it only if its
-//      cell is at front_ then: it stores REMOVED, then reads front_ (both seq_cst);
+//      cell is at front_ then: it stores REMOVED, then reads front_ (both seq_cst;
+//      abandon()'s exchange is seq_cst too, and it always runs advance_front);
 //      a mover CASes front_ forward, then reads the next cell (both seq_cst). By the
 //      single total order one of the two sees the other, so a cell behind front_ is
 //      passed by the remover at the front (or whoever follows it), never stranded.
@@ -250,6 +251,7 @@ private:
     // behind runs next on its own worker (Lock::AcquireAwaiter::handing_over).
     // Written before the grant's CAS, which publishes it; a hint (granters may race).
     std::atomic<std::uint16_t> grant_hint_{0};
+    bool heap_ = false;  // made by create(): its memory is EBR-protected (G5)
 
 public:
     /// The granting worker of the latest grant (see grant_hint_).
