@@ -224,8 +224,9 @@ void WaitQueue::remove(const WaitPosition& p) noexcept {
     if (p.index % Segment::kCells != Segment::kCells - 1) {
         // seq_cst: R5, as in advance_front (a remover behind us that saw the old front_
         // has its REMOVED store, and its enq_ increment, ordered before our loads).
+        // relaxed failure: someone else passed our cell; nothing is read after it.
         if (!front_.compare_exchange_strong(f, f + 1, std::memory_order_seq_cst, std::memory_order_relaxed))
-            return;  // relaxed failure: someone else passed our cell
+            return;
         // seq_cst: R5; a cell taken after this load is not REMOVED (its owner will find
         // front_ at or before it).
         if (f + 1 >= enq_.load(std::memory_order_seq_cst)) return;
@@ -251,9 +252,9 @@ void WaitQueue::advance_front() noexcept {
         const bool last = (f % Segment::kCells) == Segment::kCells - 1;
         Segment* next = last ? find(s, s->id + 1) : nullptr;  // exists before front_ crosses
         // seq_cst: R5 (orders our read of the cell before the move; pairs with other
-        // movers and with remove()'s front_ load).
+        // movers and with remove()'s front_ load). relaxed failure: the loop re-reads front_.
         if (!front_.compare_exchange_strong(f, f + 1, std::memory_order_seq_cst, std::memory_order_relaxed))
-            continue;  // relaxed failure: the loop re-reads front_
+            continue;
         if (last) {
             // We moved front_ onto `next`: s is unreachable once head_/tail_ pass it (R3).
             move_forward(tail_, next);
