@@ -41,10 +41,11 @@ Barrier::Engine Barrier::engine(const char* what) {
 }
 
 std::size_t Barrier::n_waiting() const noexcept {
-    // relaxed (all three): a snapshot (asyncio's n_waiting reads the count in the
-    // filling state; the direct engine has no drain).
+    // A snapshot: asyncio's n_waiting reads the count in the filling state; the
+    // direct engine has no drain.
+    // relaxed (both): a racy snapshot, nothing is published through it.
     if (engine_.load(std::memory_order_relaxed) == kDirect) return count_.load(std::memory_order_relaxed);
-    return state() == State::kFilling ? count_.load(std::memory_order_relaxed) : 0;
+    return state() == State::kFilling ? count_.load(std::memory_order_relaxed) : 0;  // relaxed: as above
 }
 
 bool Barrier::broken() const noexcept {
