@@ -161,7 +161,9 @@ void SocketCore::close() noexcept {
 }
 
 void SocketCore::release() noexcept {
-    reg_.reset();  // leaves epoll before the number can be reused
+    // Leaves the driver before the number can be reused; the close below takes the
+    // socket (ours alone) out of the epoll set.
+    reg_.reset(/*fd_closing=*/true);
     // relaxed: no call is in flight (state_ says so, acquired by leave()).
     const int fd = fd_.exchange(-1, std::memory_order_relaxed);
     if (fd >= 0) ::close(fd);

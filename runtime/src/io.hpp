@@ -92,7 +92,9 @@ public:
     /// Registers `fd`; returns its slot (ticks 0) and its generation in `gen`.
     IoSlot* attach(int fd, std::uint32_t* gen);
     /// Deregisters (before the fd is closed) and wakes the slot's waiters.
-    void detach(IoSlot* slot, std::uint32_t gen) noexcept;
+    /// `fd_closing`: the caller closes the fd right after, and it has no other
+    /// descriptor: the close leaves the epoll set, so no EPOLL_CTL_DEL is made.
+    void detach(IoSlot* slot, std::uint32_t gen, bool fd_closing = false) noexcept;
     /// Wakes the slot's waiters, leaving it registered.
     void wake_waiters(IoSlot* slot, std::uint32_t gen) noexcept;
 
@@ -150,7 +152,8 @@ private:
     IoSlot* slot_at(std::uint32_t index) const noexcept;
     /// Unlinks and wakes every waiter of the slot (and frees it with `free_slot`);
     /// false if `gen` is stale.
-    bool take_waiters(IoSlot* slot, std::uint32_t gen, bool free_slot) noexcept;
+    enum class Free : std::uint8_t { no, yes, keep_epoll };
+    bool take_waiters(IoSlot* slot, std::uint32_t gen, Free free_slot) noexcept;
 
     Scheduler* sched_;
     int epfd_ = -1;

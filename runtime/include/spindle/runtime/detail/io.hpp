@@ -41,8 +41,11 @@ public:
 
     /// Leaves the driver (before the fd is closed) and wakes every task still
     /// waiting on it (their calls then find the socket closed). Not concurrent with
-    /// any other use of the registration.
-    void reset() noexcept;
+    /// any other use of the registration. `fd_closing`: the caller closes the fd at
+    /// once and owns its only descriptor, so the close itself takes it out of the
+    /// epoll set (no EPOLL_CTL_DEL; a dup() made by a user keeps the file in the set
+    /// until it is closed, its events ignored).
+    void reset(bool fd_closing = false) noexcept;
     /// Wakes every task waiting on the fd now, leaving the registration in place
     /// (close() from another task; concurrent with waits, not with reset()).
     void wake_all() noexcept;
