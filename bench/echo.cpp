@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -23,11 +24,14 @@ namespace {
 spindle::Task<void> serve(spindle::net::TcpStream s) {
     try {
         s.set_nodelay(true);
-        std::vector<std::byte> buf(64 * 1024);
+        // Not zero-filled (as the Asio and epoll peers): 64 KiB of memset per
+        // connection is ~2% of a churned connection's cost.
+        constexpr std::size_t kBuf = 64 * 1024;
+        const std::unique_ptr<std::byte[]> buf(new std::byte[kBuf]);
         for (;;) {
-            const std::size_t n = co_await s.read(buf);
+            const std::size_t n = co_await s.read(std::span<std::byte>(buf.get(), kBuf));
             if (n == 0) break;
-            co_await s.write_all(std::span<const std::byte>(buf.data(), n));
+            co_await s.write_all(std::span<const std::byte>(buf.get(), n));
         }
     } catch (const std::system_error&) {  // reset by the peer: the connection ends
     }
