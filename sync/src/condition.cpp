@@ -21,70 +21,134 @@ detail::WaitDescription Condition::describe_wait(const detail::WaitQueue& q) con
     return {"Condition", this, q.approx_size()};
 }
 
-/// asyncio's `await fut` inside Condition.wait: queue, release the lock, sleep.
-class Condition::NotifiedAwaiter {
-public:
-    explicit NotifiedAwaiter(Condition& c) noexcept : c_(&c) {}
-    bool await_ready() const noexcept { return false; }
-    bool await_suspend(std::coroutine_handle<> h) {
-        w_.self = &detail::waiting_task("Condition::wait");
-        // Queue before releasing: a notify from another core, which needs the lock,
-        // then always finds us (asyncio gets this from running on one thread).
-        w_.pos = c_->q_.enqueue();
-        try {
-            // A user's TSan sees this release only through the annotation: it runs in
-            // the library (spindle/runtime/detail/tsan.hpp); the acquirer is often the
-            // user's inline acquire.
-            detail::tsan_release(&c_->lock_->state_);
-            c_->lock_->release();
-        } catch (...) {
-            (void)c_->q_.abandon(w_.pos);
-            throw;
-        }
-        queued_ = true;
-        return w_.park(c_->q_, h);
-    }
-    void await_resume() {
-        bool granted = true;
-        if (w_.suspended) granted = w_.finish(c_->q_);
-        else c_->q_.remove(w_.pos);  // notified before we slept
-        if (!granted) {
-            (void)w_.self->consume_cancel();
-            throw CancelledError{};
-        }
-        if (w_.suspended && w_.self->consume_cancel()) throw CancelledError{};
-    }
+namespace detail {
 
-private:
-    Condition* c_;
-    detail::SyncWait w_;
-    bool queued_ = false;
+namespace {
+constexpr std::uint8_t kNotifyStage = 0;
+constexpr std::uint8_t kLockStage = 1;
+}  // namespace
+
+void CondWaitEngine::check_locked() const {
+    if (!c_->locked()) throw std::logic_error("spindle::Condition::wait: cannot wait on un-acquired lock");
+}
+
+bool CondWaitEngine::suspend(std::coroutine_handle<> h) {
+    TaskHeader& self = waiting_task("Condition::wait");
+    w_.self = &self;
+    h_ = h;
+    if (park_notified(self)) return true;
+    return !advance(self);  // notified before we slept
+}
+
+// asyncio's `fut = create_future(); append; self.release(); await fut`.
+bool CondWaitEngine::park_notified(TaskHeader& self) {
+    w_ = SyncWait{};
+    w_.self = &self;
+    stage_ = kNotifyStage;
+    // Queue before releasing: a notify from another core, which needs the lock, then
+    // always finds us (asyncio gets this from running on one thread).
+    w_.pos = c_->q_.enqueue();
+    try {
+        // A user's TSan sees this release only through the annotation: it runs in the
+        // library (spindle/runtime/detail/tsan.hpp); the acquirer is often the user's
+        // inline acquire.
+        tsan_release(&c_->lock_->state_);
+        c_->lock_->release();
+    } catch (...) {
+        (void)c_->q_.abandon(w_.pos);
+        throw;
+    }
+    // Before the wait is armed: the worker that runs us next (after a notification or
+    // a cancellation) calls before_resume() instead of resuming the coroutine.
+    self.resume_hook_ = this;
+    if (w_.park(c_->q_, h_)) return true;
+    self.resume_hook_ = nullptr;
+    return false;
+}
+
+bool CondWaitEngine::before_resume(TaskHeader& task) noexcept { return advance(task); }
+
+// The rest of asyncio's Condition.wait (and wait_for's loop), from the end of a
+// suspension: `finally: while True: try: await self.acquire(); break; except
+// CancelledError: err = ...`. Runs where the coroutine would have resumed, so at one
+// worker every step lands at the same place in the run order as in asyncio.
+bool CondWaitEngine::advance(TaskHeader& self) noexcept {
+    Lock& l = *c_->lock_;
+    for (;;) {
+        bool have_lock = false;
+        if (stage_ == kNotifyStage) {
+            bool granted = true;
+            if (w_.suspended) granted = w_.finish(c_->q_);
+            else c_->q_.remove(w_.pos);  // notified before we slept
+            if (!granted) {
+                (void)self.consume_cancel();
+                cancelled_ = true;
+            } else if (w_.suspended && self.consume_cancel()) {
+                cancelled_ = true;
+            }
+        } else {
+            have_lock = l.finish_queued(w_);
+            if (!have_lock) cancelled_ = true;  // and again: the lock is re-acquired regardless
+        }
+        while (!have_lock) {
+            if (l.try_acquire_raw()) {
+                tsan_acquire(&l.state_);  // as the release above: library code
+                if (tl_debug) [[unlikely]] debug_lock_acquired();
+                have_lock = true;
+                break;
+            }
+            w_ = SyncWait{};
+            w_.self = &self;
+            stage_ = kLockStage;
+            self.resume_hook_ = this;  // as in park_notified()
+            const Lock::Queued r = l.queue_waiter(w_, h_);  // enqueue aborts rather than throws
+            if (r == Lock::Queued::parked) return false;
+            self.resume_hook_ = nullptr;
+            if (r == Lock::Queued::took) {
+                if (tl_debug) [[unlikely]] debug_lock_acquired();  // queue_waiter annotated TSan
+                have_lock = true;
+            } else {
+                have_lock = l.finish_queued(w_);  // granted before we slept
+                if (!have_lock) cancelled_ = true;
+            }
+        }
+        // The lock is ours. A cancelled wait ends here; wait_for re-checks its
+        // predicate, and waits again while it is false.
+        if (cancelled_ || recheck()) return true;
+        try {
+            if (park_notified(self)) return false;
+        } catch (...) {  // release() of a lock someone else released: misuse
+            error_ = std::current_exception();
+            return true;
+        }
+    }
+}
+
+void CondWaitEngine::rethrow_if_failed() {
+    if (cancelled_) {
+        // CPython 3.13: the wait may have consumed a notification; pass it on.
+        (void)c_->q_.grant_first(1);
+        throw CancelledError{};
+    }
+    if (error_) std::rethrow_exception(error_);
+}
+
+}  // namespace detail
+
+/// One wait (Condition::wait's awaiter).
+class Condition::WaitOnce final : public detail::CondWaitEngine {
+public:
+    explicit WaitOnce(Condition& c) noexcept : CondWaitEngine(c) {}
+    bool await_ready() const {
+        check_locked();
+        return false;
+    }
+    bool await_suspend(std::coroutine_handle<> h) { return suspend(h); }
+    void await_resume() { rethrow_if_failed(); }
 };
 
 Task<bool> Condition::wait() {
-    if (!locked()) throw std::logic_error("spindle::Condition::wait: cannot wait on un-acquired lock");
-    std::exception_ptr err;
-    try {
-        co_await NotifiedAwaiter(*this);
-    } catch (...) {  // CancelledError is not a std::exception: catch everything
-        err = std::current_exception();
-    }
-    // Re-acquire the lock even if the wait was cancelled; a cancellation meanwhile
-    // is remembered and re-raised (the most recent one), as in asyncio.
-    for (;;) {
-        try {
-            co_await lock_->acquire();
-            detail::tsan_acquire(&lock_->state_);  // as the release above: library code
-            break;
-        } catch (const CancelledError&) {
-            err = std::current_exception();
-        }
-    }
-    if (err) {
-        // CPython 3.13: the wait may have consumed a notification; pass it on.
-        (void)q_.grant_first(1);
-        std::rethrow_exception(err);
-    }
+    co_await WaitOnce(*this);
     co_return true;
 }
 

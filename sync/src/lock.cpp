@@ -144,29 +144,41 @@ bool Lock::AcquireAwaiter::before_resume(detail::TaskHeader& task) noexcept {
     }
 }
 
-bool Lock::AcquireAwaiter::queue(std::coroutine_handle<> h) {
-    Lock& l = *lock_;
-    w_.pos = l.q_.enqueue();
+Lock::Queued Lock::queue_waiter(detail::SyncWait& w, std::coroutine_handle<> h) {
+    w.pos = q_.enqueue();
     // seq_cst: the load half of the Dekker pair with release() (see there).
-    std::uint64_t s = l.state_.load(std::memory_order_seq_cst);
+    std::uint64_t s = state_.load(std::memory_order_seq_cst);
     for (;;) {
         if (s == 0) {  // became free with nobody queued: take it after all
             // seq_cst: as above; acquires the previous critical section.
-            if (l.state_.compare_exchange_weak(s, kLocked, std::memory_order_seq_cst)) {
+            if (state_.compare_exchange_weak(s, kLocked, std::memory_order_seq_cst)) {
                 // No deposit can be here: a grant needs `reserved`, so the word was
                 // not 0 while one was in flight (L2).
-                (void)l.q_.abandon(w_.pos);
-                acquired_ = true;
-                detail::tsan_acquire(&l.state_);  // as in before_resume()
-                return false;
+                (void)q_.abandon(w.pos);
+                detail::tsan_acquire(&state_);  // as in AcquireAwaiter::before_resume()
+                return Queued::took;
             }
             continue;
         }
         // seq_cst: as above.
-        if (l.state_.compare_exchange_weak(s, s + kActiveOne, std::memory_order_seq_cst)) break;
+        if (state_.compare_exchange_weak(s, s + kActiveOne, std::memory_order_seq_cst)) break;
+    }
+    return w.park(q_, h) ? Queued::parked : Queued::deposit;
+}
+
+bool Lock::AcquireAwaiter::queue(std::coroutine_handle<> h) {
+    switch (lock_->queue_waiter(w_, h)) {
+        case Queued::took:
+            acquired_ = true;
+            return false;
+        case Queued::parked:
+            queued_ = true;
+            return true;
+        case Queued::deposit:
+            break;
     }
     queued_ = true;
-    return w_.park(l.q_, h);
+    return false;
 }
 
 void Lock::AcquireAwaiter::await_resume() {
@@ -179,42 +191,45 @@ void Lock::AcquireAwaiter::await_resume() {
         (void)w_.self->consume_cancel();
         throw CancelledError{};
     }
-    Lock& l = *lock_;
+    if (!lock_->finish_queued(w_)) throw CancelledError{};
+}
+
+bool Lock::finish_queued(detail::SyncWait& w) noexcept {
     // A deposit (granted before we slept) is a grant without a suspension point.
-    const bool granted = w_.suspended ? w_.finish_keep() : true;
-    if (granted && !(w_.suspended && w_.self->consume_cancel())) {
+    const bool granted = w.suspended ? w.finish_keep() : true;
+    if (granted && !(w.suspended && w.self->consume_cancel())) {
         // L3: take the reserved lock — reserved -> locked, active - 1 — then leave.
         // relaxed: the CAS validates.
-        std::uint64_t s = l.state_.load(std::memory_order_relaxed);
+        std::uint64_t s = state_.load(std::memory_order_relaxed);
         for (;;) {
             if ((s & kReserved) == 0U || (s & kLocked) != 0U) {
                 std::fprintf(stderr, "spindle: internal error: Lock granted without a reservation\n");
                 std::abort();
             }
             // seq_cst: acquires the previous critical section; Dekker as in release().
-            if (l.state_.compare_exchange_weak(s, ((s - kActiveOne) & ~kReserved) | kLocked,
-                                               std::memory_order_seq_cst))
+            if (state_.compare_exchange_weak(s, ((s - kActiveOne) & ~kReserved) | kLocked,
+                                             std::memory_order_seq_cst))
                 break;
         }
-        l.q_.remove(w_.pos);
+        q_.remove(w.pos);
         if (detail::tl_debug) [[unlikely]] detail::debug_lock_acquired();
-        return;
+        return true;
     }
     if (granted) {
         // Woken but cancelled before it resumed: stop counting, keep the reservation
         // and hand the lock to the next front waiter (asyncio: wake_up_first).
         // seq_cst: as in on_waiter_cancelled().
-        l.state_.fetch_sub(kActiveOne, std::memory_order_seq_cst);
-        l.q_.remove(w_.pos);
-        l.hand_off();
+        state_.fetch_sub(kActiveOne, std::memory_order_seq_cst);
+        q_.remove(w.pos);
+        hand_off();
     } else {
         // Cancelled in the queue (already uncounted): leave, then asyncio's
         // `if not locked: wake_up_first()`.
-        (void)w_.self->consume_cancel();
-        l.q_.remove(w_.pos);
-        l.wake_up_first();
+        (void)w.self->consume_cancel();
+        q_.remove(w.pos);
+        wake_up_first();
     }
-    throw CancelledError{};
+    return false;
 }
 
 }  // namespace spindle

@@ -258,7 +258,7 @@ Task<bool> cond_wait_for(State& st, spindle::Condition& c, const Op& op) {
             die("corrupted predicate capture: '" + what + "'");
         return st.counter >= k;
     };
-    Task<bool> waiting = c.wait_for(std::move(pred));
+    auto waiting = c.wait_for(std::move(pred));
     co_return co_await maybe_to<bool>(std::move(waiting), op.to);
 }
 

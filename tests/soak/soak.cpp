@@ -1393,7 +1393,7 @@ Task<void> pred_waiter(PredState& s, std::uint64_t seed, long iters, bool with_t
         std::exception_ptr cancelled;
         try {
             if (with_timeout && rng.below(2) == 0) {
-                Task<bool> waiting = s.cv.wait_for(std::move(pred));
+                auto waiting = s.cv.wait_for(std::move(pred));
                 (void)co_await spindle::wait_for(std::move(waiting), rng.us(300));
             } else {
                 (void)co_await s.cv.wait_for(std::move(pred));

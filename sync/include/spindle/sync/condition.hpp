@@ -10,8 +10,13 @@
 //   * notify(n) wakes the n longest waiters not yet woken; notify_all() all of
 //     them; both require the lock.
 //   * wait_for(pred) re-checks pred after every wake-up; returns its final value.
-// wait() is a coroutine (it has two suspension points: the notification and the
-// lock), so it costs one frame allocation per call, like asyncio's `async def`.
+// The wait has two suspensions (the notification, then the lock). Both are driven by
+// one awaiter (detail::CondWaitEngine) through a resume hook: the worker that would
+// resume the task after the notification re-acquires the lock first (queueing the
+// task on it if it is held, at the same point in the run order where asyncio's
+// `await self.acquire()` runs), and for wait_for re-checks pred, so the coroutine
+// resumes once, with the lock held. wait_for() is frame-free; wait() is a Task (it
+// can be spawned, as asyncio's create_task(cond.wait())) around the same awaiter.
 //
 // THREAD SAFETY: acquire/scoped/wait/wait_for inside a task; notify/notify_all/
 // release/locked from any thread (notify checks that the lock is held by someone).
@@ -19,7 +24,10 @@
 
 #include <coroutine>
 #include <cstdint>
+#include <exception>
+#include <optional>
 #include <type_traits>
+#include <utility>
 
 #include "spindle/runtime/task.hpp"
 #include "spindle/runtime/detail/wait_queue.hpp"
@@ -29,6 +37,48 @@
 namespace spindle {
 
 class Barrier;
+class Condition;
+
+namespace detail {
+
+/// The engine of Condition::wait() and wait_for() (sync/src/condition.cpp): queue on
+/// the condition, release the lock, wait for the notification, re-acquire the lock
+/// (also after a cancellation, which is re-raised once the lock is ours) and, for
+/// wait_for, re-check the predicate — all but the first step run by the worker in
+/// before_resume(), so the awaiting coroutine resumes only when the wait is over.
+class CondWaitEngine : private ResumeHook {
+public:
+    CondWaitEngine(const CondWaitEngine& o) noexcept : c_(o.c_) {}  // before use only
+    CondWaitEngine& operator=(const CondWaitEngine&) = delete;
+
+protected:
+    explicit CondWaitEngine(Condition& c) noexcept : c_(&c) {}
+    ~CondWaitEngine() = default;
+    /// std::logic_error unless the condition's lock is held.
+    void check_locked() const;
+    /// await_suspend: true = suspended.
+    bool suspend(std::coroutine_handle<> h);
+    /// await_resume: a cancelled wait passes a notification on (CPython 3.13) and
+    /// throws CancelledError; an exception of the predicate is rethrown.
+    void rethrow_if_failed();
+    /// Called with the lock held again after a notification: true = the wait is over
+    /// (wait_for: the predicate holds; it stores an exception in error_ and says true).
+    virtual bool recheck() noexcept { return true; }
+    std::exception_ptr error_;
+
+private:
+    bool before_resume(TaskHeader& task) noexcept override;
+    bool park_notified(TaskHeader& self);  // queue, release the lock, park: true = parked
+    bool advance(TaskHeader& self) noexcept;  // true = resume the coroutine, lock held
+
+    Condition* c_;
+    SyncWait w_;
+    std::coroutine_handle<> h_;
+    std::uint8_t stage_ = 0;  // 0: waiting for the notification; 1: for the lock
+    bool cancelled_ = false;  // a cancellation was consumed; re-raised in await_resume
+};
+
+}  // namespace detail
 
 /// asyncio.Condition (with CPython 3.13's fix), safe across cores: a Lock plus a FIFO
 /// queue of tasks waiting to be notified. wait() queues before it releases the lock,
@@ -61,19 +111,53 @@ public:
     /// (asyncio's Condition.wait()). std::logic_error unless the lock is held. A wait
     /// ended by an exception (CancelledError, a wait_for timeout) leaves only once the
     /// lock is held again, and first passes on a notification it may have received
-    /// (notify(1), CPython 3.13). A coroutine: one frame allocation per call.
+    /// (notify(1), CPython 3.13). A Task (spawnable); wait_for() needs no frame.
     Task<bool> wait();
 
-    /// Waits until pred() is truthy; returns its final value. pred is called with the
-    /// lock held: once first, then after every wake-up (asyncio's Condition.wait_for()).
+    /// `co_await cond.wait_for(pred)` (WaitForAwaiter): waits until pred() is truthy;
+    /// returns its final value. pred is called with the lock held: once first, then
+    /// after every wake-up (asyncio's Condition.wait_for()); an exception it throws
+    /// leaves with the lock held. No frame of its own.
     template <class Pred>
-    Task<std::invoke_result_t<Pred&>> wait_for(Pred pred) {
-        auto result = pred();
-        while (!result) {
-            co_await wait();
-            result = pred();
+    class WaitForAwaiter final : public detail::CondWaitEngine {
+    public:
+        /// What pred() returns (its final, truthy value is the result).
+        using value_type = std::invoke_result_t<Pred&>;
+        /// An awaiter that waits on `c` until `p()` is truthy.
+        WaitForAwaiter(Condition& c, Pred p) : CondWaitEngine(c), pred_(std::move(p)) {}
+        /// Moves an awaiter that has not been awaited yet (before use only).
+        WaitForAwaiter(WaitForAwaiter&& o) noexcept(std::is_nothrow_move_constructible_v<Pred>)
+            : CondWaitEngine(o), pred_(std::move(o.pred_)) {}
+        bool await_ready() {
+            result_.emplace(pred_());
+            if (static_cast<bool>(*result_)) return true;
+            check_locked();
+            return false;
         }
-        co_return result;
+        bool await_suspend(std::coroutine_handle<> h) { return suspend(h); }
+        value_type await_resume() {
+            rethrow_if_failed();
+            return std::move(*result_);
+        }
+
+    private:
+        bool recheck() noexcept override {
+            try {
+                result_.reset();
+                result_.emplace(pred_());
+                return static_cast<bool>(*result_);
+            } catch (...) {
+                error_ = std::current_exception();
+                return true;
+            }
+        }
+        Pred pred_;
+        std::optional<value_type> result_;
+    };
+    /// `co_await cond.wait_for(pred)`: see WaitForAwaiter (asyncio's Condition.wait_for()).
+    template <class Pred>
+    WaitForAwaiter<Pred> wait_for(Pred pred) {
+        return WaitForAwaiter<Pred>(*this, std::move(pred));
     }
 
     /// Wakes the n longest waiters not yet woken (fewer if fewer wait);
@@ -85,8 +169,9 @@ public:
     [[nodiscard]] std::uint64_t approx_waiters() const noexcept { return q_.approx_size(); }
 
 private:
-    class NotifiedAwaiter;
+    class WaitOnce;
     friend class Barrier;
+    friend class detail::CondWaitEngine;
     void on_waiter_cancelled() noexcept override {}
     [[nodiscard]] detail::WaitDescription describe_wait(const detail::WaitQueue& q) const noexcept override;
 

@@ -47,6 +47,10 @@
 
 namespace spindle {
 
+namespace detail {
+class CondWaitEngine;
+}  // namespace detail
+
 /// asyncio.Lock, safe across cores: a mutual-exclusion lock for tasks that waits by
 /// suspending, never by blocking a thread. Strictly FIFO, no barging: release() with
 /// waiters hands the lock to the longest waiter (unlocked but reserved until it
@@ -145,6 +149,7 @@ public:
 
 private:
     friend class Condition;  // its wait() releases and re-acquires in library code (TSan annotations)
+    friend class detail::CondWaitEngine;  // Condition's wait: the queued re-acquire
     bool try_acquire_raw() noexcept {
         std::uint64_t free_state = 0;  // unlocked and nobody queued
         // acquire: pairs with release()'s RMW (the previous critical section).
@@ -164,6 +169,15 @@ private:
     bool try_reserve() noexcept;        // (unlocked, unreserved, active > 0) -> reserved
     void hand_off() noexcept;           // with `reserved` held: grant the front or drop it
     void release_slow(std::uint64_t prev);
+    // The queued acquisition, shared by AcquireAwaiter and Condition's re-acquire.
+    // queue_waiter: `w.self` set; queues w and parks it at h — took: the lock was free
+    // after all (taken, nothing queued); parked: suspended (or handed over to the
+    // granter's worker); deposit: granted before it slept (call finish_queued now).
+    // finish_queued: after parked/deposit; true = the lock is ours (L3), false = the
+    // wait was cancelled (the request consumed, the lock passed on as asyncio does).
+    enum class Queued : std::uint8_t { took, parked, deposit };
+    Queued queue_waiter(detail::SyncWait& w, std::coroutine_handle<> h);
+    bool finish_queued(detail::SyncWait& w) noexcept;
 
     std::atomic<std::uint64_t> state_{0};
     // Convoy-break predictor (AcquireAwaiter::handing_over): >= 0 break, < 0 queue.
