@@ -57,18 +57,25 @@ std::ptrdiff_t Semaphore::value() const noexcept {
 }
 
 void Semaphore::release() {
-    // relaxed: the CAS validates.
+    // relaxed: the CAS validates (and give_to_waiter() re-reads with seq_cst).
     std::uint64_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
         if (value_of(s) >= bound_) {
             if (bounded_) throw std::invalid_argument("spindle::BoundedSemaphore released too many times");
             throw std::overflow_error("spindle::Semaphore: value would exceed 2^31 - 1");
         }
+        if (active_of(s) != 0) break;  // waiters: the permit goes to one of them (below)
         // seq_cst: releases the permit holder's work, and is the store half of the
-        // Dekker pair with a waiter that took its cell and then reads state_.
-        if (state_.compare_exchange_weak(s, s + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) break;
+        // Dekker pair with a waiter that took its cell and then reads state_. Nobody
+        // was counted: this store is our last touch of *this (S1 in the header).
+        if (state_.compare_exchange_weak(s, s + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) return;
     }
-    if (active_of(s) != 0) wake_up_next();
+    // S1: the permit stays in our hands, never in value, where a waiter that resumes
+    // meanwhile could pass it to the last waiter, which could return and destroy
+    // *this before we touch state_ again. (Before, release() added it to value and
+    // then reserved it back in wake_up_next(): tests/sync/lifetime_test.cpp,
+    // SemaphoreDestroyedByItsLastAcquirerWhileReleasesReturn, ASan.)
+    give_to_waiter(s);
 }
 
 void Semaphore::put_back() noexcept {
@@ -84,23 +91,40 @@ void Semaphore::wake_up_next() noexcept {
         if (value_of(s) == 0 || active_of(s) == 0) return;
         // Reserve the permit for the waiter we are about to wake.
         // seq_cst: Dekker with waiters (see release()).
-        if (!state_.compare_exchange_weak(s, s - 1, std::memory_order_seq_cst)) continue;
+        if (state_.compare_exchange_weak(s, s - 1, std::memory_order_seq_cst)) break;
+    }
+    give_to_waiter(s - 1);
+}
+
+void Semaphore::give_to_waiter(std::uint64_t reserved) noexcept {
+    // We hold one permit that is not in value (`reserved`: the state when we took it).
+    for (;;) {
         const std::uint64_t enq_before = q_.enqueued();
-        if (q_.grant_first(1) == 1) return;
+        if (q_.grant_first(1) == 1) return;  // S1: nothing of *this after the grant
         // Nobody waiting (every queued waiter was woken already): give it back.
-        std::uint64_t reserved = s - 1;
         // seq_cst: as above.
-        if (state_.compare_exchange_strong(reserved, s, std::memory_order_seq_cst)) {
+        if (state_.compare_exchange_strong(reserved, reserved + 1, std::memory_order_seq_cst)) {
             // The word can be back at `reserved` although a waiter queued behind our
             // scan (active + 1, after it saw the reservation) and a cancelled one left
             // (active - 1): ABA. That waiter took its cell before it read state_, so
             // enq_ shows it; look again then (found by the model, tests/model/).
+            // (S2 in the header: this read follows the give-back.)
             if (q_.enqueued() == enq_before) return;
-            s = state_.load(std::memory_order_seq_cst);  // seq_cst: as above
-            continue;
+        } else {
+            // The state moved meanwhile (a waiter may have queued): give back, look again.
+            // seq_cst: as above.
+            state_.fetch_add(1, std::memory_order_seq_cst);
         }
-        // The state moved meanwhile (a waiter may have queued): give back, look again.
-        s = state_.fetch_add(1, std::memory_order_seq_cst) + 1;  // seq_cst: as above
+        // Take a permit again if one is free and someone is counted (wake_up_next's
+        // reservation), else stop.
+        // seq_cst: as above.
+        std::uint64_t s = state_.load(std::memory_order_seq_cst);
+        for (;;) {
+            if (value_of(s) == 0 || active_of(s) == 0) return;
+            // seq_cst: as above.
+            if (state_.compare_exchange_weak(s, s - 1, std::memory_order_seq_cst)) break;
+        }
+        reserved = s - 1;
     }
 }
 

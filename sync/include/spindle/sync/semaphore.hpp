@@ -19,6 +19,16 @@
 // A waker reserves a permit (value - 1) before granting a cell and gives it back if
 // no waiter was there; the waiter re-checks the state after taking its cell, so the
 // two cannot miss each other (Dekker on state_ and the queue's enq_).
+// Lifetime (a waiter may destroy the Semaphore as soon as its acquire returns, even
+// while the release() that let it go still runs; wait_queue.hpp G4):
+//   S1 release() with waiters counted never puts its permit in value: it holds it
+//      (the state word unchanged) and grants a cell with it, and touches nothing of
+//      *this after that grant. A permit in value could be taken meanwhile by a waiter
+//      that resumes with permits free and wakes the next, down to the last one, which
+//      may then return and destroy *this before release() reads state_ again.
+//   S2 known gap: when the grant finds no cell (every counted waiter already woken,
+//      not yet resumed), the permit is given back to value and enq_ is read once more
+//      (the ABA check); a chain of resumptions could end the last wait in between.
 //
 // THREAD SAFETY: acquire/scoped inside a task; release/try_acquire/locked/value
 // from any thread.
@@ -112,7 +122,8 @@ private:
 
     void on_waiter_cancelled() noexcept override;
     [[nodiscard]] detail::WaitDescription describe_wait(const detail::WaitQueue& q) const noexcept override;
-    void wake_up_next() noexcept;
+    void wake_up_next() noexcept;       // reserve a free permit if someone is counted, then give it
+    void give_to_waiter(std::uint64_t reserved) noexcept;  // we hold a permit outside value: grant or give back
     void put_back() noexcept;  // value + 1 without the bound check, then wake
 
     std::atomic<std::uint64_t> state_;
