@@ -26,9 +26,15 @@
 //      *this after that grant. A permit in value could be taken meanwhile by a waiter
 //      that resumes with permits free and wakes the next, down to the last one, which
 //      may then return and destroy *this before release() reads state_ again.
-//   S2 known gap: when the grant finds no cell (every counted waiter already woken,
-//      not yet resumed), the permit is given back to value and enq_ is read once more
-//      (the ABA check); a chain of resumptions could end the last wait in between.
+//   S2 OPEN (a known use-after-free): when the grant finds no cell (every counted
+//      waiter already woken and not yet resumed, the rest not queued yet), the permit
+//      is given back to value and enq_ (then state_) is read once more for the ABA
+//      check below; meanwhile a woken waiter can resume, pass that permit on to the
+//      last waiter, which returns and destroys *this. TSan reports it in
+//      tests/sync/lifetime_test.cpp (SemaphoreDestroyedByItsLastAcquirerWhileReleasesReturn).
+//      Fixing it needs the ABA check to read only EBR-protected memory (state_ and
+//      the queue on the heap, as Event's queue: wait_queue.hpp G5) or a hand-shake
+//      with leaving waiters (as Queue::join's).
 //
 // THREAD SAFETY: acquire/scoped inside a task; release/try_acquire/locked/value
 // from any thread.
