@@ -2079,6 +2079,148 @@ void q_shutdown(Ctx& c) {
     q_end_checks(c, q, L);
 }
 
+// ───────────────────────────── lifetime (every primitive) ─────────────────────────────
+// Destroy-after-own-wait with several waiters (README: "destroying it as soon as your
+// own wait returns is allowed"; tests/sync/lifetime_test.cpp has the fixed shapes):
+// each round heap-allocates the primitive, spawns 2..5 waiters, hands it to a plain
+// thread that makes the waking calls, and the last waiter whose wait returns deletes
+// it. Under ASan a waking call that touches the primitive after it let the last
+// waiter go is a heap-use-after-free; everywhere the counts below must add up.
+// Bounded in time (kLifetimeBudget per primitive) as well as in rounds.
+
+constexpr auto kLifetimeBudget = std::chrono::milliseconds(kSanitized ? 400 : 250);
+
+template <class P>
+struct LifeBox {
+    template <class... A>
+    explicit LifeBox(int n, A&&... a) : waiters(n), p(std::forward<A>(a)...) {}
+    const int waiters;
+    P p;
+    std::atomic<int> ready{0};  // waiters about to wait (Condition: the waker needs all of them queued)
+    std::atomic<int> left{0};   // waiters whose wait returned; the last deletes the box
+};
+
+template <class P, class Wait>
+Task<void> life_waiter(LifeBox<P>* b, Wait* wait, std::atomic<long>* passed) {
+    co_await (*wait)(*b);
+    passed->fetch_add(1);
+    if (b->left.fetch_add(1) + 1 == b->waiters) delete b;  // the last one out
+}
+
+/// Rounds of `make(n)` / n waiters running `wait` / a thread running `wake` (none if
+/// `wake` is null: the waiters release each other), until the rounds or the time run out.
+template <class P, class Make, class Wait, class Wake>
+void life_rounds(Ctx& c, Make make, Wait wait, Wake* wake) {
+    Rng rng(c.seed);
+    std::atomic<LifeBox<P>*> slot{nullptr};
+    std::atomic<bool> stop{false};
+    std::atomic<long> passed{0};
+    long expected = 0;
+    std::thread waker;
+    if (wake != nullptr) {
+        waker = std::thread([&] {
+            while (!stop.load()) {
+                if (LifeBox<P>* b = slot.exchange(nullptr)) (*wake)(*b);
+            }
+        });
+    }
+    const int rounds = c.ni(4000, 50);
+    const auto until = std::chrono::steady_clock::now() + kLifetimeBudget;
+    with_runtime(c, [&](Runtime&) -> Task<void> {
+        return [](Rng& r, std::atomic<LifeBox<P>*>& sl, Make& mk, Wait& w, bool threaded, std::atomic<long>& pass,
+                  long& exp, int n_rounds, std::chrono::steady_clock::time_point end) -> Task<void> {
+            for (int k = 0; k < n_rounds && (k == 0 || std::chrono::steady_clock::now() < end); ++k) {
+                const int n = 2 + static_cast<int>(r.below(4));
+                LifeBox<P>* b = mk(n);
+                std::vector<JoinHandle<void>> hs;
+                for (int i = 0; i < n; ++i) hs.push_back(spindle::spawn(life_waiter<P, Wait>(b, &w, &pass)));
+                exp += n;
+                if (threaded) sl.store(b);  // not touched here after this
+                for (auto& h : hs) co_await h;
+            }
+        }(rng, slot, make, wait, wake != nullptr, passed, expected, rounds, until);
+    });
+    stop.store(true);
+    if (waker.joinable()) waker.join();
+    SOAK_CHECK(c, passed.load() == expected, S(passed.load()) + " of " + S(expected) + " waits returned");
+}
+
+void life_lock(Ctx& c) {
+    auto wake = [](LifeBox<Lock>& b) { b.p.release(); };
+    life_rounds<Lock>(
+        c,
+        [](int n) {
+            auto* b = new LifeBox<Lock>(n);
+            (void)b->p.try_acquire();  // fresh: always succeeds; the thread releases it
+            return b;
+        },
+        [](LifeBox<Lock>& b) -> Task<void> {
+            co_await b.p.acquire();
+            b.p.release();  // hands over to the next waiter
+        },
+        &wake);
+}
+
+template <class Sem>
+void life_sem(Ctx& c) {
+    auto wake = [](LifeBox<Sem>& b) {
+        const int n = b.waiters;  // read first: the last release may let the box be deleted
+        for (int i = 0; i < n; ++i) b.p.release();
+    };
+    life_rounds<Sem>(
+        c,
+        [](int n) {
+            auto* b = new LifeBox<Sem>(n, n);
+            for (int i = 0; i < n; ++i) (void)b->p.try_acquire();  // all taken: the thread gives n back
+            return b;
+        },
+        [](LifeBox<Sem>& b) -> Task<void> { co_await b.p.acquire(); }, &wake);
+}
+
+void life_event(Ctx& c) {
+    auto wake = [](LifeBox<Event>& b) { b.p.set(); };
+    life_rounds<Event>(
+        c, [](int n) { return new LifeBox<Event>(n); },
+        [](LifeBox<Event>& b) -> Task<void> { (void)co_await b.p.wait(); }, &wake);
+}
+
+void life_condition(Ctx& c) {
+    auto wake = [](LifeBox<Condition>& b) {
+        // Each waiter counted itself under the lock and queues before wait() releases it.
+        while (b.ready.load() != b.waiters || !b.p.lock().try_acquire()) std::this_thread::yield();
+        b.p.notify_all();
+        b.p.release();
+    };
+    life_rounds<Condition>(
+        c, [](int n) { return new LifeBox<Condition>(n); },
+        [](LifeBox<Condition>& b) -> Task<void> {
+            co_await b.p.acquire();
+            b.ready.fetch_add(1);
+            (void)co_await b.p.wait();
+            b.p.release();
+        },
+        &wake);
+}
+
+void life_barrier(Ctx& c) {
+    // The parties release each other; the last one to leave deletes.
+    using Wake = void (*)(LifeBox<Barrier>&);
+    life_rounds<Barrier>(
+        c, [](int n) { return new LifeBox<Barrier>(n, static_cast<std::size_t>(n)); },
+        [](LifeBox<Barrier>& b) -> Task<void> { (void)co_await b.p.wait(); }, static_cast<Wake*>(nullptr));
+}
+
+template <class Q>
+void life_queue(Ctx& c) {
+    auto wake = [](LifeBox<Q>& b) {
+        const int n = b.waiters;  // read first: the last put may let the box be deleted
+        for (int i = 0; i < n; ++i) b.p.put_nowait(Item{});
+    };
+    life_rounds<Q>(
+        c, [](int n) { return new LifeBox<Q>(n); },
+        [](LifeBox<Q>& b) -> Task<void> { (void)co_await b.p.get(); }, &wake);
+}
+
 // ───────────────────────────── registry and driver ─────────────────────────────
 
 using ShapeFn = std::function<void(Ctx&)>;
@@ -2162,6 +2304,16 @@ std::vector<Shape> all_shapes() {
     v.push_back({"cancel", "priority_queue", in_task<q_cancel<PQ>>()});
     v.push_back({"xthread", "priority_queue", q_xthread<PQ>});
     v.push_back({"shutdown", "priority_queue", q_shutdown<PQ>});
+
+    v.push_back({"lifetime", "lock", life_lock});
+    v.push_back({"lifetime", "semaphore", life_sem<Semaphore>});
+    v.push_back({"lifetime", "bounded_semaphore", life_sem<BoundedSemaphore>});
+    v.push_back({"lifetime", "event", life_event});
+    v.push_back({"lifetime", "condition", life_condition});
+    v.push_back({"lifetime", "barrier", life_barrier});
+    v.push_back({"lifetime", "queue", life_queue<Q>});
+    v.push_back({"lifetime", "lifo_queue", life_queue<LQ>});
+    v.push_back({"lifetime", "priority_queue", life_queue<PQ>});
     return v;
 }
 
@@ -2190,7 +2342,7 @@ struct Options {
                  "                    [--scale K] [--workers N] [--limit SECONDS] [--wait-for-victims] [--list]\n"
                  "                    [--diff | --no-diff] [--diff-count N] [--diff-bin PATH] [--diff-script PATH]\n"
                  "                    [--python PATH]\n"
-                 "shapes: smoke stampede cancel xthread shutdown (predcancel: condition only); primitives:\n"
+                 "shapes: smoke stampede cancel xthread shutdown lifetime (predcancel: condition only); primitives:\n"
                  "runtime lock semaphore "
                  "bounded_semaphore event condition barrier queue lifo_queue priority_queue ('all' or empty: all)\n",
                  msg);

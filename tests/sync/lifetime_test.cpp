@@ -154,7 +154,7 @@ namespace {
 
 constexpr int kWaiters = 4;
 constexpr int kMultiRounds = spindle::synctest::kSanitized ? 40000 : 200000;
-constexpr auto kMultiBudget = std::chrono::seconds(spindle::synctest::kSanitized ? 3 : 2);
+constexpr auto kMultiBudget = std::chrono::milliseconds(spindle::synctest::kSanitized ? 2000 : 1000);
 
 /// The primitive and the counters that die with it.
 template <class P>
