@@ -1,6 +1,8 @@
 // sync/src/semaphore.cpp — see spindle/sync/semaphore.hpp.
 #include "spindle/sync/semaphore.hpp"
 
+#include <thread>
+
 #include <climits>
 #include <stdexcept>
 #include <string>
@@ -41,8 +43,10 @@ bool Semaphore::try_acquire() noexcept {
     for (;;) {
         if (locked_state(s)) return false;
         // acquire: pairs with release()'s RMW.
-        if (state_.compare_exchange_weak(s, s - 1, std::memory_order_acquire, std::memory_order_relaxed))
+        if (state_.compare_exchange_weak(s, s - 1, std::memory_order_acquire, std::memory_order_relaxed)) {
+            if ((s & kGiving) != 0U) [[unlikely]] after_giving();  // S2
             return true;
+        }
     }
 }
 
@@ -98,33 +102,59 @@ void Semaphore::wake_up_next() noexcept {
 
 void Semaphore::give_to_waiter(std::uint64_t reserved) noexcept {
     // We hold one permit that is not in value (`reserved`: the state when we took it).
-    for (;;) {
-        const std::uint64_t enq_before = q_.enqueued();
-        if (q_.grant_first(1) == 1) return;  // S1: nothing of *this after the grant
-        // Nobody waiting (every queued waiter was woken already): give it back.
-        // seq_cst: as above.
-        if (state_.compare_exchange_strong(reserved, reserved + 1, std::memory_order_seq_cst)) {
-            // The word can be back at `reserved` although a waiter queued behind our
-            // scan (active + 1, after it saw the reservation) and a cancelled one left
-            // (active - 1): ABA. That waiter took its cell before it read state_, so
-            // enq_ shows it; look again then (found by the model, tests/model/).
-            // (S2 in the header: this read follows the give-back.)
-            if (q_.enqueued() == enq_before) return;
-        } else {
-            // The state moved meanwhile (a waiter may have queued): give back, look again.
-            // seq_cst: as above.
-            state_.fetch_add(1, std::memory_order_seq_cst);
+    std::uint64_t enq_before = q_.enqueued();
+    if (q_.grant_first(1) == 1) return;  // S1: nothing of *this after the grant
+    // Nobody waiting (every queued waiter was woken already): give it back, taking
+    // kGiving with it (S2): until we clear it, whoever takes a permit waits for us
+    // before its acquire returns, so the reads below cannot outlive *this. Another
+    // giver holds it: wait for its short, non-blocking window to end.
+    std::uint64_t s = reserved;
+    bool moved = false;  // the word was not `reserved` when the permit went back
+    for (int spins = 0;;) {
+        if ((s & kGiving) != 0U) {
+            s = wait_giving(spins++);
+            moved = true;
+            continue;
         }
+        // seq_cst: as above.
+        if (state_.compare_exchange_weak(s, (s + 1) | kGiving, std::memory_order_seq_cst)) break;
+        moved = true;
+    }
+    for (;;) {
+        // The word can be back at `reserved` although a waiter queued behind our scan
+        // (active + 1, after it saw the reservation) and a cancelled one left (active
+        // - 1): ABA. That waiter took its cell before it read state_, so enq_ shows
+        // it; look again then (found by the model, tests/model/). A word that moved
+        // may hide such a waiter too: look again.
+        if (!moved && q_.enqueued() == enq_before) break;
         // Take a permit again if one is free and someone is counted (wake_up_next's
         // reservation), else stop.
         // seq_cst: as above.
-        std::uint64_t s = state_.load(std::memory_order_seq_cst);
-        for (;;) {
-            if (value_of(s) == 0 || active_of(s) == 0) return;
-            // seq_cst: as above.
-            if (state_.compare_exchange_weak(s, s - 1, std::memory_order_seq_cst)) break;
-        }
+        s = state_.load(std::memory_order_seq_cst);
+        if (value_of(s) == 0 || active_of(s) == 0) break;
+        // seq_cst: as above.
+        if (!state_.compare_exchange_strong(s, s - 1, std::memory_order_seq_cst)) continue;
         reserved = s - 1;
+        enq_before = q_.enqueued();
+        if (q_.grant_first(1) == 1) break;  // the grantee waits for our kGiving to clear
+        // seq_cst: as above (kGiving is ours: it stays set).
+        moved = state_.fetch_add(1, std::memory_order_seq_cst) != reserved;
+    }
+    // release: the last touch of *this; pairs with wait_giving()'s acquire load and
+    // with every acquirer's RMW later in this release sequence (S2).
+    state_.fetch_and(~kGiving, std::memory_order_release);
+}
+
+std::uint64_t Semaphore::wait_giving(int spins) const noexcept {
+    if (spins > 64) std::this_thread::yield();
+    // acquire: pairs with give_to_waiter()'s clearing fetch_and.
+    return state_.load(std::memory_order_acquire);
+}
+
+void Semaphore::after_giving() const noexcept {
+    // acquire: pairs with give_to_waiter()'s clearing fetch_and.
+    for (int spins = 0; (state_.load(std::memory_order_acquire) & kGiving) != 0; ++spins) {
+        if (spins > 64) std::this_thread::yield();
     }
 }
 
@@ -173,6 +203,7 @@ bool Semaphore::AcquireAwaiter::queue(std::coroutine_handle<> h) {
             // seq_cst: as above.
             if (sem.state_.compare_exchange_weak(s, s - 1, std::memory_order_seq_cst)) {
                 if (sem.q_.abandon(w_.pos)) sem.put_back();  // a deposit made it two
+                if ((s & kGiving) != 0U) [[unlikely]] sem.after_giving();  // S2
                 acquired_ = true;
                 detail::tsan_acquire(&sem.state_);  // as in before_resume()
                 return false;
@@ -219,6 +250,9 @@ void Semaphore::AcquireAwaiter::await_resume() {
     // seq_cst: as in release().
     const std::uint64_t s = sem.state_.fetch_sub(kActiveOne, std::memory_order_seq_cst) - kActiveOne;
     if (value_of(s) > 0) sem.wake_up_next();  // permits still free: wake the next (asyncio)
+    // S2: our permit came from a releaser still in its give-back window: the caller may
+    // destroy *this once we return, so wait for that window to close.
+    if ((s & kGiving) != 0U) [[unlikely]] sem.after_giving();
 }
 
 }  // namespace spindle

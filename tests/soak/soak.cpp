@@ -2104,7 +2104,9 @@ template <class P, class Wait>
 Task<void> life_waiter(LifeBox<P>* b, Wait* wait, std::atomic<long>* passed) {
     co_await (*wait)(*b);
     passed->fetch_add(1);
-    if (b->left.fetch_add(1) + 1 == b->waiters) delete b;  // the last one out
+    // Read before the fetch_add: once it is done, the last waiter may delete the box.
+    const int n = b->waiters;
+    if (b->left.fetch_add(1) + 1 == n) delete b;  // the last one out
 }
 
 /// Rounds of `make(n)` / n waiters running `wait` / a thread running `wake` (none if

@@ -14,7 +14,8 @@
 //     std::invalid_argument (asyncio's ValueError).
 //
 // State word state_:
-//   bits 0..31   value (free permits), < 2^31
+//   bits 0..30   value (free permits), < 2^31
+//   bit  31      kGiving: a releaser's give-back window is open (S2)
 //   bits 32..63  active: queued waiters not cancelled and not yet resumed
 // A waker reserves a permit (value - 1) before granting a cell and gives it back if
 // no waiter was there; the waiter re-checks the state after taking its cell, so the
@@ -26,15 +27,18 @@
 //      *this after that grant. A permit in value could be taken meanwhile by a waiter
 //      that resumes with permits free and wakes the next, down to the last one, which
 //      may then return and destroy *this before release() reads state_ again.
-//   S2 OPEN (a known use-after-free): when the grant finds no cell (every counted
-//      waiter already woken and not yet resumed, the rest not queued yet), the permit
-//      is given back to value and enq_ (then state_) is read once more for the ABA
-//      check below; meanwhile a woken waiter can resume, pass that permit on to the
-//      last waiter, which returns and destroys *this. TSan reports it in
-//      tests/sync/lifetime_test.cpp (SemaphoreDestroyedByItsLastAcquirerWhileReleasesReturn).
-//      Fixing it needs the ABA check to read only EBR-protected memory (state_ and
-//      the queue on the heap, as Event's queue: wait_queue.hpp G5) or a hand-shake
-//      with leaving waiters (as Queue::join's).
+//   S2 when the grant finds no cell (every counted waiter already woken and not yet
+//      resumed, the rest not queued yet), the permit goes back to value and enq_ and
+//      state_ are read again (the ABA check in give_to_waiter); meanwhile a woken
+//      waiter could pass that permit on to the last waiter, which could return and
+//      destroy *this. So the give-back sets kGiving (bit 31, above every value) in
+//      the same CAS, and clears it (release) as its last touch of *this; whoever takes
+//      a permit (try_acquire, queue, a granted waiter's return) and finds kGiving in
+//      the word its RMW read waits for the clear before its acquire returns. One
+//      giver at a time holds the bit (a second waits its short, non-blocking window
+//      out). A permit that did not come through that window cannot make anyone's
+//      return depend on it, so nobody else waits. (Found by the multi-waiter
+//      tests/sync/lifetime_test.cpp: TSan, SemaphoreDestroyedByItsLastAcquirer...)
 //
 // THREAD SAFETY: acquire/scoped inside a task; release/try_acquire/locked/value
 // from any thread.
@@ -120,7 +124,9 @@ protected:
     Semaphore(std::ptrdiff_t value, std::ptrdiff_t bound);
 
 private:
-    static constexpr std::uint64_t kValueMask = 0xFFFFFFFFULL;
+    // S2: a releaser's give-back window is open (bit 31: value < 2^31 never reaches it).
+    static constexpr std::uint64_t kGiving = std::uint64_t{1} << 31;
+    static constexpr std::uint64_t kValueMask = kGiving - 1;
     static constexpr std::uint64_t kActiveOne = std::uint64_t{1} << 32;
     static std::uint64_t value_of(std::uint64_t s) noexcept { return s & kValueMask; }
     static std::uint64_t active_of(std::uint64_t s) noexcept { return s >> 32; }
@@ -131,6 +137,8 @@ private:
     void wake_up_next() noexcept;       // reserve a free permit if someone is counted, then give it
     void give_to_waiter(std::uint64_t reserved) noexcept;  // we hold a permit outside value: grant or give back
     void put_back() noexcept;  // value + 1 without the bound check, then wake
+    std::uint64_t wait_giving(int spins) const noexcept;  // one step of waiting for kGiving to clear
+    void after_giving() const noexcept;                   // waits until kGiving is clear (S2)
 
     std::atomic<std::uint64_t> state_;
     const std::uint64_t bound_;  // release() refuses to exceed it
