@@ -88,7 +88,8 @@ bool CondWaitEngine::advance(TaskHeader& self) noexcept {
             }
         } else {
             have_lock = l.finish_queued(w_);
-            if (!have_lock) cancelled_ = true;  // and again: the lock is re-acquired regardless
+            if (have_lock) tsan_acquire(&l.state_);  // as below
+            else cancelled_ = true;  // and again: the lock is re-acquired regardless
         }
         while (!have_lock) {
             if (l.try_acquire_raw()) {
@@ -109,7 +110,8 @@ bool CondWaitEngine::advance(TaskHeader& self) noexcept {
                 have_lock = true;
             } else {
                 have_lock = l.finish_queued(w_);  // granted before we slept
-                if (!have_lock) cancelled_ = true;
+                if (have_lock) tsan_acquire(&l.state_);
+                else cancelled_ = true;
             }
         }
         // The lock is ours. A cancelled wait ends here; wait_for re-checks its
