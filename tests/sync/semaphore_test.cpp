@@ -613,3 +613,66 @@ CO_TEST_OPTS(SyncSemaphoreAsyncio, SemWaitForCancelledAfterInnerCompleted, one_w
 CO_TEST_OPTS(SyncSemaphoreAsyncio, SemWaitForCancelledOneStepAfterInnerCompleted, one_worker()) {
     co_await sem_wait_for_cancelled_after_inner_completed(1);
 }
+
+// ─────────────────────────────── races (2 threads) ───────────────────────────────
+
+// S1 (semaphore.hpp): release() with a counted waiter hands its permit to a cell and,
+// when no cell can take it (the only waiter was granted and has not resumed), gives it
+// back to value. The bound check must hold at the moment the permit lands in value.
+// Here the one permit of a BoundedSemaphore(1) is in flight to a granted waiter that
+// cannot run (the only worker is busy), and two threads release at once: asyncio,
+// in either order, takes the first (value 0 -> 1) and refuses the second
+// (ValueError), so value never exceeds the bound. Bug (S1, commit 8285d14): both
+// checked the bound against the word each read before its give-back (value 0), and
+// both gave back: value 2 with a bound of 1, and no invalid_argument.
+TEST(SyncSemaphoreRace, BoundedConcurrentOverReleasesNeverExceedTheBound) {
+    const int rounds = spindle::synctest::kSanitized ? 1500 : 15000;
+    spindle::Runtime rt(spindle::RuntimeOptions{.workers = 1});
+    int both_accepted = 0;
+    int over_bound = 0;
+    for (int r = 0; r < rounds; ++r) {
+        BoundedSemaphore b(1);
+        ASSERT_TRUE(b.try_acquire());  // this thread holds the one permit
+        std::atomic<int> stage{0};
+        std::atomic<bool> go{false};
+        std::atomic<bool> done{false};
+        auto outer = rt.spawn([](BoundedSemaphore& s, std::atomic<int>& st, std::atomic<bool>& g,
+                                 std::atomic<bool>& d) -> Task<void> {
+            auto w = spindle::spawn([](BoundedSemaphore& sem) -> Task<void> { co_await sem.acquire(); }(s));
+            co_await spindle::yield_now();  // one worker: w runs first and queues
+            st.store(1);
+            while (!g.load()) std::this_thread::yield();  // keep the only worker busy: w cannot resume
+            co_await w;
+            d.store(true);
+        }(b, stage, go, done));
+        while (stage.load() != 1) std::this_thread::yield();
+        b.release();  // our permit: granted to w (counted, not resumed)
+        std::atomic<int> ready{0};
+        std::atomic<int> refused{0};
+        auto over_release = [&] {
+            ready.fetch_add(1);
+            while (ready.load() < 2) {
+            }
+            try {
+                b.release();
+            } catch (const std::invalid_argument&) {
+                refused.fetch_add(1);
+            }
+        };
+        std::thread t(over_release);
+        over_release();
+        t.join();
+        const auto v = b.value();
+        go.store(true);
+        while (!done.load()) std::this_thread::yield();
+        if (refused.load() == 0) ++both_accepted;
+        if (v > 1) ++over_bound;
+        if (both_accepted != 0 || over_bound != 0) {
+            ADD_FAILURE() << "round " << r << ": refused " << refused.load() << ", value " << v
+                          << " (bound 1): two concurrent over-releases both accepted";
+            break;
+        }
+    }
+    EXPECT_EQ(both_accepted, 0);
+    EXPECT_EQ(over_bound, 0);
+}
