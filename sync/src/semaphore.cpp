@@ -79,7 +79,14 @@ void Semaphore::release() {
     // *this before we touch state_ again. (Before, release() added it to value and
     // then reserved it back in wake_up_next(): tests/sync/lifetime_test.cpp,
     // SemaphoreDestroyedByItsLastAcquirerWhileReleasesReturn, ASan.)
-    give_to_waiter(s);
+    // The bound check above read a word no CAS validated: if no cell takes the permit,
+    // give_to_waiter() checks it again on the word its give-back CAS replaces, and
+    // refuses (changing nothing) when value reached the bound meanwhile
+    // (SyncSemaphoreRace.BoundedConcurrentOverReleasesNeverExceedTheBound).
+    if (!give_to_waiter(s, /*release_bound=*/true)) {
+        if (bounded_) throw std::invalid_argument("spindle::BoundedSemaphore released too many times");
+        throw std::overflow_error("spindle::Semaphore: value would exceed 2^31 - 1");
+    }
 }
 
 void Semaphore::put_back() noexcept {
@@ -97,13 +104,13 @@ void Semaphore::wake_up_next() noexcept {
         // seq_cst: Dekker with waiters (see release()).
         if (state_.compare_exchange_weak(s, s - 1, std::memory_order_seq_cst)) break;
     }
-    give_to_waiter(s - 1);
+    (void)give_to_waiter(s - 1, /*release_bound=*/false);  // a permit taken from value: no bound to re-check
 }
 
-void Semaphore::give_to_waiter(std::uint64_t reserved) noexcept {
+bool Semaphore::give_to_waiter(std::uint64_t reserved, bool release_bound) noexcept {
     // We hold one permit that is not in value (`reserved`: the state when we took it).
     std::uint64_t enq_before = q_.enqueued();
-    if (q_.grant_first(1) == 1) return;  // S1: nothing of *this after the grant
+    if (q_.grant_first(1) == 1) return true;  // S1: nothing of *this after the grant
     // Nobody waiting (every queued waiter was woken already): give it back, taking
     // kGiving with it (S2): until we clear it, whoever takes a permit waits for us
     // before its acquire returns, so the reads below cannot outlive *this. Another
@@ -116,6 +123,12 @@ void Semaphore::give_to_waiter(std::uint64_t reserved) noexcept {
             moved = true;
             continue;
         }
+        // release()'s new permit lands in value here, so its bound check belongs to the
+        // word this CAS replaces: release() read its word without validating it, and
+        // value may have risen since (another release gave its permit back, the granted
+        // waiter resumed and released). Refused: nothing of ours has been written (no
+        // grant, no kGiving), and release() throws. Also keeps value below kGiving.
+        if (release_bound && value_of(s) >= bound_) return false;
         // seq_cst: as above.
         if (state_.compare_exchange_weak(s, (s + 1) | kGiving, std::memory_order_seq_cst)) break;
         moved = true;
@@ -143,6 +156,7 @@ void Semaphore::give_to_waiter(std::uint64_t reserved) noexcept {
     // release: the last touch of *this; pairs with wait_giving()'s acquire load and
     // with every acquirer's RMW later in this release sequence (S2).
     state_.fetch_and(~kGiving, std::memory_order_release);
+    return true;
 }
 
 std::uint64_t Semaphore::wait_giving(int spins) const noexcept {

@@ -135,7 +135,9 @@ private:
     void on_waiter_cancelled() noexcept override;
     [[nodiscard]] detail::WaitDescription describe_wait(const detail::WaitQueue& q) const noexcept override;
     void wake_up_next() noexcept;       // reserve a free permit if someone is counted, then give it
-    void give_to_waiter(std::uint64_t reserved) noexcept;  // we hold a permit outside value: grant or give back
+    // We hold a permit outside value: grant it or give it back. release_bound: it is
+    // release()'s new permit; false (nothing done) if giving it back would exceed bound_.
+    bool give_to_waiter(std::uint64_t reserved, bool release_bound) noexcept;
     void put_back() noexcept;  // value + 1 without the bound check, then wake
     std::uint64_t wait_giving(int spins) const noexcept;  // one step of waiting for kGiving to clear
     void after_giving() const noexcept;                   // waits until kGiving is clear (S2)
