@@ -14,6 +14,11 @@
  *   - no access to a freed segment: every dereference of a segment (its cells,
  *     its id/next while walking) asserts the segment has not been freed;
  *   - R2: a walk never starts from a segment past the one it looks for.
+ *   - S1/S2 (semaphore.hpp): release() with waiters counted grants with its permit
+ *     in hand; a give-back holds `giving` (kGiving) until its re-check is done, and
+ *     acquirers that saw it wait for the clear: no deadlock (invalid end state), and
+ *     a legitimate release is never refused by the give-back's bound re-check.
+ *     (Destruction itself is not modelled: S2's lifetime argument is in the header.)
  *
  * Bounds: NW waiters doing ITER acquire/release rounds each on a Semaphore(INIT);
  * waiter 0 may be cancelled once (when CANCEL is 1). Segments of SEG = 2 cells, so
@@ -47,48 +52,99 @@ byte value = INIT;
 
 #include "queue.pml"
 
-/* Semaphore::wake_up_next */
-inline wake_up_next(me, g, h, i, e, sg, q, sv, sa, ok, e0) {
-    do
-    :: atomic {
-           if
-           :: value == 0 || nactive == 0 -> ok = 0
-           :: else -> value--; sv = value; sa = nactive; ok = 1     /* reserve */
-           fi
-       };
-       if :: !ok -> break :: else fi;
-       e0 = enq;                                  /* q_.enqueued() */
-       grant(me, g, h, i, e, sg, q);
-       if :: g -> break :: else fi;
-       /* nobody to grant: give the permit back (CAS reserved -> s) */
-       atomic { if :: value == sv && nactive == sa -> value++; ok = 1 :: else -> ok = 0 fi; assert(value <= INIT) };
-       if
+bool giving = 0;   /* Semaphore::state_ bit 31, kGiving (S2) */
+
+/* Semaphore::give_to_waiter: we hold a permit outside value (sv/sa: the word we
+ * took it from, or the word release() read). Grant it; else give it back taking
+ * kGiving (S2), re-check (the ABA on enq_) and clear kGiving as the last step.
+ * rel: release()'s new permit (its bound is re-checked at the give-back). */
+inline give_to_waiter(me, g, h, i, e, sg, q, sv, sa, ok, e0, mv, rel) {
+    e0 = enq;                                      /* q_.enqueued() */
+    grant(me, g, h, i, e, sg, q);
+    if
+    :: g -> skip                                   /* S1: nothing of *this after it */
+    :: else ->
+        /* the give-back CAS: one giver at a time (wait for kGiving to clear) */
+        atomic {
+            !giving ->
+            /* a legitimate release is never refused by the bound re-check */
+            assert(!(rel && value >= INIT));
+            if :: value == sv && nactive == sa -> mv = 0 :: else -> mv = 1 fi;
+            value++; giving = 1; assert(value <= INIT)
+        };
+        do
 #ifdef BUG_GIVEBACK_ABA
-       :: ok -> break
+        :: !mv -> break
 #else
-       /* the word can be back to `reserved` after a waiter queued (active + 1)
-        * and another was cancelled (active - 1): done only if nobody took a
-        * cell since before our grant read enq_ */
-       :: ok && enq <= e0 -> break
-       :: ok && enq > e0 -> skip
+        /* the word can be back to `reserved` after a waiter queued (active + 1)
+         * and another was cancelled (active - 1): done only if nobody took a
+         * cell since before our grant read enq_ */
+        :: !mv && enq <= e0 -> break
 #endif
-       :: else -> atomic { value++; assert(value <= INIT) }     /* fetch_add, look again */
+        :: else ->
+            atomic {
+                if
+                :: value == 0 || nactive == 0 -> ok = 0
+                :: else -> value--; sv = value; sa = nactive; ok = 1     /* reserve again */
+                fi
+            };
+            if :: !ok -> break :: else fi;
+            e0 = enq;
+            grant(me, g, h, i, e, sg, q);
+            if :: g -> break :: else fi;             /* the grantee waits for our clear */
+            atomic { if :: value == sv && nactive == sa -> mv = 0 :: else -> mv = 1 fi; value++; assert(value <= INIT) }
+        od;
+        giving = 0                                 /* fetch_and(~kGiving): last touch */
+    fi
+}
+
+/* Semaphore::wake_up_next: reserve a free permit if someone is counted, give it */
+inline wake_up_next(me, g, h, i, e, sg, q, sv, sa, ok, e0, mv) {
+    atomic {
+        if
+        :: value == 0 || nactive == 0 -> ok = 0
+        :: else -> value--; sv = value; sa = nactive; ok = 1     /* reserve */
+        fi
+    };
+    if
+    :: ok -> give_to_waiter(me, g, h, i, e, sg, q, sv, sa, ok, e0, mv, 0)
+    :: else
+    fi
+}
+
+/* Semaphore::release (S1): with nobody counted the CAS puts the permit in value;
+ * with waiters counted (on a word read without validation: it may be stale) the
+ * permit stays in hand and goes to give_to_waiter. */
+inline release(me, g, h, i, e, sg, q, sv, sa, ok, e0, mv) {
+    do
+    :: atomic { sv = value; sa = nactive };      /* the relaxed load / a failed CAS */
+       if
+       :: sa != 0 -> give_to_waiter(me, g, h, i, e, sg, q, sv, sa, ok, e0, mv, 1); break
+       :: else ->
+           atomic { if :: value == sv && nactive == sa -> value++; ok = 1; assert(value <= INIT) :: else -> ok = 0 fi };
+           if :: ok -> break :: else fi
        fi
     od
+}
+
+/* after_giving (S2): an acquirer whose RMW saw kGiving waits for the clear before
+ * its acquire returns (here: before it counts as a holder) */
+inline after_giving(gv) {
+    if :: gv -> (!giving) :: else fi
 }
 
 proctype Waiter(byte me) {
     byte it = 0;
     byte i, sg, h, f, e, v, nx, q, sv, sa, i2, sg2, e0;
-    bool ok, last, g, got, installed, suspended, cwa, granted, cc;
+    bool ok, last, g, got, installed, suspended, cwa, granted, cc, mv, gv;
     do
     :: it < ITER ->
         in_acq[me] = 1;
         suspended = 0;
         /* await_ready: try_acquire */
-        atomic { if :: value > 0 && nactive == 0 -> value--; got = 1 :: else -> got = 0 fi };
+        atomic { if :: value > 0 && nactive == 0 -> value--; got = 1; gv = giving :: else -> got = 0 fi };
         if
-        :: got -> skip
+        :: got -> after_giving(gv)
         :: else ->
             /* queue(): take a cell, then re-check the state (Dekker with release) */
             enqueue(me, i, sg);
@@ -97,7 +153,7 @@ proctype Waiter(byte me) {
 #else
             atomic {
                 if
-                :: value > 0 && nactive == 0 -> value--; got = 1
+                :: value > 0 && nactive == 0 -> value--; got = 1; gv = giving
                 :: else -> nactive++; got = 0
                 fi
             };
@@ -110,9 +166,10 @@ proctype Waiter(byte me) {
                 if
                 :: v == DEPOSIT ->
                     atomic { value++; sa = nactive; assert(value <= INIT) };
-                    if :: sa != 0 -> wake_up_next(me, g, h, i2, e, sg2, q, sv, sa, ok, e0) :: else fi
+                    if :: sa != 0 -> wake_up_next(me, g, h, i2, e, sg2, q, sv, sa, ok, e0, mv) :: else fi
                 :: else
-                fi
+                fi;
+                after_giving(gv)
             :: else ->
                 /* SyncWait::park */
                 wait_cell[me] = i;
@@ -153,17 +210,18 @@ proctype Waiter(byte me) {
 #ifndef BUG_CANCEL_NO_WAKE
                     /* a newcomer may have queued behind our stale `active` count
                      * while permits were free: look again now that we are uncounted */
-                    wake_up_next(me, g, h, i2, e, sg2, q, sv, sa, ok, e0);
+                    wake_up_next(me, g, h, i2, e, sg2, q, sv, sa, ok, e0, mv);
 #endif
                     got = 0
                 :: granted && suspended && cc ->
                     /* woken but cancelled before it resumed: permit back, wake next */
                     atomic { value++; nactive--; assert(value <= INIT) };
-                    wake_up_next(me, g, h, i2, e, sg2, q, sv, sa, ok, e0);
+                    wake_up_next(me, g, h, i2, e, sg2, q, sv, sa, ok, e0, mv);
                     got = 0
                 :: else ->
-                    atomic { nactive--; sv = value };
-                    if :: sv > 0 -> wake_up_next(me, g, h, i2, e, sg2, q, sv, sa, ok, e0) :: else fi;
+                    atomic { nactive--; sv = value; gv = giving };
+                    if :: sv > 0 -> wake_up_next(me, g, h, i2, e, sg2, q, sv, sa, ok, e0, mv) :: else fi;
+                    after_giving(gv);
                     got = 1
                 fi
             fi
@@ -174,8 +232,7 @@ proctype Waiter(byte me) {
             atomic { holders++; assert(holders <= INIT) };
             holders--;
             /* release() */
-            atomic { value++; sa = nactive; assert(value <= INIT) };
-            if :: sa != 0 -> wake_up_next(me, g, h, i2, e, sg2, q, sv, sa, ok, e0) :: else fi
+            release(me, g, h, i2, e, sg2, q, sv, sa, ok, e0, mv)
         :: else
         fi;
         it++
