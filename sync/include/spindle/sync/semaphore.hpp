@@ -27,6 +27,9 @@
 //      *this after that grant. A permit in value could be taken meanwhile by a waiter
 //      that resumes with permits free and wakes the next, down to the last one, which
 //      may then return and destroy *this before release() reads state_ again.
+//      Its bound check then reads a word no CAS validated: a give-back (S2) checks
+//      the bound again on the word its CAS replaces, and release() throws if value
+//      reached it meanwhile (nothing written: no grant, no kGiving).
 //   S2 when the grant finds no cell (every counted waiter already woken and not yet
 //      resumed, the rest not queued yet), the permit goes back to value and enq_ and
 //      state_ are read again (the ABA check in give_to_waiter); meanwhile a woken
