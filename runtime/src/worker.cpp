@@ -406,9 +406,10 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
         if (!t->spawned_in_shutdown_ && shutting_down_.load(std::memory_order_seq_cst)) [[unlikely]] t->cancel();
     }
     // A budget rotation (a primitive's cooperative yield, which leaves a resume hook:
-    // Lock, Semaphore) is not new work: see "Yield" above. Read while we
-    // still hold kRunning (nobody else can touch the task).
-    const bool rotation = t->resume_hook_ != nullptr;
+    // Lock, Semaphore) is not new work: see "Yield" above. A hook left by a wait that
+    // parked (Condition's wait) is not a rotation. Read while we still hold kRunning
+    // (nobody else can touch the task, so the hook, in its frame, is alive).
+    const bool rotation = t->resume_hook_ != nullptr && t->resume_hook_->rotation();
     // acq_rel: releases the task's writes to the next worker; observes a kNotified
     // set by a waker while we ran (the waker did not enqueue then).
     tsan_release(t);  // see scheduler_internal.hpp

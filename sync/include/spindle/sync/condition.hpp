@@ -68,6 +68,7 @@ protected:
 
 private:
     bool before_resume(TaskHeader& task) noexcept override;
+    bool rotation() const noexcept override { return false; }  // a parked wait, not a yield
     bool park_notified(TaskHeader& self);  // queue, release the lock, park: true = parked
     bool advance(TaskHeader& self) noexcept;  // true = resume the coroutine, lock held
 

@@ -40,7 +40,8 @@
 //      the word its RMW read waits for the clear before its acquire returns. One
 //      giver at a time holds the bit (a second waits its short, non-blocking window
 //      out). A permit that did not come through that window cannot make anyone's
-//      return depend on it, so nobody else waits. (Found by the multi-waiter
+//      return depend on it, so nobody else waits. (So S2 covers acquires that return
+//      a permit; a cancelled acquire, which returns none, does not wait for a giver.) (Found by the multi-waiter
 //      tests/sync/lifetime_test.cpp: TSan, SemaphoreDestroyedByItsLastAcquirer...)
 //
 // THREAD SAFETY: acquire/scoped inside a task; release/try_acquire/locked/value

@@ -91,6 +91,10 @@ protected:
 /// treated as if the coroutine had suspended).
 struct ResumeHook {
     virtual bool before_resume(TaskHeader& task) noexcept = 0;
+    /// True for a cooperative yield (the task re-queued itself, leaving the hook: a
+    /// budget rotation, not new work); false for a hook left by a wait that parked
+    /// (Condition's wait), whose wake-up is new work.
+    virtual bool rotation() const noexcept { return true; }
 
 protected:
     ~ResumeHook() = default;
