@@ -2130,7 +2130,8 @@ void life_rounds(Ctx& c, Make make, Wait wait, Wake* wake) {
     const auto until = std::chrono::steady_clock::now() + kLifetimeBudget;
     with_runtime(c, [&](Runtime&) -> Task<void> {
         return [](Rng& r, std::atomic<LifeBox<P>*>& sl, Make& mk, Wait& w, bool threaded, std::atomic<long>& pass,
-                  long& exp, int n_rounds, std::chrono::steady_clock::time_point end) -> Task<void> {
+                  long& exp, int n_rounds, std::chrono::steady_clock::time_point end, std::atomic<bool>& st,
+                  std::thread& wk) -> Task<void> {
             for (int k = 0; k < n_rounds && (k == 0 || std::chrono::steady_clock::now() < end); ++k) {
                 const int n = 2 + static_cast<int>(r.below(4));
                 LifeBox<P>* b = mk(n);
@@ -2140,7 +2141,12 @@ void life_rounds(Ctx& c, Make make, Wait wait, Wake* wake) {
                 if (threaded) sl.store(b);  // not touched here after this
                 for (auto& h : hs) co_await h;
             }
-        }(rng, slot, make, wait, wake != nullptr, passed, expected, rounds, until);
+            // The waker's last call may still be inside the scheduler (waking our last
+            // waiter): join it while the Runtime lives (README: waking calls from plain
+            // threads must have returned before the Runtime is destroyed).
+            st.store(true);
+            if (wk.joinable()) co_await spindle::to_thread([&wk] { wk.join(); });
+        }(rng, slot, make, wait, wake != nullptr, passed, expected, rounds, until, stop, waker);
     });
     stop.store(true);
     if (waker.joinable()) waker.join();
