@@ -87,9 +87,7 @@ bool CondWaitEngine::advance(TaskHeader& self) noexcept {
                 cancelled_ = true;
             }
         } else {
-            have_lock = l.finish_queued(w_);
-            if (have_lock) tsan_acquire(&l.state_);  // as below
-            else cancelled_ = true;  // and again: the lock is re-acquired regardless
+            have_lock = finish_lock_wait(l);
         }
         while (!have_lock) {
             if (l.try_acquire_raw()) {
@@ -109,9 +107,7 @@ bool CondWaitEngine::advance(TaskHeader& self) noexcept {
                 if (tl_debug) [[unlikely]] debug_lock_acquired();  // queue_waiter annotated TSan
                 have_lock = true;
             } else {
-                have_lock = l.finish_queued(w_);  // granted before we slept
-                if (have_lock) tsan_acquire(&l.state_);
-                else cancelled_ = true;
+                have_lock = finish_lock_wait(l);  // granted before we slept
             }
         }
         // The lock is ours. A cancelled wait ends here; wait_for re-checks its
@@ -124,6 +120,17 @@ bool CondWaitEngine::advance(TaskHeader& self) noexcept {
             return true;
         }
     }
+}
+
+// A queued re-acquire ended (woken, or granted before it slept): true = the lock is
+// ours; false = cancelled (and again: the lock is re-acquired regardless).
+bool CondWaitEngine::finish_lock_wait(Lock& l) noexcept {
+    if (l.finish_queued(w_)) {
+        tsan_acquire(&l.state_);  // as in advance(): library code
+        return true;
+    }
+    cancelled_ = true;
+    return false;
 }
 
 void CondWaitEngine::rethrow_if_failed() {

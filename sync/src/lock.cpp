@@ -167,18 +167,13 @@ Lock::Queued Lock::queue_waiter(detail::SyncWait& w, std::coroutine_handle<> h) 
 }
 
 bool Lock::AcquireAwaiter::queue(std::coroutine_handle<> h) {
-    switch (lock_->queue_waiter(w_, h)) {
-        case Queued::took:
-            acquired_ = true;
-            return false;
-        case Queued::parked:
-            queued_ = true;
-            return true;
-        case Queued::deposit:
-            break;
+    const Queued r = lock_->queue_waiter(w_, h);
+    if (r == Queued::took) {
+        acquired_ = true;
+        return false;
     }
-    queued_ = true;
-    return false;
+    queued_ = true;               // parked, or granted before it slept (a deposit)
+    return r == Queued::parked;
 }
 
 void Lock::AcquireAwaiter::await_resume() {

@@ -1,11 +1,10 @@
 // sync/src/semaphore.cpp — see spindle/sync/semaphore.hpp.
 #include "spindle/sync/semaphore.hpp"
 
-#include <thread>
-
 #include <climits>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "spindle/runtime/detail/tsan.hpp"
 #include "spindle/runtime/errors.hpp"
@@ -64,10 +63,7 @@ void Semaphore::release() {
     // relaxed: the CAS validates (and give_to_waiter() re-reads with seq_cst).
     std::uint64_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
-        if (value_of(s) >= bound_) {
-            if (bounded_) throw std::invalid_argument("spindle::BoundedSemaphore released too many times");
-            throw std::overflow_error("spindle::Semaphore: value would exceed 2^31 - 1");
-        }
+        if (value_of(s) >= bound_) throw_over_bound();
         if (active_of(s) != 0) break;  // waiters: the permit goes to one of them (below)
         // seq_cst: releases the permit holder's work, and is the store half of the
         // Dekker pair with a waiter that took its cell and then reads state_. Nobody
@@ -83,10 +79,12 @@ void Semaphore::release() {
     // give_to_waiter() checks it again on the word its give-back CAS replaces, and
     // refuses (changing nothing) when value reached the bound meanwhile
     // (SyncSemaphoreRace.BoundedConcurrentOverReleasesNeverExceedTheBound).
-    if (!give_to_waiter(s, /*release_bound=*/true)) {
-        if (bounded_) throw std::invalid_argument("spindle::BoundedSemaphore released too many times");
-        throw std::overflow_error("spindle::Semaphore: value would exceed 2^31 - 1");
-    }
+    if (!give_to_waiter(s, /*release_bound=*/true)) throw_over_bound();
+}
+
+void Semaphore::throw_over_bound() const {
+    if (bounded_) throw std::invalid_argument("spindle::BoundedSemaphore released too many times");
+    throw std::overflow_error("spindle::Semaphore: value would exceed 2^31 - 1");
 }
 
 void Semaphore::put_back() noexcept {
@@ -166,9 +164,7 @@ std::uint64_t Semaphore::wait_giving(int spins) const noexcept {
 }
 
 void Semaphore::after_giving() const noexcept {
-    // acquire: pairs with give_to_waiter()'s clearing fetch_and.
-    for (int spins = 0; (state_.load(std::memory_order_acquire) & kGiving) != 0; ++spins) {
-        if (spins > 64) std::this_thread::yield();
+    for (int spins = 0; (wait_giving(spins) & kGiving) != 0U; ++spins) {
     }
 }
 

@@ -71,6 +71,7 @@ private:
     bool rotation() const noexcept override { return false; }  // a parked wait, not a yield
     bool park_notified(TaskHeader& self);  // queue, release the lock, park: true = parked
     bool advance(TaskHeader& self) noexcept;  // true = resume the coroutine, lock held
+    bool finish_lock_wait(Lock& l) noexcept;  // true = the lock is ours, false = cancelled
 
     Condition* c_;
     SyncWait w_;

@@ -143,6 +143,7 @@ private:
     // release()'s new permit; false (nothing done) if giving it back would exceed bound_.
     bool give_to_waiter(std::uint64_t reserved, bool release_bound) noexcept;
     void put_back() noexcept;  // value + 1 without the bound check, then wake
+    [[noreturn]] void throw_over_bound() const;  // release() above the bound: asyncio's ValueError
     std::uint64_t wait_giving(int spins) const noexcept;  // one step of waiting for kGiving to clear
     void after_giving() const noexcept;                   // waits until kGiving is clear (S2)
 
