@@ -15,6 +15,7 @@
 #include <chrono>
 #include <functional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "sync_test_util.hpp"
@@ -25,26 +26,44 @@ namespace {
 
 constexpr int kRounds = spindle::synctest::kSanitized ? 4000 : 40000;
 
+/// The plain thread of every test here: takes a P* out of `slot` and calls `wake` on
+/// it, until destroyed (it joins then). Declared after the Runtime, so that its last
+/// waking call has returned before the Runtime is destroyed (README).
+template <class P>
+class SlotWaker {
+public:
+    explicit SlotWaker(std::function<void(P*)> wake)
+        : wake_(std::move(wake)), thread_([this] {
+              while (!stop_.load()) {
+                  if (P* p = slot.exchange(nullptr)) wake_(p);
+              }
+          }) {}
+    SlotWaker(const SlotWaker&) = delete;
+    SlotWaker& operator=(const SlotWaker&) = delete;
+    ~SlotWaker() {
+        stop_.store(true);
+        thread_.join();
+    }
+    std::atomic<P*> slot{nullptr};
+
+private:
+    std::function<void(P*)> wake_;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;  // last: started once the members above exist
+};
+
 /// Runs `rounds` rounds on two workers: `wait_and_delete(slot)` is the task's side (it
 /// must allocate, publish into the slot, wait and delete); `wake(p)` the thread's.
 template <class P>
 int race(const std::function<Task<void>(std::atomic<P*>&)>& wait_and_delete, const std::function<void(P*)>& wake) {
     spindle::Runtime rt(spindle::RuntimeOptions{.workers = 2});
-    std::atomic<P*> slot{nullptr};
-    std::atomic<bool> stop{false};
-    std::thread waker([&] {
-        while (!stop.load()) {
-            if (P* p = slot.exchange(nullptr)) wake(p);
-        }
-    });
+    SlotWaker<P> waker(wake);
     const int done = rt.block_on([](std::atomic<P*>& sl, const std::function<Task<void>(std::atomic<P*>&)>& body,
                                     int n) -> Task<int> {
         int k = 0;
         for (; k < n; ++k) co_await body(sl);
         co_return k;
-    }(slot, wait_and_delete, kRounds));
-    stop.store(true);
-    waker.join();
+    }(waker.slot, wait_and_delete, kRounds));
     std::printf("[ rounds   ] %d\n", done);
     return done;
 }
@@ -184,12 +203,8 @@ template <class P>
 int race_many(int n, const std::function<Shared<P>*()>& make, const WaitFn<P>& wait,
               const std::function<void(Shared<P>&)>& wake) {
     spindle::Runtime rt(spindle::RuntimeOptions{.workers = 2});
-    std::atomic<Shared<P>*> slot{nullptr};
-    std::atomic<bool> stop{false};
-    std::thread waker([&] {
-        while (!stop.load()) {
-            if (Shared<P>* s = slot.exchange(nullptr)) wake(*s);
-        }
+    SlotWaker<Shared<P>> waker([&wake](Shared<P>* s) {
+        if (wake) wake(*s);
     });
     const auto deadline = std::chrono::steady_clock::now() + kMultiBudget;
     const int done = rt.block_on([](std::atomic<Shared<P>*>& sl, const std::function<Shared<P>*()>& mk,
@@ -205,9 +220,7 @@ int race_many(int n, const std::function<Shared<P>*()>& make, const WaitFn<P>& w
             for (auto& h : hs) co_await h;
         }
         co_return k;
-    }(slot, make, wait, static_cast<bool>(wake), n, deadline));
-    stop.store(true);
-    waker.join();
+    }(waker.slot, make, wait, static_cast<bool>(wake), n, deadline));
     std::printf("[ rounds   ] %d\n", done);
     return done;
 }
