@@ -98,11 +98,11 @@ double timed_run(Body&& body) {
         v = rt.block_on(body());
         m = rt.metrics();
     }
-    std::fprintf(stderr, "  metrics: spawned %llu steals %llu parks %llu unparks %llu injections %llu migrations %llu rescues %llu\n",
+    std::fprintf(stderr, "  metrics: spawned %llu steals %llu parks %llu unparks %llu injections %llu migrations %llu rescues %llu inline_joins %llu\n",
                  static_cast<unsigned long long>(m.tasks_spawned), static_cast<unsigned long long>(m.steals),
                  static_cast<unsigned long long>(m.parks), static_cast<unsigned long long>(m.unparks),
                  static_cast<unsigned long long>(m.injections), static_cast<unsigned long long>(m.migrations),
-                 static_cast<unsigned long long>(m.stall_rescues));
+                 static_cast<unsigned long long>(m.stall_rescues), static_cast<unsigned long long>(m.inline_joins));
     return v;
 }
 

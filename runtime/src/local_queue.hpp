@@ -224,6 +224,24 @@ public:
         unlock();
         return t;
     }
+    /// Owner: removes `t` if it is in the stack (anywhere: a join that runs its child
+    /// inline takes it back, "Inline joins" in worker.cpp); the tasks above it move down
+    /// one slot and keep their seq, so seq still grows from bottom to top. True if found.
+    bool take(TaskHeader* t) noexcept {
+        if (!maybe_nonempty()) return false;
+        lock();
+        bool found = false;
+        for (std::uint32_t i = n_; i-- > 0;) {  // from the top: the newest spawns are joined first
+            if (slots_[(lo_ + i) % kCapacity].task != t) continue;
+            for (std::uint32_t j = i; j + 1 < n_; ++j) slots_[(lo_ + j) % kCapacity] = slots_[(lo_ + j + 1) % kCapacity];
+            --n_;
+            publish();
+            found = true;
+            break;
+        }
+        unlock();
+        return found;
+    }
     /// Any worker: takes the oldest task, or null.
     TaskHeader* take_oldest() noexcept {
         if (!maybe_nonempty()) return nullptr;
@@ -238,10 +256,13 @@ public:
         unlock();
         return t;
     }
-    [[nodiscard]] bool maybe_nonempty() const noexcept {
+    [[nodiscard]] bool maybe_nonempty() const noexcept { return size_hint() != 0; }
+    /// The number of tasks, as last published (exact for the owner between its own
+    /// operations, except for a thief's concurrent take).
+    [[nodiscard]] std::uint32_t size_hint() const noexcept {
         // relaxed: a hint (the lock decides); the owner, which alone pushes, reads its
         // own latest store, so it never parks with a task here.
-        return size_.load(std::memory_order_relaxed) != 0;
+        return size_.load(std::memory_order_relaxed);
     }
     /// maybe_nonempty() for park()'s re-check of other workers' stacks: seq_cst, the
     /// load half of the Dekker pair with notify_one() after a push (as RingQueue's

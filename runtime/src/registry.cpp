@@ -70,7 +70,7 @@ bool is_cancelled_error(const std::exception_ptr& e) noexcept {
 
 }  // namespace
 
-void on_root_complete(TaskHeader& t) noexcept { t.sched_->on_complete(t); }
+std::coroutine_handle<> on_root_complete(TaskHeader& t) noexcept { return t.sched_->complete_root(t); }
 
 void SpinLock::lock() noexcept {
     unsigned spins = 0;
@@ -464,6 +464,7 @@ RuntimeMetrics Scheduler::metrics() const {
         m.unparks += w->m_unparks.load(std::memory_order_relaxed);
         m.timers_fired += w->m_timers.load(std::memory_order_relaxed);  // relaxed: a statistic
         m.migrations += w->m_migrations.load(std::memory_order_relaxed);  // relaxed: a statistic
+        m.inline_joins += w->m_inline_joins.load(std::memory_order_relaxed);  // relaxed: a statistic
         m.tasks_spawned += w->m_spawned.load(std::memory_order_relaxed);
         m.tasks_completed += w->m_completed.load(std::memory_order_relaxed);  // relaxed: a statistic
     }

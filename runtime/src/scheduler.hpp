@@ -30,6 +30,7 @@
 //   scheduler_internal.hpp  what these files share: thread-locals, futex, clock
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -65,6 +66,13 @@ struct alignas(64) Worker {
     std::uint32_t woken_runs = 0;      // consecutive runs from `woken` or `spawned` (capped); owner only
     std::uint32_t turn_bottom = 0;     // the spawn stack's bottom seq at the last turns; owner only
     std::uint32_t turn_stuck = 0;      // turns that found that same bottom; owner only
+    // Inline joins ("Inline joins" in worker.cpp): the join awaiters of the tasks that
+    // run a child inline in this slice, outermost first; inline_joins[i]->target is the
+    // task awaited at level i (level i+1's awaiting task, or the innermost running task).
+    // Owner only.
+    static constexpr std::uint32_t kInlineMax = 128;
+    std::uint32_t inline_depth = 0;
+    std::array<JoinAwaiterBase*, kInlineMax> inline_joins{};
     struct Fired {
         TaskHeader* task;         // a claimed wait: schedule it
         TimeoutEntry* timeout;    // or, when set, a wait_for timeout: cancel its task
@@ -83,7 +91,7 @@ struct alignas(64) Worker {
     bool io_just_polled = false;         // park() polled: the next batch boundary need not; owner only
     // Metrics: written by the owner only (bump()), summed on read.
     std::atomic<std::uint64_t> m_steals{0}, m_parks{0}, m_unparks{0}, m_timers{0}, m_spawned{0},
-        m_completed{0}, m_migrations{0};
+        m_completed{0}, m_migrations{0}, m_inline_joins{0};
     std::thread thread;
 };
 
@@ -150,6 +158,14 @@ public:
     /// this worker (the wake area), so a lock handed over stays on a hot core.
     void wake(TaskHeader* t) noexcept;
     void on_complete(TaskHeader& t) noexcept;
+    /// The awaiting task (running on worker `w`) joins `target`: if `target` has not
+    /// started and is in w's spawn stack, starts it inline and returns the handle to
+    /// transfer to (its body; or the awaiting task itself when it ended cancelled before
+    /// it ran). A null handle: not inlined, join as usual ("Inline joins" in worker.cpp).
+    std::coroutine_handle<> join_inline(Worker& w, JoinAwaiterBase& a, std::coroutine_handle<> h) noexcept;
+    /// A root task's final suspension: completes it, then returns the task to transfer
+    /// to (the task that ran it inline and awaits it) or noop_coroutine().
+    std::coroutine_handle<> complete_root(TaskHeader& t) noexcept;
     /// See detail::hand_over_self (task_header.hpp).
     bool hand_over_self(TaskHeader& t, std::coroutine_handle<> h, std::uint16_t hint) noexcept;
 
@@ -190,6 +206,12 @@ private:
 
     void worker_main(Worker& w);
     void run_task(Worker& w, TaskHeader* t) noexcept;
+    /// The end of `t`'s slice on `w` (it suspended): list it, drop kRunning, requeue or
+    /// hand it over if it was woken meanwhile.
+    void end_slice(Worker& w, TaskHeader* t) noexcept;
+    /// The slice that ran a chain of inline joins ended with `cur` suspended: every
+    /// awaiting task of the chain becomes an ordinary joiner, and each slice ends.
+    void detach_inline_chain(Worker& w, TaskHeader* cur) noexcept;
     TaskHeader* next_local(Worker& w) noexcept;
     void batch_boundary(Worker& w) noexcept;
     TaskHeader* search(Worker& w) noexcept;

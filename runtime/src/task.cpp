@@ -382,14 +382,22 @@ void debug_lock_released() noexcept {
 
 // ───────────────────────── Join awaiter ─────────────────────────
 
-bool JoinAwaiterBase::await_suspend(std::coroutine_handle<> h) {
+std::coroutine_handle<> JoinAwaiterBase::await_suspend(std::coroutine_handle<> h) {
     self = &require_task("co_await JoinHandle");
     if (self == target) throw std::logic_error("spindle: a task cannot await its own JoinHandle");
     notify = &JoinAwaiterBase::notify_joiner;
+    if (Worker* w = tl_worker; w != nullptr && w->sched == target->sched_) {
+        if (std::coroutine_handle<> next = w->sched->join_inline(*w, *this, h)) return next;
+    }
+    if (!park_on_target(h)) return h;  // completed meanwhile: no suspension, a pending cancel stays pending
+    return std::noop_coroutine();
+}
+
+bool JoinAwaiterBase::park_on_target(std::coroutine_handle<> h) noexcept {
     target->lock_joiners();
     if (!target->add_joiner_locked(this)) {
         target->unlock_joiners();
-        return false;  // completed meanwhile: no suspension, a pending cancel stays pending
+        return false;
     }
     const std::uint64_t tok = self->arm(this, h);
     token = tok;

@@ -66,8 +66,10 @@
 // expanded the tree breadth-first and ran the oldest, coldest task next. Thieves take the
 // bottom — the oldest spawn, the biggest share of a tree. Rules:
 //   - the stack shares the wake area's turn (at most 3 runs from the two in a row);
-//   - pushing onto a non-empty stack calls notify_one() (there is parallel work); the
-//     first spawn onto an empty one does not (spawn-then-await stays on its core);
+//   - the push that makes the stack hold two tasks calls notify_one() (parallel work
+//     appears), and so does one that spills into the run queue; the first spawn onto
+//     an empty stack does not (spawn-then-await stays on its core), nor one onto a
+//     stack that already held two (its work was advertised: spawn_local());
 //   - a full stack moves its bottom task to the run queue's tail;
 //   - a thief takes from a stack only on its second pass, when no run queue had
 //     anything, and the stall monitor wakes an idle worker when a stack's bottom has
@@ -79,6 +81,31 @@
 //   - with one worker there is no stack: spawns join the FIFO ready queue (asyncio).
 // History: a one-task slot (Go's runnext) came first (46c9199); the stack replaced it
 // because fib_spawn's second join still found its child deep in the FIFO queue.
+//
+// Inline joins (2+ workers; the work-first join of Cilk, oneTBB and TooManyCooks). A
+// task that awaits the JoinHandle of a task it spawned which has not started yet, and
+// is still in this worker's spawn stack, takes it back (SpawnStack::take) and runs it
+// at once in its own slice, by symmetric transfer: no park, no wake, no queue. The
+// awaiting task keeps kRunning and is not registered as a joiner; this worker keeps
+// its join awaiter in `inline_joins` (a stack, outermost first). Then:
+//   - the child completes without suspending: complete_root() pops the awaiter and
+//     transfers back to the awaiting task, which finds the child complete (a join
+//     that never parks). A recursive fork-join (fib_spawn) so runs as one slice per
+//     subtree, with three locked instructions per task on this path (the start's
+//     RMW, the completion's CAS, the two reference drops share the frame's line);
+//   - the innermost task suspends (a Lock, a timer, a join that must park, a yield):
+//     at the end of the slice detach_inline_chain() registers every awaiting task of
+//     the chain as an ordinary joiner of the task it awaits (innermost first, so a
+//     cancellation forwarded down the chain finds each wait armed), then ends each
+//     task's slice. Until its own end_slice() each task holds kRunning, so no
+//     registration can miss a completion, and a wake that lands meanwhile only sets
+//     kNotified (the task is requeued). From there on everything is as before.
+//   - not inlined: one worker (asyncio's order), debug mode (per-slice reports), a
+//     chain already kInlineMax deep, a child that a thief took or that started.
+// A cancellation of the awaiting task while its child runs inline sets its flag only
+// (its wait is not armed): it is forwarded to the child at the detach if the child
+// suspends, else delivered at the awaiting task's next suspension — as if it had
+// arrived a moment later. current_task() is the inline child while it runs.
 //
 // Yield. A task that yields (yield_now, a spent coop budget) or was woken while it
 // ran goes to the tail of the run queue. notify_one() only if the queue holds
@@ -180,9 +207,16 @@ void Scheduler::spawn(TaskHeader& t, std::string_view name) {
 void Scheduler::spawn_local(Worker& w, TaskHeader* t) noexcept {
     // Parallel work when the stack already held a task: tell an idle worker (it takes
     // the bottom on its second pass). A full stack's bottom goes to the run queue.
-    const bool had = w.spawned.maybe_nonempty();
-    if (TaskHeader* oldest = w.spawned.push(t)) push_local(w, oldest);
-    if (had) notify_one();
+    // Only when the push makes the parallel work appear (the stack goes from one task to
+    // two) or spills a task into the run queue: a push onto a stack that already held two
+    // or more adds to work that an earlier push advertised (an idle worker was told, or
+    // was searching, and a parking worker re-checks every stack), and notify_one()'s
+    // fence on every spawn was a tenth of fib_spawn's profile. The stall monitor still
+    // wakes a worker for a bottom that stays.
+    const std::uint32_t had = w.spawned.size_hint();
+    TaskHeader* oldest = w.spawned.push(t);
+    if (oldest != nullptr) push_local(w, oldest);
+    if (had == 1 || oldest != nullptr) notify_one();
 }
 
 void Scheduler::enqueue(TaskHeader* t) noexcept {
@@ -396,8 +430,19 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
             t->resume_.resume();
         }
     }
+    // The task whose slice ends here: `t`, or the innermost task of a chain of inline
+    // joins that suspended ("Inline joins" above).
+    TaskHeader* const cur = tl_task;
     tl_task = nullptr;
     if (tl_completed) return;  // the frame may be gone
+    if (w.inline_depth > 0) {
+        detach_inline_chain(w, cur);
+        return;
+    }
+    end_slice(w, t);
+}
+
+void Scheduler::end_slice(Worker& w, TaskHeader* t) noexcept {
     if (!t->listed_) {
         // Its first slice ended without completing: list it now, while we still hold
         // kRunning ("Registry" in registry.cpp). seq_cst: the load after the insert's
@@ -430,6 +475,72 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
         push_local(w, t);
         if (!single_ && !rotation && w.queue.approx_size() > 1) notify_one();
     }
+}
+
+// ── inline joins ──
+
+std::coroutine_handle<> Scheduler::join_inline(Worker& w, JoinAwaiterBase& a, std::coroutine_handle<> h) noexcept {
+    if (single_ || debug_ || w.inline_depth == Worker::kInlineMax) return {};
+    TaskHeader& c = *a.target;
+    // relaxed: a hint (take() decides): a task in a run queue or stack is notified and
+    // not running; anything else cannot be in our stack.
+    if ((c.state_.load(std::memory_order_relaxed) & (TaskHeader::kNotified | TaskHeader::kRunning | TaskHeader::kComplete)) !=
+        TaskHeader::kNotified)
+        return {};
+    if (!w.spawned.take(&c)) return {};
+    // Ours now, as if next_local() had popped it: run_task's prologue.
+    // acquire: as run_task's (the spawn published the frame through our own stack here;
+    // a canceller's CAS is acquired).
+    const std::uint32_t prev = c.state_.fetch_add(TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_acquire);
+    tsan_acquire(&c);  // see scheduler_internal.hpp
+    c.started_ = true;
+    if ((prev & TaskHeader::kCancelReq) != 0U ||
+        // seq_cst: as run_task's ("Registry" in registry.cpp).
+        (!c.spawned_in_shutdown_ && shutting_down_.load(std::memory_order_seq_cst))) [[unlikely]] {
+        // Cancelled before it first ran: the body never runs, and the awaiting task
+        // goes on at once (the join finds it complete).
+        c.exception_ = std::make_exception_ptr(CancelledError{});
+        tl_task = &c;
+        on_complete(c);
+        tl_task = a.self;
+        tl_completed = false;  // on_complete() ended c, not the awaiting task's slice
+        return h;
+    }
+    bump(w.m_inline_joins);
+    a.self->resume_ = h;
+    w.inline_joins[w.inline_depth++] = &a;
+    tl_task = &c;
+    return c.resume_;
+}
+
+std::coroutine_handle<> Scheduler::complete_root(TaskHeader& t) noexcept {
+    Worker* w = tl_worker;
+    JoinAwaiterBase* a = nullptr;
+    if (w != nullptr && w->inline_depth > 0 && w->inline_joins[w->inline_depth - 1]->target == &t) {
+        a = w->inline_joins[--w->inline_depth];
+    }
+    on_complete(t);  // may destroy t's frame
+    if (a == nullptr) return std::noop_coroutine();
+    // The awaiting task goes on in the same slice: it still holds kRunning.
+    tl_task = a->self;
+    tl_completed = false;
+    return a->self->resume_;
+}
+
+void Scheduler::detach_inline_chain(Worker& w, TaskHeader* cur) noexcept {
+    // Every task of the chain still holds kRunning, so none can complete or run
+    // elsewhere until its end_slice() below: each registration finds its target
+    // incomplete, and a wake that lands meanwhile only sets kNotified (end_slice
+    // requeues the task).
+    for (std::uint32_t i = w.inline_depth; i-- > 0;) {
+        JoinAwaiterBase& a = *w.inline_joins[i];
+        const bool parked = a.park_on_target(a.self->resume_);
+        (void)parked;  // always true: the target holds kRunning (see above)
+    }
+    const std::uint32_t depth = w.inline_depth;
+    w.inline_depth = 0;
+    end_slice(w, cur);
+    for (std::uint32_t i = depth; i-- > 0;) end_slice(w, w.inline_joins[i]->self);
 }
 
 bool Scheduler::hand_over_self(TaskHeader& t, std::coroutine_handle<> h, std::uint16_t hint) noexcept {

@@ -91,6 +91,9 @@ struct RuntimeMetrics {
     std::uint64_t timers_fired = 0;  ///< Timers that woke their task.
     std::uint64_t stall_rescues = 0;  ///< Woken tasks moved to an idle worker after waiting 250 us.
     std::uint64_t migrations = 0;  ///< Tasks woken while running on one worker, handed to their waker's.
+    /// Joins that found their task not yet started on their own worker and ran it inline
+    /// (2+ workers; the awaiting task did not park).
+    std::uint64_t inline_joins = 0;
     std::size_t workers = 0;  ///< The number of worker threads.
 };
 
@@ -114,7 +117,14 @@ struct JoinAwaiterBase : WaitNode, JoinNode {
     bool suspended = false;
 
     bool await_ready() const noexcept { return target->complete(); }
-    bool await_suspend(std::coroutine_handle<> h);
+    /// Parks the awaiting task `h` until `target` completes (noop_coroutine()), or
+    /// resumes it at once (`h`) when `target` completed meanwhile; or, with 2+ workers,
+    /// runs a `target` that has not started inline on this worker, by symmetric
+    /// transfer (its body; "Inline joins" in runtime/src/worker.cpp).
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> h);
+    /// Registers as a joiner of `target` and arms the awaiting task's wait (resumed at
+    /// `h`); false if `target` completed first (nothing registered).
+    bool park_on_target(std::coroutine_handle<> h) noexcept;
     void finish_resume();  // delivers a pending cancellation
     void on_cancel(TaskHeader& task) noexcept override;
     static void notify_joiner(JoinNode* n) noexcept;

@@ -48,7 +48,9 @@ void use_global_allocator() noexcept;
 inline const bool sanitizer_registered = (use_global_allocator(), true);
 #endif
 /// Completion of a spawned (root) task: outcome, joiners, registry, references.
-void on_root_complete(TaskHeader& t) noexcept;
+/// Returns the coroutine to transfer to: the task that ran this one inline and awaits
+/// it, or noop_coroutine().
+std::coroutine_handle<> on_root_complete(TaskHeader& t) noexcept;
 
 struct TaskFinalAwaiter {
     bool await_ready() const noexcept { return false; }
@@ -56,7 +58,7 @@ struct TaskFinalAwaiter {
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
         auto& p = h.promise();
         if (p.continuation_) return p.continuation_;
-        if (p.sched_ != nullptr) on_root_complete(p);
+        if (p.sched_ != nullptr) return on_root_complete(p);  // may destroy the frame
         return std::noop_coroutine();
     }
     void await_resume() const noexcept {}

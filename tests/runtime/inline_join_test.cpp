@@ -1,0 +1,207 @@
+// Inline joins ("Inline joins" in runtime/src/worker.cpp, issue 18): with 2+ workers, a
+// task that awaits a task it spawned which has not started runs it inline, in its own
+// slice, and the child's completion transfers straight back. Each way this could break
+// is a test here:
+//   - identity: while the child runs inline it is the current task (a missed tl_task
+//     switch would name the parent), and the parent is current again after the join;
+//   - a child that suspends ends the inline run: every awaiting task of the chain must
+//     become an ordinary joiner (a level left unregistered never wakes: the test hangs
+//     and fails by its timeout), each level gets its value;
+//   - cancellation of the outermost task while the chain runs inline, or after it was
+//     detached, reaches the innermost wait and unwinds every level (asyncio forwards a
+//     cancel to the awaited task);
+//   - a child cancelled before it started is not run: the join rethrows CancelledError
+//     and the awaiting task goes on in the same slice (its identity intact);
+//   - a chain deeper than the inline stack (kInlineMax = 128) and exceptions thrown by
+//     an inline child;
+//   - one worker never inlines (asyncio's order; the trace tests check the order).
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "runtime_test_util.hpp"
+
+using namespace std::chrono_literals;
+using spindle::CancelledError;
+using spindle::Runtime;
+using spindle::RuntimeOptions;
+using spindle::Task;
+
+namespace {
+
+Task<std::string> named_child() { co_return spindle::current_task_name(); }
+
+TEST(InlineJoin, TheChildIsTheCurrentTaskWhileItRunsInline) {
+    Runtime rt(RuntimeOptions{.workers = 2});
+    const int n = 200;
+    const int ok = rt.block_on([](int n_) -> Task<int> {
+        int good = 0;
+        for (int i = 0; i < n_; ++i) {
+            auto h = spindle::spawn(named_child(), "kid");
+            const std::string inside = co_await h;
+            const std::string after = spindle::current_task_name();
+            if (inside == "kid" && after == "main") ++good;
+        }
+        co_return good;
+    }(n));
+    EXPECT_EQ(ok, n);
+    // Awaited at once, the child is nearly always still on the spawner's stack (a
+    // searching worker may take one now and then: counted, not required).
+    EXPECT_GT(rt.metrics().inline_joins, static_cast<std::uint64_t>(n / 2));
+}
+
+// level(k) spawns level(k-1) and awaits it; level(0) waits on `go` (a suspension inside
+// the inline chain) and returns 1; each level adds 1.
+Task<int> level(int k, spindle::Event& go, std::atomic<int>& waiting) {
+    if (k == 0) {
+        waiting.fetch_add(1);
+        co_await go.wait();
+        co_return 1;
+    }
+    auto h = spindle::spawn(level(k - 1, go, waiting));
+    co_return 1 + co_await h;
+}
+
+TEST(InlineJoin, AChainWhoseInnermostTaskSuspendsIsDetachedAndEveryLevelResumes) {
+    Runtime rt(RuntimeOptions{.workers = 2});
+    for (int round = 0; round < 20; ++round) {
+        const int v = rt.block_on([]() -> Task<int> {
+            spindle::Event go;
+            std::atomic<int> waiting{0};
+            auto chain = spindle::spawn(level(6, go, waiting));
+            while (waiting.load() == 0) co_await spindle::yield_now();
+            go.set();
+            co_return co_await chain;
+        }());
+        ASSERT_EQ(v, 7) << "round " << round;
+    }
+    EXPECT_EQ(rt.metrics().tasks_spawned, rt.metrics().tasks_completed);
+    EXPECT_GT(rt.metrics().inline_joins, 0U);
+}
+
+// A level that records a CancelledError passing through it.
+Task<void> cancel_level(int k, spindle::Event& never, std::atomic<bool>& inner_running,
+                        std::atomic<bool>& release_inner, std::atomic<int>& unwound) {
+    try {
+        if (k == 0) {
+            inner_running.store(true);
+            // Busy until the canceller has sent its request: the request lands while
+            // the whole chain runs inline (the outer task's wait is not armed).
+            while (!release_inner.load()) std::this_thread::yield();
+            co_await never.wait();
+        } else {
+            auto h = spindle::spawn(cancel_level(k - 1, never, inner_running, release_inner, unwound));
+            co_await h;
+        }
+    } catch (const CancelledError&) {
+        unwound.fetch_add(1);
+        throw;
+    }
+}
+
+TEST(InlineJoin, CancellingTheOuterTaskWhileItsChainRunsInlineUnwindsEveryLevel) {
+    Runtime rt(RuntimeOptions{.workers = 2});
+    constexpr int kDepth = 5;  // levels 5..0: six tasks
+    for (int round = 0; round < 10; ++round) {
+        spindle::Event never;
+        std::atomic<bool> inner_running{false}, release_inner{false};
+        std::atomic<int> unwound{0};
+        auto outer = rt.spawn(cancel_level(kDepth, never, inner_running, release_inner, unwound));
+        while (!inner_running.load()) std::this_thread::yield();
+        outer.cancel();  // from a plain thread, while the chain runs
+        release_inner.store(true);
+        EXPECT_THROW(rt.block_on([](spindle::JoinHandle<void> h) -> Task<void> { co_await h; }(outer)),
+                     CancelledError);
+        EXPECT_TRUE(outer.cancelled());
+        EXPECT_EQ(unwound.load(), kDepth + 1) << "round " << round << ": a level was not cancelled";
+    }
+    EXPECT_EQ(rt.metrics().tasks_spawned, rt.metrics().tasks_completed);
+}
+
+TEST(InlineJoin, CancellingTheOuterTaskOfADetachedChainUnwindsEveryLevel) {
+    Runtime rt(RuntimeOptions{.workers = 2});
+    constexpr int kDepth = 5;
+    for (int round = 0; round < 10; ++round) {
+        const int unwound_levels = rt.block_on([]() -> Task<int> {
+            spindle::Event never;
+            std::atomic<bool> inner_running{false}, release_inner{true};
+            std::atomic<int> unwound{0};
+            auto outer = spindle::spawn(cancel_level(kDepth, never, inner_running, release_inner, unwound));
+            // Until the innermost waits on `never`: the chain has been detached.
+            while (!inner_running.load()) co_await spindle::yield_now();
+            for (int i = 0; i < 10; ++i) co_await spindle::yield_now();
+            outer.cancel();
+            try {
+                co_await outer;
+            } catch (const CancelledError&) {
+            }
+            co_return unwound.load();
+        }());
+        EXPECT_EQ(unwound_levels, kDepth + 1) << "round " << round;
+    }
+}
+
+TEST(InlineJoin, AChildCancelledBeforeItStartsIsNotRunAndTheAwaiterGoesOn) {
+    Runtime rt(RuntimeOptions{.workers = 2});
+    const std::string result = rt.block_on([]() -> Task<std::string> {
+        std::string out;
+        for (int i = 0; i < 50; ++i) {
+            std::atomic<bool> ran{false};
+            auto h = spindle::spawn([](std::atomic<bool>& r) -> Task<int> {
+                r.store(true);
+                co_return 1;
+            }(ran));
+            h.cancel();
+            bool threw = false;
+            try {
+                (void)co_await h;
+            } catch (const CancelledError&) {
+                threw = true;
+            }
+            if (!threw || ran.load() || !h.cancelled()) co_return "iteration " + std::to_string(i) + " ran or did not throw";
+            if (spindle::current_task_name() != "main") co_return "the awaiting task lost its identity";
+            // The slice goes on: another inline join works.
+            auto k = spindle::spawn(named_child(), "after");
+            if (co_await k != "after") co_return "the next inline child had the wrong identity";
+        }
+        co_return out;
+    }());
+    EXPECT_EQ(result, "");
+}
+
+Task<long> deep(int k) {
+    if (k == 0) co_return 0;
+    auto h = spindle::spawn(deep(k - 1));
+    co_return k + co_await h;
+}
+
+TEST(InlineJoin, ChainsDeeperThanTheInlineStackComplete) {
+    // 300 levels: past kInlineMax (128) a join parks as before, and a new chain starts
+    // when its child runs.
+    Runtime rt(RuntimeOptions{.workers = 2});
+    const long v = rt.block_on(deep(300));
+    EXPECT_EQ(v, 300L * 301 / 2);
+    EXPECT_EQ(rt.metrics().tasks_spawned, rt.metrics().tasks_completed);
+}
+
+Task<int> thrower(int k) {
+    if (k == 0) throw std::runtime_error("inner");
+    auto h = spindle::spawn(thrower(k - 1));
+    co_return co_await h;
+}
+
+TEST(InlineJoin, AnExceptionFromAnInlineChildReachesEveryLevel) {
+    Runtime rt(RuntimeOptions{.workers = 2});
+    for (int i = 0; i < 20; ++i) EXPECT_THROW(rt.block_on(thrower(4)), std::runtime_error);
+}
+
+TEST(InlineJoin, OneWorkerNeverInlines) {
+    // asyncio's order: the child runs when the ready queue reaches it.
+    Runtime rt(RuntimeOptions{.workers = 1});
+    EXPECT_EQ(rt.block_on(deep(50)), 50L * 51 / 2);
+    EXPECT_EQ(rt.metrics().inline_joins, 0U);
+}
+
+}  // namespace
