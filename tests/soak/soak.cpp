@@ -9,6 +9,9 @@
 //             put_nowait/get_nowait, cancel, Runtime::spawn) that wake parked tasks
 //   shutdown  the Runtime shut down (shutdown(), or its destructor) while tasks are
 //             parked on the primitive and others are running
+// and, for the runtime only:
+//   joins     random spawn trees joined in random orders (inline joins, chains detached
+//             at every depth), whole trees cancelled by a task and a plain thread
 // and, for the Condition only:
 //   predcancel  tasks inside Condition::wait_for(pred), pred capturing a std::string,
 //             cancelled by a task and by a plain thread; the Condition on a Lock that
@@ -523,6 +526,78 @@ Task<void> rt_cancel(Ctx& c) {
     long flag_mismatch = 0;
     for (auto& h : finite) flag_mismatch += h.done() ? 0 : 1;
     SOAK_CHECK(c, flag_mismatch == 0, "finite tasks not done after their join");
+}
+
+// Inline joins ("Inline joins" in runtime/src/worker.cpp): random spawn trees whose
+// nodes spawn 1..3 children and await them in a random order (a child still on the
+// spawn stack runs inline), suspending at random points first (a yield, a sleep, a
+// shared Lock, a wait_for that may time out), so inline chains are detached at every
+// depth; a task and a plain thread cancel whole trees meanwhile. Each node returns the
+// size of its subtree: a tree that was not cancelled must return exactly the number of
+// nodes that ran in it, and every tree must end (a level left unregistered at a detach
+// never wakes: the shape hangs and its watchdog dumps the runtime).
+Task<std::uint64_t> rt_join_node(int depth, std::uint64_t seed, Lock& lock, std::atomic<long>& ran) {
+    Rng rng(seed);
+    ran.fetch_add(1);
+    switch (rng.below(6)) {
+        case 0: co_await spindle::yield_now(); break;
+        case 1: co_await spindle::sleep(rng.us(30)); break;
+        case 2:
+            co_await lock.acquire();
+            lock.release();
+            break;
+        case 3:
+            try {
+                co_await spindle::wait_for(spindle::sleep(rng.us(40)), rng.us(40));
+            } catch (const spindle::TimeoutError&) {
+            }
+            break;
+        default: break;  // no suspension: the whole subtree may run inline
+    }
+    if (depth == 0) co_return 1;
+    const std::size_t n = 1 + static_cast<std::size_t>(rng.below(3));
+    std::vector<JoinHandle<std::uint64_t>> hs;
+    for (std::size_t i = 0; i < n; ++i) hs.push_back(spindle::spawn(rt_join_node(depth - 1, rng.next(), lock, ran)));
+    std::uint64_t sum = 1;
+    std::size_t first = static_cast<std::size_t>(rng.below(n));  // the first joined: any of them
+    for (std::size_t i = 0; i < n; ++i) sum += co_await hs[(first + i) % n];
+    co_return sum;
+}
+
+Task<void> rt_join_tree(int depth, std::uint64_t seed, Lock& lock, std::atomic<long>& ran, std::atomic<long>& bad) {
+    const std::uint64_t v = co_await rt_join_node(depth, seed, lock, ran);
+    if (static_cast<long>(v) != ran.load()) bad.fetch_add(1);
+}
+
+Task<void> rt_joins(Ctx& c) {
+    Rng rng(c.seed);
+    Lock lock;
+    const int n = c.ni(60, 6);
+    const int depth = kSanitized ? 4 : 6;
+    std::vector<std::unique_ptr<std::atomic<long>>> ran;
+    std::atomic<long> bad{0};
+    std::vector<JoinHandle<void>> trees, victims_task, victims_thread;
+    for (int i = 0; i < n; ++i) {
+        ran.push_back(std::make_unique<std::atomic<long>>(0));
+        trees.push_back(spindle::spawn(rt_join_tree(depth, rng.next(), lock, *ran.back(), bad)));
+        if (i % 3 == 1) victims_task.push_back(trees.back());
+        else if (i % 3 == 2) victims_thread.push_back(trees.back());
+    }
+    keep(c, trees);
+    std::thread racer = killer_thread(victims_thread, c.seed + 11);
+    co_await canceller(victims_task, c.seed + 12);
+    long cancelled = 0;
+    for (auto& h : trees) {
+        try {
+            co_await h;
+        } catch (const CancelledError&) {
+            ++cancelled;
+        }
+    }
+    racer.join();
+    SOAK_CHECK(c, bad.load() == 0, S(bad.load()) + " trees returned a size other than the nodes that ran");
+    SOAK_CHECK(c, cancelled <= static_cast<long>(victims_task.size() + victims_thread.size()),
+               S(cancelled) + " trees ended cancelled, more than were cancelled");
 }
 
 Task<void> rt_external(Semaphore& done, std::atomic<long>& ran, bool forever) {
@@ -2257,6 +2332,7 @@ std::vector<Shape> all_shapes() {
                  [](Ctx& c) { with_runtime(c, [&c](Runtime& rt) { return rt_xthread(c, rt); }); }});
     v.push_back({"shutdown", "runtime",
                  [](Ctx& c) { with_runtime_shutdown(c, [&c](Runtime&) { return rt_shutdown(c); }); }});
+    v.push_back({"joins", "runtime", in_task<rt_joins>()});
 
     v.push_back({"smoke", "lock", in_task<lock_smoke>()});
     v.push_back({"stampede", "lock", in_task<lock_stampede>()});
@@ -2350,7 +2426,7 @@ struct Options {
                  "                    [--scale K] [--workers N] [--limit SECONDS] [--wait-for-victims] [--list]\n"
                  "                    [--diff | --no-diff] [--diff-count N] [--diff-bin PATH] [--diff-script PATH]\n"
                  "                    [--python PATH]\n"
-                 "shapes: smoke stampede cancel xthread shutdown lifetime (predcancel: condition only); primitives:\n"
+                 "shapes: smoke stampede cancel xthread shutdown lifetime (predcancel: condition only; joins: runtime only); primitives:\n"
                  "runtime lock semaphore "
                  "bounded_semaphore event condition barrier queue lifo_queue priority_queue ('all' or empty: all)\n",
                  msg);
