@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(g++ cmake make pkgconf python3 libconcurrentqueue-dev libmimalloc-dev libgtest-dev libbenchmark-dev spin doxygen)
 if [ "${1:-}" = "--bench" ]; then
-  pkgs+=(libboost-fiber-dev libboost-context-dev libtbb-dev gnuplot-nox)
+  pkgs+=(libboost-fiber-dev libboost-context-dev libtbb-dev gnuplot-nox golang-go)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

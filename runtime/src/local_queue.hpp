@@ -256,13 +256,10 @@ public:
         unlock();
         return t;
     }
-    [[nodiscard]] bool maybe_nonempty() const noexcept { return size_hint() != 0; }
-    /// The number of tasks, as last published (exact for the owner between its own
-    /// operations, except for a thief's concurrent take).
-    [[nodiscard]] std::uint32_t size_hint() const noexcept {
+    [[nodiscard]] bool maybe_nonempty() const noexcept {
         // relaxed: a hint (the lock decides); the owner, which alone pushes, reads its
         // own latest store, so it never parks with a task here.
-        return size_.load(std::memory_order_relaxed);
+        return size_.load(std::memory_order_relaxed) != 0;
     }
     /// maybe_nonempty() for park()'s re-check of other workers' stacks: seq_cst, the
     /// load half of the Dekker pair with notify_one() after a push (as RingQueue's

@@ -66,10 +66,8 @@
 // expanded the tree breadth-first and ran the oldest, coldest task next. Thieves take the
 // bottom — the oldest spawn, the biggest share of a tree. Rules:
 //   - the stack shares the wake area's turn (at most 3 runs from the two in a row);
-//   - the push that makes the stack hold two tasks calls notify_one() (parallel work
-//     appears), and so does one that spills into the run queue; the first spawn onto
-//     an empty stack does not (spawn-then-await stays on its core), nor one onto a
-//     stack that already held two (its work was advertised: spawn_local());
+//   - pushing onto a non-empty stack calls notify_one() (there is parallel work); the
+//     first spawn onto an empty one does not (spawn-then-await stays on its core);
 //   - a full stack moves its bottom task to the run queue's tail;
 //   - a thief takes from a stack only on its second pass, when no run queue had
 //     anything, and the stall monitor wakes an idle worker when a stack's bottom has
@@ -207,16 +205,13 @@ void Scheduler::spawn(TaskHeader& t, std::string_view name) {
 void Scheduler::spawn_local(Worker& w, TaskHeader* t) noexcept {
     // Parallel work when the stack already held a task: tell an idle worker (it takes
     // the bottom on its second pass). A full stack's bottom goes to the run queue.
-    // Only when the push makes the parallel work appear (the stack goes from one task to
-    // two) or spills a task into the run queue: a push onto a stack that already held two
-    // or more adds to work that an earlier push advertised (an idle worker was told, or
-    // was searching, and a parking worker re-checks every stack), and notify_one()'s
-    // fence on every spawn was a tenth of fib_spawn's profile. The stall monitor still
-    // wakes a worker for a bottom that stays.
-    const std::uint32_t had = w.spawned.size_hint();
-    TaskHeader* oldest = w.spawned.push(t);
-    if (oldest != nullptr) push_local(w, oldest);
-    if (had == 1 || oldest != nullptr) notify_one();
+    // (Notifying only when the stack reached two tasks saved notify_one()'s fence on most
+    // spawns, but an idle worker that missed that one notification — it was still
+    // counted as searching — slept through the whole of a short fork-join: fib(20) ran
+    // on one worker with 0 steals. So every push onto a non-empty stack notifies.)
+    const bool had = w.spawned.maybe_nonempty();
+    if (TaskHeader* oldest = w.spawned.push(t)) push_local(w, oldest);
+    if (had) notify_one();
 }
 
 void Scheduler::enqueue(TaskHeader* t) noexcept {

@@ -559,8 +559,20 @@ Task<std::uint64_t> rt_join_node(int depth, std::uint64_t seed, Lock& lock, std:
     std::vector<JoinHandle<std::uint64_t>> hs;
     for (std::size_t i = 0; i < n; ++i) hs.push_back(spindle::spawn(rt_join_node(depth - 1, rng.next(), lock, ran)));
     std::uint64_t sum = 1;
-    std::size_t first = static_cast<std::size_t>(rng.below(n));  // the first joined: any of them
-    for (std::size_t i = 0; i < n; ++i) sum += co_await hs[(first + i) % n];
+    std::exception_ptr failed;
+    const std::size_t first = static_cast<std::size_t>(rng.below(n));  // the first joined: any of them
+    for (std::size_t i = 0; i < n; ++i) {
+        try {
+            sum += co_await hs[(first + i) % n];
+        } catch (const CancelledError&) {
+            // Cancelled (forwarded to the child being awaited): cancel the others and
+            // still join them all, so no node outlives its tree (they use `lock` and
+            // `ran`, which the shape's frame owns).
+            if (!failed) failed = std::current_exception();
+            for (auto& h : hs) (void)h.cancel();
+        }
+    }
+    if (failed) std::rethrow_exception(failed);
     co_return sum;
 }
 
