@@ -72,6 +72,22 @@ bool is_cancelled_error(const std::exception_ptr& e) noexcept {
 
 std::coroutine_handle<> on_root_complete(TaskHeader& t) noexcept { return t.sched_->complete_root(t); }
 
+// ("Inline joins" in worker.cpp; here, next to on_complete, so that the final awaiter's
+// call reaches on_complete without another call between translation units.)
+std::coroutine_handle<> Scheduler::complete_root(TaskHeader& t) noexcept {
+    Worker* w = tl_worker;
+    JoinAwaiterBase* a = nullptr;
+    if (w != nullptr && w->inline_depth > 0 && w->inline_joins[w->inline_depth - 1]->target == &t) {
+        a = w->inline_joins[--w->inline_depth];
+    }
+    on_complete(t);  // may destroy t's frame
+    if (a == nullptr) return std::noop_coroutine();
+    // The awaiting task goes on in the same slice: it still holds kRunning.
+    tl_task = a->self;
+    tl_completed = false;
+    return a->self->resume_;
+}
+
 void SpinLock::lock() noexcept {
     unsigned spins = 0;
     for (;;) {

@@ -62,6 +62,7 @@ Scheduler::Scheduler(const RuntimeOptions& opts) : opts_(opts), epoch_(std::chro
         w->sched = this;
         w->index = static_cast<std::uint32_t>(i);
         w->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
+        w->inline_joins_on = !single_ && !debug_;  // "Inline joins" in worker.cpp
         workers_.push_back(std::move(w));
     }
     io_ = new IoDriver(this);  // the last thing that may throw before the threads start

@@ -71,6 +71,7 @@ struct alignas(64) Worker {
     // task awaited at level i (level i+1's awaiting task, or the innermost running task).
     // Owner only.
     static constexpr std::uint32_t kInlineMax = 128;
+    bool inline_joins_on = false;  // 2+ workers, not debug mode; set before the threads start
     std::uint32_t inline_depth = 0;
     std::array<JoinAwaiterBase*, kInlineMax> inline_joins{};
     struct Fired {
@@ -208,7 +209,7 @@ private:
     void run_task(Worker& w, TaskHeader* t) noexcept;
     /// The end of `t`'s slice on `w` (it suspended): list it, drop kRunning, requeue or
     /// hand it over if it was woken meanwhile.
-    void end_slice(Worker& w, TaskHeader* t) noexcept;
+    [[gnu::always_inline]] inline void end_slice(Worker& w, TaskHeader* t) noexcept;
     /// The slice that ran a chain of inline joins ended with `cur` suspended: every
     /// awaiting task of the chain becomes an ordinary joiner, and each slice ends.
     void detach_inline_chain(Worker& w, TaskHeader* cur) noexcept;

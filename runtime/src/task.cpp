@@ -382,17 +382,6 @@ void debug_lock_released() noexcept {
 
 // ───────────────────────── Join awaiter ─────────────────────────
 
-std::coroutine_handle<> JoinAwaiterBase::await_suspend(std::coroutine_handle<> h) {
-    self = &require_task("co_await JoinHandle");
-    if (self == target) throw std::logic_error("spindle: a task cannot await its own JoinHandle");
-    notify = &JoinAwaiterBase::notify_joiner;
-    if (Worker* w = tl_worker; w != nullptr && w->sched == target->sched_) {
-        if (std::coroutine_handle<> next = w->sched->join_inline(*w, *this, h)) return next;
-    }
-    if (!park_on_target(h)) return h;  // completed meanwhile: no suspension, a pending cancel stays pending
-    return std::noop_coroutine();
-}
-
 bool JoinAwaiterBase::park_on_target(std::coroutine_handle<> h) noexcept {
     target->lock_joiners();
     if (!target->add_joiner_locked(this)) {
@@ -407,6 +396,17 @@ bool JoinAwaiterBase::park_on_target(std::coroutine_handle<> h) noexcept {
     // asyncio does when a task with a pending cancel awaits a future; we keep waiting.
     if (self->cancelled_while_arming(tok)) on_cancel(*self);
     return true;
+}
+
+std::coroutine_handle<> JoinAwaiterBase::await_suspend(std::coroutine_handle<> h) {
+    self = &require_task("co_await JoinHandle");
+    if (self == target) throw std::logic_error("spindle: a task cannot await its own JoinHandle");
+    notify = &JoinAwaiterBase::notify_joiner;
+    if (Worker* w = tl_worker; w != nullptr && w->inline_joins_on && w->sched == target->sched_) {
+        if (std::coroutine_handle<> run = w->sched->join_inline(*w, *this, h)) return run;
+    }
+    if (!park_on_target(h)) return h;  // completed meanwhile: no suspension, a pending cancel stays pending
+    return std::noop_coroutine();
 }
 
 void JoinAwaiterBase::notify_joiner(JoinNode* n) noexcept {

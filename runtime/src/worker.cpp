@@ -437,7 +437,7 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
     end_slice(w, t);
 }
 
-void Scheduler::end_slice(Worker& w, TaskHeader* t) noexcept {
+inline void Scheduler::end_slice(Worker& w, TaskHeader* t) noexcept {
     if (!t->listed_) {
         // Its first slice ended without completing: list it now, while we still hold
         // kRunning ("Registry" in registry.cpp). seq_cst: the load after the insert's
@@ -475,7 +475,7 @@ void Scheduler::end_slice(Worker& w, TaskHeader* t) noexcept {
 // ── inline joins ──
 
 std::coroutine_handle<> Scheduler::join_inline(Worker& w, JoinAwaiterBase& a, std::coroutine_handle<> h) noexcept {
-    if (single_ || debug_ || w.inline_depth == Worker::kInlineMax) return {};
+    if (w.inline_depth == Worker::kInlineMax) return {};  // (one worker, debug mode: never called)
     TaskHeader& c = *a.target;
     // relaxed: a hint (take() decides): a task in a run queue or stack is notified and
     // not running; anything else cannot be in our stack.
@@ -506,20 +506,6 @@ std::coroutine_handle<> Scheduler::join_inline(Worker& w, JoinAwaiterBase& a, st
     w.inline_joins[w.inline_depth++] = &a;
     tl_task = &c;
     return c.resume_;
-}
-
-std::coroutine_handle<> Scheduler::complete_root(TaskHeader& t) noexcept {
-    Worker* w = tl_worker;
-    JoinAwaiterBase* a = nullptr;
-    if (w != nullptr && w->inline_depth > 0 && w->inline_joins[w->inline_depth - 1]->target == &t) {
-        a = w->inline_joins[--w->inline_depth];
-    }
-    on_complete(t);  // may destroy t's frame
-    if (a == nullptr) return std::noop_coroutine();
-    // The awaiting task goes on in the same slice: it still holds kRunning.
-    tl_task = a->self;
-    tl_completed = false;
-    return a->self->resume_;
 }
 
 void Scheduler::detach_inline_chain(Worker& w, TaskHeader* cur) noexcept {
