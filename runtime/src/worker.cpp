@@ -99,7 +99,14 @@
 //     registration can miss a completion, and a wake that lands meanwhile only sets
 //     kNotified (the task is requeued). From there on everything is as before.
 //   - not inlined: one worker (asyncio's order), debug mode (per-slice reports), a
-//     chain already kInlineMax deep, a child that a thief took or that started.
+//     chain already kInlineMax deep, a child that a thief took or that started, an
+//     awaiting task with a cancellation pending (parking forwards it to the child, as
+//     asyncio does), and a slice whose cooperative budget is spent: every inline join
+//     draws one unit, so a loop of spawn-and-join still ends its slice every 128 joins
+//     (batch boundaries come round; timers, the injector and I/O are polled) and a
+//     compiler that does not turn symmetric transfer into a tail call (g++ at -O0 and
+//     -O1, sanitizer builds) stacks at most that many frames.
+// dump() shows a task whose child runs inline as running, not as parked on a JoinHandle.
 // A cancellation of the awaiting task while its child runs inline sets its flag only
 // (its wait is not armed): it is forwarded to the child at the detach if the child
 // suspends, else delivered at the awaiting task's next suspension — as if it had
@@ -476,6 +483,17 @@ inline void Scheduler::end_slice(Worker& w, TaskHeader* t) noexcept {
 
 std::coroutine_handle<> Scheduler::join_inline(Worker& w, JoinAwaiterBase& a, std::coroutine_handle<> h) noexcept {
     if (w.inline_depth == Worker::kInlineMax) return {};  // (one worker, debug mode: never called)
+    // A cancellation pending for the awaiting task is delivered at this join, as when it
+    // parks: park_on_target() forwards it to the child (found in review: inlining ran the
+    // child's body and the join returned its value, so a task that only spawns and joins
+    // could not be cancelled at all).
+    if (a.self->cancel_pending()) return {};
+    // Each inline join draws on the cooperative budget, like any operation that goes on
+    // without suspending: once it is spent the join parks as before and the slice ends.
+    // Else a loop of spawn-and-join never reached a batch boundary (timers, the injector,
+    // I/O waited for ever), and each transfer that the compiler does not make a tail call
+    // (g++ at -O0/-O1, the sanitizer builds) grew the worker's stack (found in review).
+    if (tl_coop_budget == 0) return {};
     TaskHeader& c = *a.target;
     // relaxed: a hint (take() decides): a task in a run queue or stack is notified and
     // not running; anything else cannot be in our stack.
@@ -483,6 +501,7 @@ std::coroutine_handle<> Scheduler::join_inline(Worker& w, JoinAwaiterBase& a, st
         TaskHeader::kNotified)
         return {};
     if (!w.spawned.take(&c)) return {};
+    --tl_coop_budget;
     // Ours now, as if next_local() had popped it: run_task's prologue.
     // acquire: as run_task's (the spawn published the frame through our own stack here;
     // a canceller's CAS is acquired).

@@ -14,7 +14,12 @@
 //     and the awaiting task goes on in the same slice (its identity intact);
 //   - a chain deeper than the inline stack (kInlineMax = 128) and exceptions thrown by
 //     an inline child;
-//   - one worker never inlines (asyncio's order; the trace tests check the order).
+//   - one worker never inlines (asyncio's order; the trace tests check the order);
+//   - from the review of the first version (each failed there): a cancellation pending
+//     when the task reaches the join is delivered at that join; a task that only spawns
+//     and joins can be cancelled; a loop of inline joins on every worker still lets a
+//     timer fire (the coop budget ends the slice); 300,000 sequential joins do not
+//     overflow a worker's stack where the compiler makes no tail calls (sanitizer builds).
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
@@ -202,6 +207,117 @@ TEST(InlineJoin, OneWorkerNeverInlines) {
     Runtime rt(RuntimeOptions{.workers = 1});
     EXPECT_EQ(rt.block_on(deep(50)), 50L * 51 / 2);
     EXPECT_EQ(rt.metrics().inline_joins, 0U);
+}
+
+// ── found in review (each failed before the fix) ──
+
+Task<int> cancelled_parent(std::atomic<bool>& ready, std::atomic<bool>& go, std::atomic<bool>& child_ran) {
+    ready.store(true);
+    while (!go.load()) std::this_thread::yield();  // running: cancel() only sets the flag
+    auto c = spindle::spawn([](std::atomic<bool>& r) -> Task<int> {
+        r.store(true);
+        co_return 1;
+    }(child_ran));
+    co_return co_await c;  // a suspension point with a cancellation pending
+}
+
+TEST(InlineJoin, ACancellationPendingAtTheJoinIsDeliveredThere) {
+    // The join parks and forwards the request to the child, which has not started: its
+    // body never runs and the join rethrows CancelledError (inlining ran the child and
+    // returned its value: the accepted cancel() was lost).
+    Runtime rt(RuntimeOptions{.workers = 2});
+    int lost = 0, ran = 0;
+    for (int round = 0; round < 20; ++round) {
+        std::atomic<bool> ready{false}, go{false}, child_ran{false};
+        spindle::JoinHandle<int> p = rt.spawn(cancelled_parent(ready, go, child_ran));
+        while (!ready.load()) std::this_thread::yield();
+        EXPECT_TRUE(p.cancel());  // the task has not finished: the request is accepted
+        go.store(true);
+        try {
+            (void)rt.block_on([](spindle::JoinHandle<int> h) -> Task<int> { co_return co_await h; }(p));
+            ++lost;
+        } catch (const CancelledError&) {
+        }
+        if (child_ran.load()) ++ran;
+    }
+    EXPECT_EQ(lost, 0) << "rounds whose accepted cancel() was lost";
+    EXPECT_EQ(ran, 0) << "rounds whose child body ran although its awaiting task was cancelled";
+}
+
+Task<long> join_loop(std::atomic<bool>& stop, std::atomic<long>& iterations) {
+    long n = 0;
+    while (!stop.load()) {
+        auto h = spindle::spawn([]() -> Task<int> { co_return 1; }());
+        n += co_await h;
+        iterations.fetch_add(1, std::memory_order_relaxed);
+    }
+    co_return n;
+}
+
+TEST(InlineJoin, ATaskThatOnlySpawnsAndJoinsCanBeCancelled) {
+    Runtime rt(RuntimeOptions{.workers = 2});
+    std::atomic<bool> stop{false};
+    std::atomic<long> iterations{0};
+    spindle::JoinHandle<long> h = rt.spawn(join_loop(stop, iterations));
+    while (iterations.load() < 1000) std::this_thread::yield();  // the loop is running
+    EXPECT_TRUE(h.cancel());
+    // A bound, not synchronization: if the cancel is lost, stop the loop after 20 s so the
+    // test fails instead of hanging.
+    std::thread watchdog([&] {
+        const auto until = std::chrono::steady_clock::now() + 20s;
+        while (!h.done() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+        stop.store(true);
+    });
+    bool cancelled = false;
+    try {
+        (void)rt.block_on([](spindle::JoinHandle<long> j) -> Task<long> { co_return co_await j; }(h));
+    } catch (const CancelledError&) {
+        cancelled = true;
+    }
+    watchdog.join();
+    EXPECT_TRUE(cancelled) << "the loop ran until the watchdog stopped it and returned a value";
+}
+
+TEST(InlineJoin, LoopsOfInlineJoinsOnEveryWorkerStillLetATimerFire) {
+    // Both workers run a loop of spawn-and-join whose children never suspend; the main
+    // task sleeps 20 ms — its timer fires only when a worker reaches a batch boundary,
+    // so only if the loops' slices end — and then stops the loops.
+    Runtime rt(RuntimeOptions{.workers = 2});
+    std::atomic<bool> stop{false}, by_timer{false};
+    std::atomic<long> iterations{0};
+    std::thread watchdog([&] {  // a bound, as above
+        const auto until = std::chrono::steady_clock::now() + 20s;
+        while (!stop.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+        stop.store(true);
+    });
+    rt.block_on([](std::atomic<bool>& s, std::atomic<bool>& mine, std::atomic<long>& it) -> Task<void> {
+        auto a = spindle::spawn(join_loop(s, it));
+        auto b = spindle::spawn(join_loop(s, it));
+        co_await spindle::sleep(20ms);
+        mine.store(!s.exchange(true));
+        (void)co_await a;
+        (void)co_await b;
+    }(stop, by_timer, iterations));
+    watchdog.join();
+    EXPECT_TRUE(by_timer.load()) << "the sleep did not fire while the join loops ran";
+}
+
+TEST(InlineJoin, ManySequentialJoinsDoNotGrowTheWorkersStack) {
+    // Each inline join is a symmetric transfer there and back; where the compiler makes
+    // them plain calls (g++ at -O0/-O1: the sanitizer builds) the stack grew with every
+    // join until the task parked. The coop budget ends the slice every 128 joins.
+    Runtime rt(RuntimeOptions{.workers = 2});
+    const long n = spindle::testing::kSanitized ? 100'000 : 300'000;
+    const long sum = rt.block_on([](long n_) -> Task<long> {
+        long s = 0;
+        for (long i = 0; i < n_; ++i) {
+            auto h = spindle::spawn([](long v) -> Task<long> { co_return v; }(i));
+            s += co_await h;
+        }
+        co_return s;
+    }(n));
+    EXPECT_EQ(sum, n * (n - 1) / 2);
+    EXPECT_GT(rt.metrics().inline_joins, static_cast<std::uint64_t>(n / 2));
 }
 
 }  // namespace
