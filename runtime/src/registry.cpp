@@ -82,7 +82,14 @@ std::coroutine_handle<> Scheduler::complete_root(TaskHeader& t) noexcept {
     }
     on_complete(t);  // may destroy t's frame
     if (a == nullptr) return std::noop_coroutine();
-    // The awaiting task goes on in the same slice: it still holds kRunning.
+    // The awaiting task goes on in the same slice: it still holds kRunning. A cancellation
+    // of it that arrived meanwhile (its wait was not armed, so nothing was forwarded) is
+    // delivered at this join, as when a parked join's task is cancelled after its child
+    // completed: asyncio's outcome whether the request came while the child ran (asyncio
+    // forwards it, and a child that then returns ends cancelled) or from the child's
+    // completion (a TaskGroup's hook cancelling its siblings; found in review: the join
+    // returned the child's value and the request could be lost for good).
+    if (a->self->cancel_pending()) a->suspended = true;  // finish_resume() delivers it
     tl_task = a->self;
     tl_completed = false;
     return a->self->resume_;

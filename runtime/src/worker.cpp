@@ -109,8 +109,9 @@
 // dump() shows a task whose child runs inline as running, not as parked on a JoinHandle.
 // A cancellation of the awaiting task while its child runs inline sets its flag only
 // (its wait is not armed): it is forwarded to the child at the detach if the child
-// suspends, else delivered at the awaiting task's next suspension — as if it had
-// arrived a moment later. current_task() is the inline child while it runs.
+// suspends, else delivered at the join when the child completes (complete_root: the
+// join throws CancelledError, asyncio's outcome). current_task() is the inline child
+// while it runs.
 //
 // Yield. A task that yields (yield_now, a spent coop budget) or was woken while it
 // ran goes to the tail of the run queue. notify_one() only if the queue holds

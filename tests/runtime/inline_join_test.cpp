@@ -15,11 +15,12 @@
 //   - a chain deeper than the inline stack (kInlineMax = 128) and exceptions thrown by
 //     an inline child;
 //   - one worker never inlines (asyncio's order; the trace tests check the order);
-//   - from the review of the first version (each failed there): a cancellation pending
+//   - from the reviews of the first version (each failed there): a cancellation pending
 //     when the task reaches the join is delivered at that join; a task that only spawns
-//     and joins can be cancelled; a loop of inline joins on every worker still lets a
-//     timer fire (the coop budget ends the slice); 300,000 sequential joins do not
-//     overflow a worker's stack where the compiler makes no tail calls (sanitizer builds).
+//     and joins can be cancelled; a cancellation made while the child runs inline (by
+//     the child itself) is delivered at the join; a loop of inline joins on every worker
+//     still lets a timer fire (the coop budget ends the slice); 300,000 sequential joins
+//     do not overflow a worker's stack where the compiler makes no tail calls.
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
@@ -210,6 +211,44 @@ TEST(InlineJoin, OneWorkerNeverInlines) {
 }
 
 // ── found in review (each failed before the fix) ──
+
+struct SelfCancel {
+    spindle::JoinHandle<int> parent;
+    spindle::Event ready;
+};
+
+Task<int> cancels_its_parent(SelfCancel& b) {
+    (void)b.parent.cancel();  // runs inline in the parent's slice: the parent's wait is not armed
+    co_return 5;
+}
+
+Task<int> awaits_a_child_that_cancels_it(SelfCancel& b) {
+    co_await b.ready.wait();
+    auto h = spindle::spawn(cancels_its_parent(b));
+    const int v = co_await h;  // must throw CancelledError: the request came before the join returned
+    co_return v + 1;
+}
+
+TEST(InlineJoin, ACancellationOfTheAwaiterMadeWhileItsChildRunsInlineIsDeliveredAtTheJoin) {
+    // Second review: a cancel of the awaiting task issued on its own thread while its
+    // child ran inline (the child cancelling it, or a TaskGroup hook at the child's
+    // completion) was left pending, and the join returned the child's value.
+    Runtime rt(RuntimeOptions{.workers = 2});
+    for (int round = 0; round < 20; ++round) {
+        SelfCancel b;
+        const bool threw = rt.block_on([](SelfCancel& box) -> Task<bool> {
+            box.parent = spindle::spawn(awaits_a_child_that_cancels_it(box));
+            box.ready.set();
+            try {
+                (void)co_await box.parent;
+            } catch (const CancelledError&) {
+                co_return true;
+            }
+            co_return false;
+        }(b));
+        ASSERT_TRUE(threw) << "round " << round << ": the parent returned the child's value";
+    }
+}
 
 Task<int> cancelled_parent(std::atomic<bool>& ready, std::atomic<bool>& go, std::atomic<bool>& child_ran) {
     ready.store(true);
