@@ -207,6 +207,10 @@ private:
 
     void worker_main(Worker& w);
     void run_task(Worker& w, TaskHeader* t) noexcept;
+    /// run_task's prologue, shared with join_inline (the caller dequeued `t` and made
+    /// it the current task): takes kRunning; a task cancelled before its first slice is
+    /// completed here instead (false: its body never runs).
+    [[gnu::always_inline]] inline bool start_slice(TaskHeader& t) noexcept;
     /// The end of `t`'s slice on `w` (it suspended): list it, drop kRunning, requeue or
     /// hand it over if it was woken meanwhile.
     [[gnu::always_inline]] inline void end_slice(Worker& w, TaskHeader* t) noexcept;

@@ -99,13 +99,14 @@
 //     registration can miss a completion, and a wake that lands meanwhile only sets
 //     kNotified (the task is requeued). From there on everything is as before.
 //   - not inlined: one worker (asyncio's order), debug mode (per-slice reports), a
-//     chain already kInlineMax deep, a child that a thief took or that started, an
+//     child that a thief took or that started, an
 //     awaiting task with a cancellation pending (parking forwards it to the child, as
 //     asyncio does), and a slice whose cooperative budget is spent: every inline join
 //     draws one unit, so a loop of spawn-and-join still ends its slice every 128 joins
 //     (batch boundaries come round; timers, the injector and I/O are polled) and a
 //     compiler that does not turn symmetric transfer into a tail call (g++ at -O0 and
-//     -O1, sanitizer builds) stacks at most that many frames.
+//     -O1, sanitizer builds) stacks at most that many frames. The same bound keeps a
+//     chain within the awaiter stack (kInlineMax >= kCoopBudget, a static_assert).
 // dump() shows a task whose child runs inline as running, not as parked on a JoinHandle.
 // A cancellation of the awaiting task while its child runs inline sets its flag only
 // (its wait is not armed): it is forwarded to the child at the detach if the child
@@ -393,32 +394,38 @@ void Scheduler::batch_boundary(Worker& w) noexcept {
     if (w.batch_left == 0) w.batch_left = 1;
 }
 
+inline bool Scheduler::start_slice(TaskHeader& t) noexcept {
+    // acquire: pairs with the acq_rel CAS in schedule() / the relaxed store in spawn
+    // published by the queue; clears kNotified and sets kRunning in one step.
+    const std::uint32_t prev =
+        t.state_.fetch_add(TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_acquire);  // acquire: pairs with schedule()'s acq_rel CAS
+    tsan_acquire(&t);  // see scheduler_internal.hpp
+    if (t.started_) return true;
+    t.started_ = true;
+    // seq_cst: see "Registry" in registry.cpp (an unlisted task that starts
+    // during shutdown() is cancelled here).
+    // A task spawned during shutdown() (a cancelled task's cleanup) runs, as it
+    // did when every task was listed at spawn: the walk cancels it later.
+    if ((prev & TaskHeader::kCancelReq) != 0U ||
+        (!t.spawned_in_shutdown_ && shutting_down_.load(std::memory_order_seq_cst))) [[unlikely]] {
+        // Cancelled before it first ran: the body never runs (asyncio).
+        t.exception_ = std::make_exception_ptr(CancelledError{});
+        on_complete(t);
+        return false;
+    }
+    return true;
+}
+
 void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
     // A worker woken as a searcher that found work without searching (its wake
     // area, the injector at a batch boundary) stops counting as one, or every
     // later notify_one() would think someone is already looking.
     if (w.searching) stop_searching(w);
-    // acquire: pairs with the acq_rel CAS in schedule() / the relaxed store in spawn
-    // published by the queue; clears kNotified and sets kRunning in one step.
-    const std::uint32_t prev =
-        t->state_.fetch_add(TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_acquire);  // acquire: pairs with schedule()'s acq_rel CAS
-    tsan_acquire(t);  // see scheduler_internal.hpp
     tl_task = t;
     tl_completed = false;
-    if (!t->started_) {
-        t->started_ = true;
-        // seq_cst: see "Registry" in registry.cpp (an unlisted task that starts
-        // during shutdown() is cancelled here).
-        // A task spawned during shutdown() (a cancelled task's cleanup) runs, as it
-        // did when every task was listed at spawn: the walk cancels it later.
-        if ((prev & TaskHeader::kCancelReq) != 0U ||
-            (!t->spawned_in_shutdown_ && shutting_down_.load(std::memory_order_seq_cst))) [[unlikely]] {
-            // Cancelled before it first ran: the body never runs (asyncio).
-            t->exception_ = std::make_exception_ptr(CancelledError{});
-            on_complete(*t);
-            tl_task = nullptr;
-            return;
-        }
+    if (!start_slice(*t)) {
+        tl_task = nullptr;
+        return;
     }
     tl_coop_budget = single_ ? UINT32_MAX : kCoopBudget;
     ResumeHook* hook = t->resume_hook_;
@@ -482,8 +489,12 @@ inline void Scheduler::end_slice(Worker& w, TaskHeader* t) noexcept {
 
 // ── inline joins ──
 
+// Every inline start draws one unit of the slice's budget (below), so a chain is never
+// deeper than the budget: the awaiter stack cannot overflow.
+static_assert(Worker::kInlineMax >= kCoopBudget, "an inline chain is bounded by the coop budget");
+
 std::coroutine_handle<> Scheduler::join_inline(Worker& w, JoinAwaiterBase& a, std::coroutine_handle<> h) noexcept {
-    if (w.inline_depth == Worker::kInlineMax) return {};  // (one worker, debug mode: never called)
+    // (One worker and debug mode never call this: Worker::inline_joins_on.)
     // A cancellation pending for the awaiting task is delivered at this join, as when it
     // parks: park_on_target() forwards it to the child (found in review: inlining ran the
     // child's body and the join returned its value, so a task that only spawns and joins
@@ -504,19 +515,10 @@ std::coroutine_handle<> Scheduler::join_inline(Worker& w, JoinAwaiterBase& a, st
     if (!w.spawned.take(&c)) return {};
     --tl_coop_budget;
     // Ours now, as if next_local() had popped it: run_task's prologue.
-    // acquire: as run_task's (the spawn published the frame through our own stack here;
-    // a canceller's CAS is acquired).
-    const std::uint32_t prev = c.state_.fetch_add(TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_acquire);
-    tsan_acquire(&c);  // see scheduler_internal.hpp
-    c.started_ = true;
-    if ((prev & TaskHeader::kCancelReq) != 0U ||
-        // seq_cst: as run_task's ("Registry" in registry.cpp).
-        (!c.spawned_in_shutdown_ && shutting_down_.load(std::memory_order_seq_cst))) [[unlikely]] {
-        // Cancelled before it first ran: the body never runs, and the awaiting task
-        // goes on at once (the join finds it complete).
-        c.exception_ = std::make_exception_ptr(CancelledError{});
-        tl_task = &c;
-        on_complete(c);
+    tl_task = &c;
+    if (!start_slice(c)) {
+        // Cancelled before it first ran: the awaiting task goes on at once (the join
+        // finds it complete).
         tl_task = a.self;
         tl_completed = false;  // on_complete() ended c, not the awaiting task's slice
         return h;
@@ -535,8 +537,7 @@ void Scheduler::detach_inline_chain(Worker& w, TaskHeader* cur) noexcept {
     // requeues the task).
     for (std::uint32_t i = w.inline_depth; i-- > 0;) {
         JoinAwaiterBase& a = *w.inline_joins[i];
-        const bool parked = a.park_on_target(a.self->resume_);
-        (void)parked;  // always true: the target holds kRunning (see above)
+        (void)a.park_on_target(a.self->resume_);  // always true: the target holds kRunning
     }
     const std::uint32_t depth = w.inline_depth;
     w.inline_depth = 0;

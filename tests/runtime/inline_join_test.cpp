@@ -12,8 +12,8 @@
 //     cancel to the awaited task);
 //   - a child cancelled before it started is not run: the join rethrows CancelledError
 //     and the awaiting task goes on in the same slice (its identity intact);
-//   - a chain deeper than the inline stack (kInlineMax = 128) and exceptions thrown by
-//     an inline child;
+//   - a chain deeper than a slice's 128 inline starts (the coop budget, which also
+//     bounds the inline stack) and exceptions thrown by an inline child;
 //   - one worker never inlines (asyncio's order; the trace tests check the order);
 //   - from the reviews of the first version (each failed there): a cancellation pending
 //     when the task reaches the join is delivered at that join; a task that only spawns
@@ -184,8 +184,8 @@ Task<long> deep(int k) {
 }
 
 TEST(InlineJoin, ChainsDeeperThanTheInlineStackComplete) {
-    // 300 levels: past kInlineMax (128) a join parks as before, and a new chain starts
-    // when its child runs.
+    // 300 levels: once the slice's budget (128 inline starts) is spent a join parks as
+    // before, and a new chain starts when its child runs.
     Runtime rt(RuntimeOptions{.workers = 2});
     const long v = rt.block_on(deep(300));
     EXPECT_EQ(v, 300L * 301 / 2);
