@@ -126,12 +126,15 @@ bool Scheduler::monitor_round(StallMark* marks) {
                 injected_.fetch_sub(1, std::memory_order_seq_cst);
                 break;
             }
+            // Counted before the task can run: the enqueue below publishes it (relaxed:
+            // a statistic, ordered by the injector's release/acquire), so whoever
+            // observes the rescued task's effects reads stall_rescues with it counted
+            // (counted after the wake, a test that joined the task saw 0, 1 run in 6).
+            m_rescued_.fetch_add(1, std::memory_order_relaxed);
             // The constructor's token: no allocation on the monitor's thread (while
             // the pre-allocated blocks last).
             injector_.enqueue(*monitor_producer_, x);
             wake_for_injected();
-            // relaxed: a statistic.
-            m_rescued_.fetch_add(1, std::memory_order_relaxed);
             rescued = true;
         }
     };
