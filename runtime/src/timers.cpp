@@ -197,6 +197,9 @@ void Scheduler::fire_due_timers(Worker& w) noexcept {
     }
     // Outside timer_mx_: waking may take idle_mx_, and park() takes timer_mx_ under
     // idle_mx_ (one lock order: idle_mx_ before timer_mx_). Deadline order.
+    // relaxed: metrics; counted before the tasks are woken (one may run on another
+    // worker at once; whoever sees it run sees it counted).
+    bump(w.m_timers, fired.size());
     for (const Worker::Fired& f : fired) {
         if (f.timeout == nullptr) {
             f.task->schedule();
@@ -212,8 +215,6 @@ void Scheduler::fire_due_timers(Worker& w) noexcept {
         // release: pairs with disarm_timeout's acquire; our last touch of the entry.
         f.timeout->fire_state.store(done, std::memory_order_release);
     }
-    // relaxed: metrics.
-    bump(w.m_timers, fired.size());
     fired.clear();
 }
 

@@ -565,8 +565,14 @@ bool Scheduler::migrate(Worker& from, Worker& to, TaskHeader* t) noexcept {
     // relaxed: a heuristic; a parked worker would have to be woken (microseconds on a
     // VM): the task then stays here. The exact check is the Dekker pair below.
     if (to.parked.load(std::memory_order_relaxed)) return false;
-    if (!to.inbox.push(t)) return false;  // full: keep it
+    // Counted before the push publishes the task (the task may run on `to` at once; a
+    // reader that saw it run sees it counted) and taken back if the inbox is full.
     bump(from.m_migrations);
+    if (!to.inbox.push(t)) {  // full: keep it
+        from.m_migrations.store(from.m_migrations.load(std::memory_order_relaxed) - 1,
+                                std::memory_order_relaxed);  // relaxed: single writer, as bump()
+        return false;
+    }
     // seq_cst: the load half of the Dekker pair with park(): our push's claim (a
     // seq_cst RMW) precedes this load; park() stores `parked` before it re-reads the
     // inbox. Either it sees the task or we see it parked and wake it.
