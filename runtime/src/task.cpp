@@ -224,7 +224,7 @@ void TaskHeader::remove_joiner_locked(JoinNode* n) noexcept {
 
 void TaskHeader::destroy_frame() noexcept {
     tsan_acquire(this);  // the task's last slice and every owner's release (scheduler_internal.hpp)
-    // relaxed: we are the last owner (refs_' acq_rel decrement ordered every store).
+    // relaxed: we are the last owner (release()'s acquire, of the count or the decrement, ordered every store).
     if (debug_ && exception_ && !outcome_cancelled_ && !exception_observed_.load(std::memory_order_relaxed)) {
         try {
             std::fprintf(stderr,

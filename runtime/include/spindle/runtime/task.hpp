@@ -76,7 +76,7 @@ struct TaskPromiseBase : TaskHeader {
 
     void rethrow_if_failed() const {
         if (exception_) {
-            // relaxed: read by the last owner, after refs_' acq_rel decrement.
+            // relaxed: read by the last owner, after release()'s acquire (count or decrement).
             exception_observed_.store(true, std::memory_order_relaxed);
             std::rethrow_exception(exception_);
         }
