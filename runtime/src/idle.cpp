@@ -31,17 +31,19 @@ namespace {
 constexpr std::int64_t kVirtualIoGraceNs = 20'000'000;
 }  // namespace
 
-void Scheduler::notify_one() noexcept {
+bool Scheduler::notify_one() noexcept {
     // seq_cst fence: the store that published work (tail_ / injected_) must not be
     // reordered after the load of idle_ (Dekker with park()).
     std::atomic_thread_fence(std::memory_order_seq_cst);
     // relaxed: ordered by the fence above.
     const std::uint64_t idle = idle_.load(std::memory_order_relaxed);
-    if (searchers_of(idle) != 0 || sleepers_of(idle) == 0) return;
+    if (searchers_of(idle) != 0) return true;
+    if (sleepers_of(idle) == 0) return false;
     std::unique_lock lk(idle_mx_);
     // relaxed: re-read under the lock; every change to idle_ happens under idle_mx_.
     const std::uint64_t again = idle_.load(std::memory_order_relaxed);
-    if (searchers_of(again) != 0 || sleepers_.empty()) return;
+    if (searchers_of(again) != 0) return true;
+    if (sleepers_.empty()) return false;
     Worker* s = take_sleeper();
     // The woken worker starts as a searcher, so concurrent notifiers do not wake more.
     // seq_cst: part of the Dekker protocol on idle_.
@@ -49,6 +51,7 @@ void Scheduler::notify_one() noexcept {
     s->searching = true;  // s reads it after re-taking idle_mx_ in park()
     lk.unlock();
     wake_worker(*s);
+    return true;
 }
 
 Worker* Scheduler::take_sleeper() noexcept {
@@ -172,7 +175,16 @@ bool Scheduler::work_available(const Worker& self) const noexcept {
         // Every inbox, not only ours: a task handed to a worker that is parking (it
         // will see it, but is still in sleepers_) must keep the last worker from
         // advancing the virtual clock or checking for a deadlock meanwhile.
-        if (w->queue.approx_size() > 0 || w->inbox.maybe_nonempty() || w->spawned.maybe_nonempty_sc()) return true;
+        if (w->queue.approx_size() > 0 || w->inbox.maybe_nonempty()) return true;
+    // Spawn stacks: our own, and another's only once the stall monitor marked it: a thief
+    // takes nothing else from it (worth_stealing()), so a worker kept awake by another's
+    // stack spun without end, and the monitor, which acts only while a worker sleeps,
+    // never marked it (found by two liveness tests). Not a hole for the virtual clock or
+    // the deadlock check: a worker never announces itself asleep with its own stack
+    // non-empty (this check, under idle_mx_), so a task in another's stack means that
+    // worker is awake.
+    for (const auto& w : workers_)
+        if ((w.get() == &self || w->spawned.worth_stealing()) && w->spawned.maybe_nonempty_sc()) return true;
     if (!self.overflow.empty() || self.woken.approx_size() != 0) return true;
     // seq_cst: events a poller took and has not dispatched yet (note_io_taken).
     if (io_pending_.load(std::memory_order_seq_cst) > 0) return true;

@@ -32,9 +32,11 @@
 
 #include <array>
 #include <atomic>
+#include <cassert>
 #include <cstdint>
 #include <thread>
 
+#include "asym_fence.hpp"
 #include "spindle/runtime/detail/task_header.hpp"
 
 namespace spindle::detail {
@@ -182,18 +184,42 @@ using WakeArea = RingQueue<16>;
 /// (work-first: the newest spawn runs next, so a fork-join tree runs depth-first on warm
 /// frames, as in Cilk, oneTBB and TooManyCooks); thieves, the starvation rule and a full
 /// stack take the bottom (the oldest task, the biggest share of a tree).
-/// Locking: a TTAS spin lock guards the ring; each holder does a few loads and stores.
-/// The owner pays one locked instruction per push or pop (as the one-task exchange it
-/// replaces did) and meets contention only from a thief (the monitor and parking
-/// workers read the hint atomics on the lock's cache line, never the lock).
-/// Invariants: a task is in at most one stack and leaves it exactly once, under the lock
-/// (so it is run once); `seq` numbers grow from bottom to top, so the stall monitor can
-/// tell whether the task that was at the bottom at its mark is still there
-/// (head_index() = the bottom's seq, tail_index() = the next seq). Memory: the stack owns
-/// nothing; a task is published to its taker by the lock's release/acquire.
+///
+/// Locking: a biased lock guards the ring; each holder does a few loads and stores.
+/// The owner (the worker's thread: push, pop, take, take_oldest) takes it with plain
+/// stores and loads, no locked instruction; a thief (steal_oldest) pays for both sides
+/// with a heavy fence (asym_fence.hpp: membarrier, ~1 us). A fork-join (fib_spawn) pushes
+/// and takes back nearly every task on its own worker and is stolen from a few times per
+/// run, so this moves two locked instructions per task (~11 ns here) to the rare side.
+///   owner:  owner_ = 1; light fence; if thief_ == 0: holds it
+///           else owner_ = 0, wait for thief_ == 0, retry (a thief has priority)
+///   thief:  thieves_ (a TTAS lock among thieves); thief_ = 1; heavy fence;
+///           wait for owner_ == 0: holds it
+/// Invariants:
+///   L1 (mutual exclusion) owner_ and thief_ form a Dekker pair: each side stores its
+///      flag, fences, then loads the other's; the fences (light + heavy, or two seq_cst
+///      fences in the symmetric mode) guarantee that at least one side sees the other's
+///      flag, so the two are never both inside. Only one thief competes (thieves_).
+///   L2 (no deadlock) the owner withdraws its flag whenever it sees a thief, and the
+///      thief waits only for the owner's flag, which the owner holds for a few stores.
+///   L3 (publication) each release is a release store of the releaser's flag, and each
+///      side's acquiring load of the other's flag is an acquire: the ring and the tasks
+///      in it are published from every holder to the next.
+///   L4 a task is in at most one stack and leaves it exactly once, under the lock (so
+///      it is run once); `seq` numbers grow from bottom to top, so the stall monitor can
+///      tell whether the task that was at the bottom at its mark is still there
+///      (head_index() = the bottom's seq, tail_index() = the next seq).
+/// The stall monitor and parking workers read only the hint atomics, never the lock.
+/// Memory: the stack owns nothing; a task is published to its taker by L3.
 class SpawnStack {
 public:
     static constexpr std::uint32_t kCapacity = 16;
+
+    /// `m`: the fence mode (tests pass both; kMembarrier only once asym::mode() returned
+    /// it, which registers the process).
+    explicit SpawnStack(asym::Mode m = asym::mode()) noexcept : mode_(m) {
+        assert(m == asym::Mode::kSymmetric || asym::mode() == asym::Mode::kMembarrier);
+    }
 
     /// Owner: pushes `t`; when the stack is full, removes and returns the bottom task
     /// (the caller queues it where thieves look), else null.
@@ -242,24 +268,43 @@ public:
         unlock();
         return found;
     }
-    /// Any worker: takes the oldest task, or null.
+    /// Owner: takes the oldest task, or null.
     TaskHeader* take_oldest() noexcept {
         if (!maybe_nonempty()) return nullptr;
         lock();
-        TaskHeader* t = nullptr;
-        if (n_ > 0) {
-            t = slots_[lo_ % kCapacity].task;
-            ++lo_;
-            --n_;
-            publish();
-        }
+        TaskHeader* t = bottom_locked();
         unlock();
+        return t;
+    }
+    /// Any other thread (a thief): takes the oldest task, or null.
+    TaskHeader* steal_oldest() noexcept {
+        if (!maybe_nonempty()) return nullptr;
+        if (!steal_lock()) return nullptr;
+        TaskHeader* t = bottom_locked();
+        stalled_.store(false, std::memory_order_relaxed);  // relaxed: a hint, as mark_stalled()
+        steal_unlock();
         return t;
     }
     [[nodiscard]] bool maybe_nonempty() const noexcept {
         // relaxed: a hint (the lock decides); the owner, which alone pushes, reads its
         // own latest store, so it never parks with a task here.
         return size_.load(std::memory_order_relaxed) != 0;
+    }
+    /// Whether a thief may take from this stack: only a bottom that the stall monitor
+    /// found stuck (its spawner runs on without suspending). A steal costs a membarrier:
+    /// thieves that took each task a spawner had just pushed made spawn_join ~80x slower
+    /// (up to 10 us per task: the owner interrupted by and waiting on every steal), and so
+    /// did allowing it whenever the stack held two. Parallel work reaches idle workers
+    /// through the run queue instead (spawn_local() moves the oldest spawn there while a
+    /// worker is idle or searching).
+    [[nodiscard]] bool worth_stealing() const noexcept {
+        // seq_cst: park()'s re-check reads it after announcing the sleeper, against the
+        // monitor's mark_stalled() then notify_one() (whose fence orders the store).
+        return stalled_.load(std::memory_order_seq_cst);
+    }
+    /// The stall monitor: the bottom has not moved for kStallNs (worth_stealing()).
+    void mark_stalled() noexcept {
+        stalled_.store(true, std::memory_order_relaxed);  // relaxed: a hint for thieves
     }
     /// maybe_nonempty() for park()'s re-check of other workers' stacks: seq_cst, the
     /// load half of the Dekker pair with notify_one() after a push (as RingQueue's
@@ -280,18 +325,66 @@ private:
         TaskHeader* task;
         std::uint32_t seq;
     };
+    TaskHeader* bottom_locked() noexcept {
+        if (n_ == 0) return nullptr;
+        TaskHeader* t = slots_[lo_ % kCapacity].task;
+        ++lo_;
+        --n_;
+        publish();
+        return t;
+    }
+    // The owner's side of the biased lock (L1-L3 above).
     void lock() noexcept {
-        unsigned spins = 0;
-        // acquire: pairs with unlock()'s release (the ring and the tasks in it).
-        while (locked_.exchange(true, std::memory_order_acquire)) {
-            // relaxed: wait until it looks free before trying again (TTAS).
-            while (locked_.load(std::memory_order_relaxed))
+        for (;;) {
+            // relaxed: ordered before the load below by the fence (L1).
+            owner_.store(true, std::memory_order_relaxed);
+            asym::light(mode_);
+            // acquire: pairs with steal_unlock()'s release store (the ring, L3).
+            if (!thief_.load(std::memory_order_acquire)) return;
+            // A thief is inside or entering: let it go first (L2).
+            // release: the thief may read this false instead of our last unlock()'s; a
+            // plain store continues no release sequence, so it must publish our earlier
+            // critical sections itself (L3).
+            owner_.store(false, std::memory_order_release);
+            unsigned spins = 0;
+            // relaxed: a wait; the acquire load above re-validates.
+            while (thief_.load(std::memory_order_relaxed))
                 if (++spins > 256) std::this_thread::yield();
         }
     }
     void unlock() noexcept {
-        // release: pairs with lock()'s acquire exchange.
-        locked_.store(false, std::memory_order_release);
+        // release: pairs with steal_lock()'s acquire load of owner_ (L3).
+        owner_.store(false, std::memory_order_release);
+    }
+    // A thief's side; false (nothing held) if the stack emptied while it queued behind
+    // other thieves: no membarrier for nothing (found in review).
+    bool steal_lock() noexcept {
+        unsigned spins = 0;
+        // acquire: pairs with steal_unlock()'s release of thieves_ (one thief at a time).
+        while (thieves_.exchange(true, std::memory_order_acquire)) {
+            // relaxed: wait until it looks free before trying again (TTAS).
+            while (thieves_.load(std::memory_order_relaxed))
+                if (++spins > 256) std::this_thread::yield();
+        }
+        if (!maybe_nonempty()) {
+            // release: as steal_unlock().
+            thieves_.store(false, std::memory_order_release);
+            return false;
+        }
+        // relaxed: ordered before the load below by the heavy fence (L1).
+        thief_.store(true, std::memory_order_relaxed);
+        asym::heavy(mode_);
+        spins = 0;
+        // acquire: pairs with unlock()'s release store (the owner's writes to the ring, L3).
+        while (owner_.load(std::memory_order_acquire))
+            if (++spins > 256) std::this_thread::yield();
+        return true;
+    }
+    void steal_unlock() noexcept {
+        // release: pairs with lock()'s acquire load of thief_ (L3).
+        thief_.store(false, std::memory_order_release);
+        // release: pairs with the next thief's acquire exchange.
+        thieves_.store(false, std::memory_order_release);
     }
     void publish() noexcept {  // under the lock: the hints read without it
         // relaxed: a push that calls notify_one() is ordered before its load of idle_ by
@@ -302,7 +395,11 @@ private:
         end_seq_.store(next_seq_, std::memory_order_relaxed);  // relaxed: as above
     }
 
-    alignas(64) std::atomic<bool> locked_{false};
+    alignas(64) std::atomic<bool> owner_{false};  // the owner holds or is taking the lock
+    std::atomic<bool> thief_{false};              // a thief holds or is taking the lock
+    std::atomic<bool> thieves_{false};            // the lock among thieves
+    const asym::Mode mode_;                       // on the line the owner writes anyway
+    std::atomic<bool> stalled_{false};            // set by the stall monitor, cleared by a steal
     std::atomic<std::uint32_t> size_{0};
     std::atomic<std::uint32_t> bottom_seq_{0};
     std::atomic<std::uint32_t> end_seq_{0};

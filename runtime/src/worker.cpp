@@ -60,18 +60,24 @@
 //
 // Spawn stack (2+ workers; the work-first order of Cilk, oneTBB and TooManyCooks). A
 // task spawned on a worker goes on top of its SpawnStack (local_queue.hpp, 16 tasks,
-// guarded by a spin lock that only thieves contend for); the worker runs the newest
-// spawn first, as soon as the spawner suspends. A recursive fork-join (fib_spawn) so runs
+// guarded by a biased lock: no locked instruction for its owner, a membarrier for a
+// thief); the worker runs the newest spawn first, as soon as the spawner suspends. A recursive fork-join (fib_spawn) so runs
 // depth-first on each core, on frames that are still in cache; a FIFO run queue
 // expanded the tree breadth-first and ran the oldest, coldest task next. Thieves take the
 // bottom — the oldest spawn, the biggest share of a tree. Rules:
 //   - the stack shares the wake area's turn (at most 3 runs from the two in a row);
 //   - pushing onto a non-empty stack calls notify_one() (there is parallel work); the
 //     first spawn onto an empty one does not (spawn-then-await stays on its core);
+//   - while a worker is idle or searching (notify_one() says so), that push also moves
+//     the stack's bottom, the oldest spawn, to the run queue's tail, where thieves take
+//     half a queue with one CAS: parallel work leaves through the run queue;
 //   - a full stack moves its bottom task to the run queue's tail;
-//   - a thief takes from a stack only on its second pass, when no run queue had
-//     anything, and the stall monitor wakes an idle worker when a stack's bottom has
-//     stayed for kStallNs (its worker runs on without suspending);
+//   - a thief takes from a stack (second pass, no run queue had anything) only a bottom
+//     that the stall monitor marked after it stayed for kStallNs (its worker runs on
+//     without suspending): a steal costs a membarrier (the biased lock), and thieves that
+//     took each fresh spawn made spawn_join ~80x slower; idle workers do not count
+//     another's unmarked stack as work (work_available()), so they sleep and the
+//     monitor, which acts only while a worker sleeps, can mark it;
 //   - starvation: at the run queue's turn, a bottom task that has stayed through
 //     kStackTurns turns moves to the run queue's tail, so neither a wake-area ping-pong
 //     (found in review, with the one-task slot this replaced) nor a chain of spawns
@@ -89,8 +95,10 @@
 //   - the child completes without suspending: complete_root() pops the awaiter and
 //     transfers back to the awaiting task, which finds the child complete (a join
 //     that never parks). A recursive fork-join (fib_spawn) so runs as one slice per
-//     subtree, with three locked instructions per task on this path (the start's
-//     RMW, the completion's CAS, the two reference drops share the frame's line);
+//     subtree, with four locked instructions per task on this path (the start's
+//     RMW, the completion's CAS, the two reference drops, all on the frame's line;
+//     the spawn stack's biased lock costs its owner none at push and take, and every
+//     second spawn pays notify_one()'s fence);
 //   - the innermost task suspends (a Lock, a timer, a join that must park, a yield):
 //     at the end of the slice detach_inline_chain() registers every awaiting task of
 //     the chain as an ordinary joiner of the task it awaits (innermost first, so a
@@ -220,7 +228,13 @@ void Scheduler::spawn_local(Worker& w, TaskHeader* t) noexcept {
     // on one worker with 0 steals. So every push onto a non-empty stack notifies.)
     const bool had = w.spawned.maybe_nonempty();
     if (TaskHeader* oldest = w.spawned.push(t)) push_local(w, oldest);
-    if (had) notify_one();
+    // A worker is idle or searching: it will look for this parallel work, so the oldest
+    // spawn goes where thieves take half a queue with one CAS, the run queue, instead of
+    // the stack, whose steals cost a membarrier ("Spawn stack" above). The newest stays
+    // for its spawner's join.
+    if (had && notify_one()) {
+        if (TaskHeader* oldest = w.spawned.take_oldest()) push_local(w, oldest);
+    }
 }
 
 void Scheduler::enqueue(TaskHeader* t) noexcept {
@@ -604,7 +618,7 @@ TaskHeader* Scheduler::search(Worker& w) noexcept {
             TaskHeader* t = v.queue.steal_into(w.queue);
             // Spawn stacks only on the second pass, when no queue had anything: the
             // bottom, the oldest spawn ("Spawn stack").
-            if (t == nullptr && round == 1) t = v.spawned.take_oldest();
+            if (t == nullptr && round == 1 && v.spawned.worth_stealing()) t = v.spawned.steal_oldest();
             if (t != nullptr) {
                 // relaxed: metrics.
                 bump(w.m_steals);
