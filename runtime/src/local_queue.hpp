@@ -30,6 +30,7 @@
 // Memory: tasks are not owned by the queue; the ring is a fixed array.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cassert>
@@ -278,13 +279,14 @@ public:
     }
     /// Any other thread (a thief): takes the oldest task, or null.
     TaskHeader* steal_oldest() noexcept {
-        if (!maybe_nonempty()) return nullptr;
-        if (!steal_lock()) return nullptr;
-        TaskHeader* t = bottom_locked();
-        stalled_.store(false, std::memory_order_relaxed);  // relaxed: a hint, as mark_stalled()
-        steal_unlock();
-        return t;
+        std::array<TaskHeader*, kCapacity / 2> one{};
+        return steal(one, 1) == 1 ? one[0] : nullptr;
     }
+    /// Any other thread (a thief): takes the older half of the tasks (at least one, at
+    /// most kCapacity / 2), oldest first, into `out`; returns how many. One membarrier
+    /// for all of them: a stack that the monitor found stuck may hold several long
+    /// tasks, and taking one per mark would leave the thief idle between marks.
+    std::uint32_t steal_half(std::array<TaskHeader*, kCapacity / 2>& out) noexcept { return steal(out, kCapacity / 2); }
     [[nodiscard]] bool maybe_nonempty() const noexcept {
         // relaxed: a hint (the lock decides); the owner, which alone pushes, reads its
         // own latest store, so it never parks with a task here.
@@ -325,6 +327,17 @@ private:
         TaskHeader* task;
         std::uint32_t seq;
     };
+    std::uint32_t steal(std::array<TaskHeader*, kCapacity / 2>& out, std::uint32_t most) noexcept {
+        if (!maybe_nonempty()) return 0;
+        if (!steal_lock()) return 0;
+        const std::uint32_t k = std::min((n_ + 1) / 2, most);
+        for (std::uint32_t i = 0; i < k; ++i) out[i] = bottom_locked();
+        // relaxed: a hint, as mark_stalled(); the monitor marks the stack again if what
+        // is left stays stuck.
+        stalled_.store(false, std::memory_order_relaxed);
+        steal_unlock();
+        return k;
+    }
     TaskHeader* bottom_locked() noexcept {
         if (n_ == 0) return nullptr;
         TaskHeader* t = slots_[lo_ % kCapacity].task;

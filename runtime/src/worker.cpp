@@ -72,9 +72,10 @@
 //     the stack's bottom, the oldest spawn, to the run queue's tail, where thieves take
 //     half a queue with one CAS: parallel work leaves through the run queue;
 //   - a full stack moves its bottom task to the run queue's tail;
-//   - a thief takes from a stack (second pass, no run queue had anything) only a bottom
-//     that the stall monitor marked after it stayed for kStallNs (its worker runs on
-//     without suspending): a steal costs a membarrier (the biased lock), and thieves that
+//   - a thief takes from a stack (second pass, no run queue had anything) only once the
+//     stall monitor marked it, its bottom having stayed for kStallNs (its worker runs on
+//     without suspending), and then the older half of it (one membarrier for up to 8
+//     tasks, which may each be long): a steal costs a membarrier, and thieves that
 //     took each fresh spawn made spawn_join ~80x slower; idle workers do not count
 //     another's unmarked stack as work (work_available()), so they sleep and the
 //     monitor, which acts only while a worker sleeps, can mark it;
@@ -618,7 +619,13 @@ TaskHeader* Scheduler::search(Worker& w) noexcept {
             TaskHeader* t = v.queue.steal_into(w.queue);
             // Spawn stacks only on the second pass, when no queue had anything: the
             // bottom, the oldest spawn ("Spawn stack").
-            if (t == nullptr && round == 1 && v.spawned.worth_stealing()) t = v.spawned.steal_oldest();
+            if (t == nullptr && round == 1 && v.spawned.worth_stealing()) {
+                // The older half: the oldest runs now, the rest joins our run queue.
+                std::array<TaskHeader*, SpawnStack::kCapacity / 2> got{};
+                const std::uint32_t k = v.spawned.steal_half(got);
+                if (k > 0) t = got[0];
+                for (std::uint32_t j = 1; j < k; ++j) push_local(w, got[j]);
+            }
             if (t != nullptr) {
                 // relaxed: metrics.
                 bump(w.m_steals);

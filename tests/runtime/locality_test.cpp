@@ -252,6 +252,45 @@ TEST(SpawnStack, AChildBehindASpawnerThatNeverSuspendsIsRunElsewhere) {
     }
 }
 
+TEST(SpawnStack, AStuckStackIsDrainedByTheOtherWorker) {
+    // Eight children pushed while the other worker is busy (no worker idle: they stay on
+    // the stack, nothing moves them to the run queue), then the spawner spins without
+    // suspending until all have run: the other worker, once free, must take every one
+    // of them — it may steal only what the stall monitor marked, half the stack per
+    // mark, so this is the liveness of that path. Generous deadline (it takes a few
+    // monitor rounds; a stranded child would spin all 20 s).
+    Runtime rt(RuntimeOptions{.workers = 2});
+    struct Shared {
+        std::atomic<bool> hog_started{false}, hog_release{false};
+        std::atomic<int> ran{0};
+    } sh;
+    const bool all = rt.block_on([](Shared& s) -> Task<bool> {
+        auto hog = spindle::spawn([](Shared& x) -> Task<void> {
+            x.hog_started = true;
+            while (!x.hog_release.load()) {
+            }
+            co_return;
+        }(s));
+        while (!s.hog_started.load()) {
+        }  // the other worker took the hog (the stack's stall rescue) and spins in it
+        std::vector<spindle::JoinHandle<void>> hs;
+        for (int i = 0; i < 8; ++i)
+            hs.push_back(spindle::spawn([](Shared& x) -> Task<void> {
+                x.ran.fetch_add(1);
+                co_return;
+            }(s)));
+        s.hog_release = true;
+        const auto deadline = std::chrono::steady_clock::now() + 20s;
+        while (s.ran.load() < 8 && std::chrono::steady_clock::now() < deadline) {
+        }
+        const bool ok = s.ran.load() == 8;
+        for (auto& h : hs) co_await h;
+        co_await hog;
+        co_return ok;
+    }(sh));
+    EXPECT_TRUE(all) << sh.ran.load() << " of 8 children ran while their spawner spun";
+}
+
 TEST(SpawnStack, ForkJoinTreeRunsEveryTaskOnceOnTwoWorkers) {
     // A recursive fork-join (fib_spawn's shape) on two workers: children run newest
     // first from the spawn stack, thieves take its bottom, the starvation rule moves

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -88,6 +89,27 @@ TEST_P(SpawnStackTest, OwnerPopsNewestThievesTakeOldest) {
     EXPECT_FALSE(s.maybe_nonempty());
 }
 
+TEST_P(SpawnStackTest, AThiefTakesTheOlderHalfOldestFirst) {
+    SpawnStack s(GetParam());
+    std::array<TaskHeader*, SpawnStack::kCapacity / 2> got{};
+    EXPECT_EQ(s.steal_half(got), 0U);
+    for (std::uintptr_t i = 0; i < 7; ++i) ASSERT_EQ(s.push(fake(i)), nullptr);
+    ASSERT_EQ(s.steal_half(got), 4U);  // (7 + 1) / 2
+    for (std::uintptr_t i = 0; i < 4; ++i) EXPECT_EQ(got[i], fake(i));
+    EXPECT_EQ(s.steal_half(got), 2U);
+    EXPECT_EQ(got[0], fake(4));
+    EXPECT_EQ(got[1], fake(5));
+    EXPECT_EQ(s.steal_half(got), 1U) << "a lone task is taken too";
+    EXPECT_EQ(got[0], fake(6));
+    EXPECT_FALSE(s.maybe_nonempty());
+    for (std::uintptr_t i = 0; i < SpawnStack::kCapacity; ++i) ASSERT_EQ(s.push(fake(i)), nullptr);
+    EXPECT_EQ(s.steal_half(got), SpawnStack::kCapacity / 2) << "at most half the capacity";
+    s.mark_stalled();
+    EXPECT_TRUE(s.worth_stealing());
+    EXPECT_EQ(s.steal_half(got), SpawnStack::kCapacity / 4);
+    EXPECT_FALSE(s.worth_stealing()) << "a steal clears the monitor's mark";
+}
+
 TEST_P(SpawnStackTest, TakeFromAnywhereKeepsTheOrderOfTheRest) {
     SpawnStack s(GetParam());
     for (std::uintptr_t i = 0; i < 6; ++i) ASSERT_EQ(s.push(fake(i)), nullptr);
@@ -138,16 +160,15 @@ TEST_P(SpawnStackTest, EveryTaskLeavesOnceUnderThieves) {
             EXPECT_EQ(seen[i].fetch_add(1), 0) << "task " << i << " left the stack twice";
         };
         std::vector<std::thread> ts;
-        for (int k = 0; k < thieves; ++k)
+        for (int th = 0; th < thieves; ++th)
             ts.emplace_back([&] {
                 (void)pin_to_nth_cpu(1);
-                while (!stop.load()) {
-                    if (TaskHeader* t = s.steal_oldest()) {
-                        note(t);
-                        stolen.fetch_add(1);
-                    } else {
-                        std::this_thread::yield();
-                    }
+                for (unsigned n = 0; !stop.load(); ++n) {
+                    std::array<TaskHeader*, SpawnStack::kCapacity / 2> got{};
+                    const std::uint32_t k = n % 2 == 0 ? s.steal_half(got) : ((got[0] = s.steal_oldest()) != nullptr ? 1U : 0U);
+                    for (std::uint32_t j = 0; j < k; ++j) note(got[j]);
+                    stolen.fetch_add(k);
+                    if (k == 0) std::this_thread::yield();
                 }
             });
         const PinGuard pin(0);

@@ -6,6 +6,7 @@
 // expected trace is what CPython 3.11 prints for the program of the same name in
 // tests/sync/asyncio_sync_reference.py (value() there is asyncio's `sem._value`).
 #include <atomic>
+#include <chrono>
 #include <climits>
 #include <cstdint>
 #include <stdexcept>
@@ -626,11 +627,16 @@ CO_TEST_OPTS(SyncSemaphoreAsyncio, SemWaitForCancelledOneStepAfterInnerCompleted
 // checked the bound against the word each read before its give-back (value 0), and
 // both gave back: value 2 with a bound of 1, and no invalid_argument.
 TEST(SyncSemaphoreRace, BoundedConcurrentOverReleasesNeverExceedTheBound) {
+    // Bounded in time too: three threads spin here on CI's two cores, and a round costs
+    // anything from 0.5 to 3 ms with the machine's load (the Release run once took 44 s
+    // of its 60 s limit). 1,500 rounds are the floor; the bug this guards against showed
+    // within a few hundred.
     const int rounds = spindle::synctest::kSanitized ? 1500 : 15000;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(8);
     spindle::Runtime rt(spindle::RuntimeOptions{.workers = 1});
     int both_accepted = 0;
     int over_bound = 0;
-    for (int r = 0; r < rounds; ++r) {
+    for (int r = 0; r < rounds && (r < 1500 || std::chrono::steady_clock::now() < until); ++r) {
         BoundedSemaphore b(1);
         ASSERT_TRUE(b.try_acquire());  // this thread holds the one permit
         std::atomic<int> stage{0};
