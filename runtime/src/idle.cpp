@@ -168,23 +168,27 @@ void Scheduler::stop_searching(Worker& w) noexcept {
     if (searchers_of(prev) == 1) notify_one();
 }
 
-bool Scheduler::work_available(const Worker& self) const noexcept {
+bool Scheduler::work_available(const Worker& self, bool last) const noexcept {
     // seq_cst loads: the load half of the Dekker pairs (see notify_one / inject).
     if (injected_.load(std::memory_order_seq_cst) > 0) return true;
-    for (const auto& w : workers_)
-        // Every inbox, not only ours: a task handed to a worker that is parking (it
-        // will see it, but is still in sleepers_) must keep the last worker from
-        // advancing the virtual clock or checking for a deadlock meanwhile.
-        if (w->queue.approx_size() > 0 || w->inbox.maybe_nonempty()) return true;
-    // Spawn stacks: our own, and another's only once the stall monitor marked it: a thief
-    // takes nothing else from it (worth_stealing()), so a worker kept awake by another's
-    // stack spun without end, and the monitor, which acts only while a worker sleeps,
-    // never marked it (found by two liveness tests). Not a hole for the virtual clock or
-    // the deadlock check: a worker never announces itself asleep with its own stack
-    // non-empty (this check, under idle_mx_), so a task in another's stack means that
-    // worker is awake.
-    for (const auto& w : workers_)
-        if ((w.get() == &self || w->spawned.worth_stealing()) && w->spawned.maybe_nonempty_sc()) return true;
+    // What this worker could take: its own queues, every run queue (thieves steal them),
+    // and a spawn stack the stall monitor marked (worth_stealing()). Another worker's
+    // inbox or unmarked stack it cannot take: counting them kept it awake and spinning,
+    // and the monitor, which acts only while a worker sleeps, then never rescued the
+    // inbox nor marked the stack (found in review: a child stranded for ever on the stack
+    // of a spawner that spun while its inbox held a migrated task).
+    // `last` (this worker is the last to go idle, so the virtual clock may jump or the
+    // deadlock check run): every inbox and every stack counts. A task handed to a worker
+    // that is parking (still in sleepers_, it will see it) must hold the clock. A stack
+    // cannot: a worker never announces itself asleep with its own stack non-empty (the
+    // check under idle_mx_), so a task in another's stack means that worker is awake; it
+    // counts anyway, as it costs nothing here.
+    for (const auto& w : workers_) {
+        const bool mine = w.get() == &self;
+        if (w->queue.approx_size() > 0) return true;
+        if ((mine || last) && w->inbox.maybe_nonempty()) return true;
+        if ((mine || last || w->spawned.worth_stealing()) && w->spawned.maybe_nonempty_sc()) return true;
+    }
     if (!self.overflow.empty() || self.woken.approx_size() != 0) return true;
     // seq_cst: events a poller took and has not dispatched yet (note_io_taken).
     if (io_pending_.load(std::memory_order_seq_cst) > 0) return true;
@@ -199,7 +203,10 @@ void Scheduler::park(Worker& w) {
         // seq_cst: part of the Dekker protocol on idle_.
         idle_.fetch_sub(kSearcherOne, std::memory_order_seq_cst);
     }
-    if (work_available(w)) return;
+    // Whether we are the last to go idle (the clock and the deadlock check below), as
+    // work_available() reads it; sleepers_ only changes under idle_mx_.
+    const bool last = sleepers_.size() + 1 == workers_.size();
+    if (work_available(w, last)) return;
     // Virtual time with tasks waiting on I/O: before the clock may jump, the last idle
     // worker polls the driver for kVirtualIoGraceNs of real time, and the jump waits
     // until a whole grace has passed with no worker parking or waking and no I/O
@@ -269,7 +276,7 @@ void Scheduler::park(Worker& w) {
         timeout = deadlock_ns_;
     }
     lk.unlock();
-    if (!work_available(w)) idle_wait(w, timeout);
+    if (!work_available(w, last)) idle_wait(w, timeout);
     // relaxed: only a heuristic for migrate() from here on (its exact check is the
     // seq_cst pair above, and a stale `true` only makes it keep the task).
     w.parked.store(false, std::memory_order_relaxed);

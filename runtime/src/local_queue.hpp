@@ -400,6 +400,9 @@ private:
         thieves_.store(false, std::memory_order_release);
     }
     void publish() noexcept {  // under the lock: the hints read without it
+        // An empty stack is stuck no more: a monitor's mark must not make the next fresh
+        // spawn a thief's target (found in review; relaxed: a hint, as mark_stalled()).
+        if (n_ == 0) stalled_.store(false, std::memory_order_relaxed);
         // relaxed: a push that calls notify_one() is ordered before its load of idle_ by
         // that seq_cst fence (the Dekker pair with park(), which loads maybe_nonempty_sc()).
         size_.store(n_, std::memory_order_relaxed);

@@ -264,7 +264,9 @@ private:
     bool notify_one() noexcept;
     Worker* take_sleeper() noexcept;  // under idle_mx_, sleepers_ not empty
     void wake_worker(Worker& w) noexcept;
-    [[nodiscard]] bool work_available(const Worker& self) const noexcept;
+    /// Work `self` could take, or (`last`: it is the last worker to go idle) any work
+    /// at all. See idle.cpp.
+    [[nodiscard]] bool work_available(const Worker& self, bool last) const noexcept;
     void fire_due_timers(Worker& w) noexcept;
     bool advance_virtual_clock() noexcept;  // under idle_mx_
     [[nodiscard]] std::int64_t earliest_deadline() const noexcept;

@@ -229,13 +229,22 @@ void Scheduler::spawn_local(Worker& w, TaskHeader* t) noexcept {
     // on one worker with 0 steals. So every push onto a non-empty stack notifies.)
     const bool had = w.spawned.maybe_nonempty();
     if (TaskHeader* oldest = w.spawned.push(t)) push_local(w, oldest);
-    // A worker is idle or searching: it will look for this parallel work, so the oldest
-    // spawn goes where thieves take half a queue with one CAS, the run queue, instead of
-    // the stack, whose steals cost a membarrier ("Spawn stack" above). The newest stays
-    // for its spawner's join.
-    if (had && notify_one()) {
-        if (TaskHeader* oldest = w.spawned.take_oldest()) push_local(w, oldest);
-    }
+    if (!had) return;
+    // Parallel work. While a worker is idle or searching, the oldest spawn goes where it
+    // can take it, the run queue (thieves take half a queue with one CAS), instead of the
+    // stack, whose steals cost a membarrier ("Spawn stack" above); the newest stays for
+    // its spawner's join. The move comes before notify_one(), whose fence then orders
+    // the run-queue push before its read of idle_ (the Dekker pair with park()'s
+    // re-check): a worker that searched too early and parks still sees the task (found
+    // in review: moved after the notify, it could sit until the monitor's next look).
+    // seq_cst fence: the stack push before the read of idle_ (as in notify_one()).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // relaxed: ordered by the fence; a stale "nobody" leaves the task on the stack, where
+    // the stall monitor finds it if it stays.
+    const std::uint64_t idle = idle_.load(std::memory_order_relaxed);
+    if (searchers_of(idle) == 0 && sleepers_of(idle) == 0) return;
+    if (TaskHeader* oldest = w.spawned.take_oldest()) push_local(w, oldest);
+    (void)notify_one();
 }
 
 void Scheduler::enqueue(TaskHeader* t) noexcept {

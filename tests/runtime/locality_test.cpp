@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "runtime_test_util.hpp"
+#include "spindle/sync/event.hpp"
 
 using namespace std::chrono_literals;
 using spindle::Runtime;
@@ -289,6 +290,66 @@ TEST(SpawnStack, AStuckStackIsDrainedByTheOtherWorker) {
         co_return ok;
     }(sh));
     EXPECT_TRUE(all) << sh.ran.load() << " of 8 children ran while their spawner spun";
+}
+
+// Wraps Event's awaiter: after registering its wait the task keeps its slice going
+// until the event was set from the other worker, so the wake finds it running, leaves a
+// hint, and the end of the slice hands it to the setter's worker's inbox.
+struct SliceHeldPastTheWait {
+    spindle::Event::WaitAwaiter in;
+    std::atomic<bool>* registered;
+    std::atomic<bool>* set_done;
+    bool await_ready() { return in.await_ready(); }
+    bool await_suspend(std::coroutine_handle<> h) {
+        const bool r = in.await_suspend(h);
+        registered->store(true);
+        const auto until = std::chrono::steady_clock::now() + 2s;
+        while (!set_done->load() && std::chrono::steady_clock::now() < until) {
+        }
+        return r;
+    }
+    bool await_resume() { return in.await_resume(); }
+};
+
+TEST(SpawnStack, AChildIsNotStrandedWhileItsSpawnersInboxHoldsATask) {
+    // Found in review: a task T migrated into worker A's inbox while A's task P spins
+    // waiting for its child C, which sits on A's stack. The other worker, idle, counted
+    // A's inbox as work, so it never slept, the stall monitor (which acts only while a
+    // worker sleeps) never marked A's stack nor rescued the inbox, and C never ran.
+    Runtime rt(RuntimeOptions{.workers = 2});
+    struct Shared {
+        spindle::Event ev;
+        std::atomic<bool> registered{false}, set_done{false}, child_ran{false};
+        std::atomic<std::thread::id> t_thread{};
+    } sh;
+    const int result = rt.block_on([](Shared& s) -> Task<int> {
+        auto t = spindle::spawn([](Shared& x) -> Task<void> {
+            x.t_thread = std::this_thread::get_id();
+            (void)co_await SliceHeldPastTheWait{x.ev.wait(), &x.registered, &x.set_done};
+        }(s));
+        // T sits on our stack while we spin: the monitor marks it, the other worker takes it.
+        const auto d0 = std::chrono::steady_clock::now() + 20s;
+        while (!s.registered.load() && std::chrono::steady_clock::now() < d0) {
+        }
+        if (!s.registered.load()) co_return -1;
+        if (s.t_thread.load() == std::this_thread::get_id()) co_return -2;
+        auto c = spindle::spawn([](Shared& x) -> Task<void> {
+            x.child_ran = true;
+            co_return;
+        }(s));
+        s.ev.set();  // T runs on the other worker: it is handed to our inbox
+        s.set_done = true;
+        const auto deadline = std::chrono::steady_clock::now() + 20s;
+        while (!s.child_ran.load() && std::chrono::steady_clock::now() < deadline) {
+        }
+        const int ok = s.child_ran.load() ? 1 : 0;
+        co_await c;
+        co_await t;
+        co_return ok;
+    }(sh));
+    ASSERT_NE(result, -1) << "the first child never started";
+    ASSERT_NE(result, -2) << "the first child ran on its spawner's worker";
+    EXPECT_EQ(result, 1) << "the child stayed on its spinning spawner's stack";
 }
 
 TEST(SpawnStack, ForkJoinTreeRunsEveryTaskOnceOnTwoWorkers) {

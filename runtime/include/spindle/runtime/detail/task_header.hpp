@@ -313,10 +313,12 @@ public:
     void release() noexcept {
         // The last owner skips the locked decrement (libstdc++'s shared_ptr does the
         // same): a count of 1 read while we hold a reference means nobody else holds
-        // one, and none can appear — references are made from existing ones, and the
-        // one exception, shutdown()'s walk of the registry, finds only listed tasks,
-        // which the runtime unlists (under the shard lock) before it drops its own
-        // reference, so a walk's add_ref is seen here. A fork-join's JoinHandle is
+        // one, and none can appear — references are made from existing ones. The two
+        // exceptions see a reference still held: shutdown()'s walk of the registry finds
+        // only listed tasks, which the runtime unlists (under the shard lock) before it
+        // drops its own reference, and a TaskGroup's cancel_all() finds only children
+        // whose completion hook (which takes the same mutex) has not run, which happens
+        // before the runtime's drop; either add_ref is seen here. A fork-join's JoinHandle is
         // usually the last owner: one locked instruction less per task.
         // acquire: pairs with the release half of the other owners' fetch_sub (their
         // writes before they let go) — the last owner must see them before it destroys.
