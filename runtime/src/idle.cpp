@@ -31,19 +31,17 @@ namespace {
 constexpr std::int64_t kVirtualIoGraceNs = 20'000'000;
 }  // namespace
 
-bool Scheduler::notify_one() noexcept {
+void Scheduler::notify_one() noexcept {
     // seq_cst fence: the store that published work (tail_ / injected_) must not be
     // reordered after the load of idle_ (Dekker with park()).
     std::atomic_thread_fence(std::memory_order_seq_cst);
     // relaxed: ordered by the fence above.
     const std::uint64_t idle = idle_.load(std::memory_order_relaxed);
-    if (searchers_of(idle) != 0) return true;
-    if (sleepers_of(idle) == 0) return false;
+    if (searchers_of(idle) != 0 || sleepers_of(idle) == 0) return;
     std::unique_lock lk(idle_mx_);
     // relaxed: re-read under the lock; every change to idle_ happens under idle_mx_.
     const std::uint64_t again = idle_.load(std::memory_order_relaxed);
-    if (searchers_of(again) != 0) return true;
-    if (sleepers_.empty()) return false;
+    if (searchers_of(again) != 0 || sleepers_.empty()) return;
     Worker* s = take_sleeper();
     // The woken worker starts as a searcher, so concurrent notifiers do not wake more.
     // seq_cst: part of the Dekker protocol on idle_.
@@ -51,7 +49,6 @@ bool Scheduler::notify_one() noexcept {
     s->searching = true;  // s reads it after re-taking idle_mx_ in park()
     lk.unlock();
     wake_worker(*s);
-    return true;
 }
 
 Worker* Scheduler::take_sleeper() noexcept {

@@ -146,14 +146,14 @@ bool Scheduler::monitor_round(StallMark* marks) {
         // its owner runs one long task and nobody was told (budget rotations do not
         // notify, see "Yield" in worker.cpp). Wake an idle worker; it steals half the queue.
         if (stalled(v.queue, marks[2 * n + i], now)) {
-            (void)notify_one();
+            notify_one();
             rescued = true;
         }
         // Likewise a task left at a spawn stack's bottom by a spawner that runs on: a
         // searching worker takes it on its second pass ("Spawn stack" in worker.cpp).
         if (stalled(v.spawned, marks[3 * n + i], now)) {
             v.spawned.mark_stalled();  // a thief takes even a lone task now (worth_stealing)
-            (void)notify_one();
+            notify_one();
             rescued = true;
         }
     }

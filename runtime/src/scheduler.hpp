@@ -259,9 +259,7 @@ private:
     void inject(TaskHeader* t) noexcept;
     void wake_for_injected() noexcept;  // after a task was counted and queued in the injector
     TaskHeader* pop_injector() noexcept;
-    /// True if some worker was idle or searching (a worker that may take the work just
-    /// published), whether or not this call woke one.
-    bool notify_one() noexcept;
+    void notify_one() noexcept;
     Worker* take_sleeper() noexcept;  // under idle_mx_, sleepers_ not empty
     void wake_worker(Worker& w) noexcept;
     /// Work `self` could take, or (`last`: it is the last worker to go idle) any work

@@ -68,7 +68,7 @@
 //   - the stack shares the wake area's turn (at most 3 runs from the two in a row);
 //   - pushing onto a non-empty stack calls notify_one() (there is parallel work); the
 //     first spawn onto an empty one does not (spawn-then-await stays on its core);
-//   - while a worker is idle or searching (notify_one() says so), that push also moves
+//   - while a worker is idle or searching (idle_ read after a fence), that push also moves
 //     the stack's bottom, the oldest spawn, to the run queue's tail, where thieves take
 //     half a queue with one CAS: parallel work leaves through the run queue;
 //   - a full stack moves its bottom task to the run queue's tail;
@@ -244,7 +244,7 @@ void Scheduler::spawn_local(Worker& w, TaskHeader* t) noexcept {
     const std::uint64_t idle = idle_.load(std::memory_order_relaxed);
     if (searchers_of(idle) == 0 && sleepers_of(idle) == 0) return;
     if (TaskHeader* oldest = w.spawned.take_oldest()) push_local(w, oldest);
-    (void)notify_one();
+    notify_one();
 }
 
 void Scheduler::enqueue(TaskHeader* t) noexcept {
