@@ -308,9 +308,9 @@ public:
     void mark_stalled() noexcept {
         stalled_.store(true, std::memory_order_relaxed);  // relaxed: a hint for thieves
     }
-    /// maybe_nonempty() for park()'s re-check of other workers' stacks: seq_cst, the
-    /// load half of the Dekker pair with notify_one() after a push (as RingQueue's
-    /// approx_size()), so a worker never sleeps past a push it should have seen.
+    /// maybe_nonempty() for park()'s re-check of other workers' stacks (a marked stack,
+    /// or any when the parker is the last awake): seq_cst, ordered after the parker's
+    /// announcement in idle_ (see publish() for why no push pairs with it).
     [[nodiscard]] bool maybe_nonempty_sc() const noexcept { return size_.load(std::memory_order_seq_cst) != 0; }
     /// For the stall monitor and the starvation rule (racy hints, as RingQueue's).
     [[nodiscard]] std::uint32_t head_index() const noexcept {
@@ -403,8 +403,9 @@ private:
         // An empty stack is stuck no more: a monitor's mark must not make the next fresh
         // spawn a thief's target (found in review; relaxed: a hint, as mark_stalled()).
         if (n_ == 0) stalled_.store(false, std::memory_order_relaxed);
-        // relaxed: a push that calls notify_one() is ordered before its load of idle_ by
-        // that seq_cst fence (the Dekker pair with park(), which loads maybe_nonempty_sc()).
+        // relaxed: park()'s re-check (maybe_nonempty_sc()) needs no pair with a push: it
+        // counts another awake worker's stack only once the monitor marked it, and a
+        // marked stack was non-empty before the push (spawn_local() in worker.cpp).
         size_.store(n_, std::memory_order_relaxed);
         // relaxed (these two): hints for the monitor; the lock orders the ring itself.
         bottom_seq_.store(n_ == 0 ? next_seq_ : slots_[lo_ % kCapacity].seq, std::memory_order_relaxed);

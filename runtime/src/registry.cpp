@@ -80,7 +80,7 @@ std::coroutine_handle<> Scheduler::complete_root(TaskHeader& t) noexcept {
     if (w != nullptr && w->inline_depth > 0 && w->inline_joins[w->inline_depth - 1]->target == &t) {
         a = w->inline_joins[--w->inline_depth];
     }
-    on_complete(t);  // may destroy t's frame
+    on_complete(t, a != nullptr);  // may destroy t's frame
     if (a == nullptr) return std::noop_coroutine();
     // The awaiting task goes on in the same slice: it still holds kRunning. A cancellation
     // of it that arrived meanwhile (its wait was not armed, so nothing was forwarded) is
@@ -202,7 +202,7 @@ std::size_t Scheduler::live_count() const noexcept {
     return static_cast<std::size_t>(spawned - done);
 }
 
-void Scheduler::on_complete(TaskHeader& t) noexcept {
+void Scheduler::on_complete(TaskHeader& t, bool inline_joiner) noexcept {
     tsan_release(&t);  // for whoever destroys the frame or reads the outcome (scheduler_internal.hpp)
     // asyncio: a task that cancelled itself and returns without suspending again
     // ends cancelled ("cancelled right before coro stops"); see cancel().
@@ -245,7 +245,19 @@ void Scheduler::on_complete(TaskHeader& t) noexcept {
     }
     tl_completed = true;
     if (CompletionHook* h = t.hook_) h->on_done(h, t);
-    t.release();  // may destroy the frame: t is not touched after this
+    // The runtime's reference. With an inline joiner and a count of 2, the two owners
+    // are the runtime and the joiner's JoinHandle, which is frozen until we return: no
+    // reference can be dropped or made meanwhile (made only from an existing one; the
+    // exceptions in release() — shutdown's walk, a TaskGroup's cancel_all — took theirs
+    // before the registry removal and the hook above, under the locks those take, so
+    // their add_ref would show here as a count of 3). So a plain store drops ours: one
+    // locked instruction less per fork-join task (fib_spawn), and the joiner's handle is
+    // then the last owner, whose release() skips its decrement too.
+    // acquire: as release()'s load (the other owners' writes before they let go).
+    if (inline_joiner && t.refs_.load(std::memory_order_acquire) == 2)
+        t.refs_.store(1, std::memory_order_release);  // release: pairs with the handle's acquire load in release()
+    else
+        t.release();  // may destroy the frame: t is not touched after this
     registry_done();
     // relaxed: only set while shutdown() waits; a missed notify costs one 20 ms poll.
     if (shutting_down_.load(std::memory_order_relaxed)) {

@@ -158,7 +158,10 @@ public:
     /// `t` was woken (a grant, a timer, a join): with 2+ workers it runs next on
     /// this worker (the wake area), so a lock handed over stays on a hot core.
     void wake(TaskHeader* t) noexcept;
-    void on_complete(TaskHeader& t) noexcept;
+    /// `t` completed: outcome, joiners, hook, counts; drops the runtime's reference.
+    /// `inline_joiner`: a task that ran `t` inline awaits it, frozen on this thread
+    /// until we return (complete_root()), so it holds one reference and cannot drop it.
+    void on_complete(TaskHeader& t, bool inline_joiner = false) noexcept;
     /// The awaiting task (running on worker `w`) joins `target`: if `target` has not
     /// started and is in w's spawn stack, starts it inline and returns the handle to
     /// transfer to (its body; or the awaiting task itself when it ended cancelled before

@@ -68,7 +68,7 @@
 //   - the stack shares the wake area's turn (at most 3 runs from the two in a row);
 //   - pushing onto a non-empty stack calls notify_one() (there is parallel work); the
 //     first spawn onto an empty one does not (spawn-then-await stays on its core);
-//   - while a worker is idle or searching (idle_ read after a fence), that push also moves
+//   - while a worker is idle or searching (idle_ read without a fence: spawn_local()), that push also moves
 //     the stack's bottom, the oldest spawn, to the run queue's tail, where thieves take
 //     half a queue with one CAS: parallel work leaves through the run queue;
 //   - a full stack moves its bottom task to the run queue's tail;
@@ -98,8 +98,8 @@
 //     that never parks). A recursive fork-join (fib_spawn) so runs as one slice per
 //     subtree, with four locked instructions per task on this path (the start's
 //     RMW, the completion's CAS, the two reference drops, all on the frame's line;
-//     the spawn stack's biased lock costs its owner none at push and take, and every
-//     second spawn pays notify_one()'s fence);
+//     the spawn stack's biased lock costs its owner none at push and take, and the
+//     second spawn's read of idle_ needs no fence, see spawn_local());
 //   - the innermost task suspends (a Lock, a timer, a join that must park, a yield):
 //     at the end of the slice detach_inline_chain() registers every awaiting task of
 //     the chain as an ordinary joiner of the task it awaits (innermost first, so a
@@ -237,10 +237,17 @@ void Scheduler::spawn_local(Worker& w, TaskHeader* t) noexcept {
     // the run-queue push before its read of idle_ (the Dekker pair with park()'s
     // re-check): a worker that searched too early and parks still sees the task (found
     // in review: moved after the notify, it could sit until the monitor's next look).
-    // seq_cst fence: the stack push before the read of idle_ (as in notify_one()).
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    // relaxed: ordered by the fence; a stale "nobody" leaves the task on the stack, where
-    // the stall monitor finds it if it stays.
+    // No fence between the stack push and the read of idle_ (there was a seq_cst one, a
+    // locked instruction per fork: ~10% of fib_spawn's time): the push needs no Dekker
+    // pair with park(), whose re-check never counts another awake worker's unmarked
+    // stack (work_available(): only a stack the monitor marked, or any when the parker
+    // is the last awake, which it is not while we run). A stack the monitor marked is
+    // non-empty before this push, so the re-check sees it without it. The read only
+    // chooses whether to spill, and a read that passes the push (store buffering) is
+    // the case of a worker that parks just after it: the task stays on the stack,
+    // where the monitor marks it if it stays. The spill below is a run-queue push, and
+    // that one is paired: notify_one()'s fence follows it.
+    // relaxed: see above.
     const std::uint64_t idle = idle_.load(std::memory_order_relaxed);
     if (searchers_of(idle) == 0 && sleepers_of(idle) == 0) return;
     if (TaskHeader* oldest = w.spawned.take_oldest()) push_local(w, oldest);
