@@ -220,11 +220,19 @@ void Scheduler::on_complete(TaskHeader& t, bool inline_joiner) noexcept {
     if (Worker* w = tl_worker; w != nullptr && w->sched == this)
         // A statistic; the joiner's wake (release/acquire) carries it.
         bump(w->m_completed);
+    // A child that ran inline and that nobody else can reach ("Exclusive children" in
+    // worker.cpp): kComplete with a plain store, the runtime's reference likewise.
+    const bool exclusive = inline_joiner && exclusive_child(t);
     if (t.listed_) registry_remove(t);
     count_finished();
     // Sets kComplete; takes the join lock only if a joiner ever registered (a task
     // that finishes before anyone awaits it costs one CAS here, not three RMWs).
-    if (t.complete_and_lock_joiners()) {
+    // relaxed: nobody else writes state_ (exclusive); the store below validates nothing.
+    const std::uint32_t s = exclusive ? t.state_.load(std::memory_order_relaxed) : 0U;
+    if (exclusive && (s & (TaskHeader::kJoinLock | TaskHeader::kJoined)) == 0U) {
+        // release: publishes the outcome, as the CAS's release in complete_and_lock_joiners().
+        t.state_.store(s | TaskHeader::kComplete, std::memory_order_release);
+    } else if (t.complete_and_lock_joiners()) {
         // The list is newest-first; asyncio runs done-callbacks first-come first, so
         // reverse it before notifying.
         JoinNode* fifo = nullptr;
@@ -254,7 +262,7 @@ void Scheduler::on_complete(TaskHeader& t, bool inline_joiner) noexcept {
     // locked instruction less per fork-join task (fib_spawn), and the joiner's handle is
     // then the last owner, whose release() skips its decrement too.
     // acquire: as release()'s load (the other owners' writes before they let go).
-    if (inline_joiner && t.refs_.load(std::memory_order_acquire) == 2)
+    if (exclusive || (inline_joiner && t.refs_.load(std::memory_order_acquire) == 2))
         t.refs_.store(1, std::memory_order_release);  // release: pairs with the handle's acquire load in release()
     else
         t.release();  // may destroy the frame: t is not touched after this
