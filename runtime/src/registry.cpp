@@ -80,7 +80,7 @@ std::coroutine_handle<> Scheduler::complete_root(TaskHeader& t) noexcept {
     if (w != nullptr && w->inline_depth > 0 && w->inline_joins[w->inline_depth - 1]->target == &t) {
         a = w->inline_joins[--w->inline_depth];
     }
-    on_complete(t, a != nullptr);  // may destroy t's frame
+    on_complete(t);  // may destroy t's frame
     if (a == nullptr) return std::noop_coroutine();
     // The awaiting task goes on in the same slice: it still holds kRunning. A cancellation
     // of it that arrived meanwhile (its wait was not armed, so nothing was forwarded) is
@@ -202,7 +202,7 @@ std::size_t Scheduler::live_count() const noexcept {
     return static_cast<std::size_t>(spawned - done);
 }
 
-void Scheduler::on_complete(TaskHeader& t, bool inline_joiner) noexcept {
+void Scheduler::on_complete(TaskHeader& t) noexcept {
     tsan_release(&t);  // for whoever destroys the frame or reads the outcome (scheduler_internal.hpp)
     // asyncio: a task that cancelled itself and returns without suspending again
     // ends cancelled ("cancelled right before coro stops"); see cancel().
@@ -220,19 +220,11 @@ void Scheduler::on_complete(TaskHeader& t, bool inline_joiner) noexcept {
     if (Worker* w = tl_worker; w != nullptr && w->sched == this)
         // A statistic; the joiner's wake (release/acquire) carries it.
         bump(w->m_completed);
-    // A child that ran inline and that nobody else can reach ("Exclusive children" in
-    // worker.cpp): kComplete with a plain store, the runtime's reference likewise.
-    const bool exclusive = inline_joiner && exclusive_child(t);
     if (t.listed_) registry_remove(t);
     count_finished();
     // Sets kComplete; takes the join lock only if a joiner ever registered (a task
     // that finishes before anyone awaits it costs one CAS here, not three RMWs).
-    // relaxed: nobody else writes state_ (exclusive); the store below validates nothing.
-    const std::uint32_t s = exclusive ? t.state_.load(std::memory_order_relaxed) : 0U;
-    if (exclusive && (s & (TaskHeader::kJoinLock | TaskHeader::kJoined)) == 0U) {
-        // release: publishes the outcome, as the CAS's release in complete_and_lock_joiners().
-        t.state_.store(s | TaskHeader::kComplete, std::memory_order_release);
-    } else if (t.complete_and_lock_joiners()) {
+    if (t.complete_and_lock_joiners()) {
         // The list is newest-first; asyncio runs done-callbacks first-come first, so
         // reverse it before notifying.
         JoinNode* fifo = nullptr;
@@ -253,19 +245,11 @@ void Scheduler::on_complete(TaskHeader& t, bool inline_joiner) noexcept {
     }
     tl_completed = true;
     if (CompletionHook* h = t.hook_) h->on_done(h, t);
-    // The runtime's reference. With an inline joiner and a count of 2, the two owners
-    // are the runtime and the joiner's JoinHandle, which is frozen until we return: no
-    // reference can be dropped or made meanwhile (made only from an existing one; the
-    // exceptions in release() — shutdown's walk, a TaskGroup's cancel_all — took theirs
-    // before the registry removal and the hook above, under the locks those take, so
-    // their add_ref would show here as a count of 3). So a plain store drops ours: one
-    // locked instruction less per fork-join task (fib_spawn), and the joiner's handle is
-    // then the last owner, whose release() skips its decrement too.
-    // acquire: as release()'s load (the other owners' writes before they let go).
-    if (exclusive || (inline_joiner && t.refs_.load(std::memory_order_acquire) == 2))
-        t.refs_.store(1, std::memory_order_release);  // release: pairs with the handle's acquire load in release()
-    else
-        t.release();  // may destroy the frame: t is not touched after this
+    // The runtime's reference, with a locked decrement even when the only other owner
+    // is the JoinHandle of a joiner frozen in an inline chain: a plain store of 1 when
+    // the count read 2 lost a reference that another thread made meanwhile by copying
+    // that handle (a const read of it; review, InlineJoin.ACopyOfTheJoinersHandleMadeDuringAnInlineCompletionKeepsTheFrameAlive).
+    t.release();  // may destroy the frame: t is not touched after this
     registry_done();
     // relaxed: only set while shutdown() waits; a missed notify costs one 20 ms poll.
     if (shutting_down_.load(std::memory_order_relaxed)) {

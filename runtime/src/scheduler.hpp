@@ -159,16 +159,7 @@ public:
     /// this worker (the wake area), so a lock handed over stays on a hot core.
     void wake(TaskHeader* t) noexcept;
     /// `t` completed: outcome, joiners, hook, counts; drops the runtime's reference.
-    /// `inline_joiner`: a task that ran `t` inline awaits it, frozen on this thread
-    /// until we return (complete_root()), so it holds one reference and cannot drop it.
-    void on_complete(TaskHeader& t, bool inline_joiner = false) noexcept;
-    /// A child run inline that nobody but this thread can reach ("Exclusive children"
-    /// in worker.cpp): the awaiting task's handle and the runtime are its only owners,
-    /// it is not listed and has no completion hook.
-    [[nodiscard]] static bool exclusive_child(const TaskHeader& t) noexcept {
-        // acquire: as release()'s load (other owners that let go: their writes).
-        return !t.listed_ && t.hook_ == nullptr && t.refs_.load(std::memory_order_acquire) == 2;
-    }
+    void on_complete(TaskHeader& t) noexcept;
     /// The awaiting task (running on worker `w`) joins `target`: if `target` has not
     /// started and is in w's spawn stack, starts it inline and returns the handle to
     /// transfer to (its body; or the awaiting task itself when it ended cancelled before
@@ -220,9 +211,7 @@ private:
     /// run_task's prologue, shared with join_inline (the caller dequeued `t` and made
     /// it the current task): takes kRunning; a task cancelled before its first slice is
     /// completed here instead (false: its body never runs).
-    /// `exclusive`: no other thread can reach `t` (join_inline(): "Exclusive children"
-    /// in worker.cpp), so its state changes with a plain load and store.
-    [[gnu::always_inline]] inline bool start_slice(TaskHeader& t, bool exclusive = false) noexcept;
+    [[gnu::always_inline]] inline bool start_slice(TaskHeader& t) noexcept;
     /// The end of `t`'s slice on `w` (it suspended): list it, drop kRunning, requeue or
     /// hand it over if it was woken meanwhile.
     [[gnu::always_inline]] inline void end_slice(Worker& w, TaskHeader* t) noexcept;

@@ -117,25 +117,6 @@
 //     -O1, sanitizer builds) stacks at most that many frames. The same bound keeps a
 //     chain within the awaiter stack (kInlineMax >= kCoopBudget, a static_assert).
 // dump() shows a task whose child runs inline as running, not as parked on a JoinHandle.
-//
-// Exclusive children. A child that the awaiting task starts inline is usually reachable
-// by nobody but this thread: its references are the runtime's and the awaiting task's
-// JoinHandle (refs_ == 2), it is not in the registry (!listed_: shutdown's walk, dump()
-// and the deadlock check find only listed tasks) and it has no completion hook (no
-// TaskGroup or gather can cancel it). Every other way to change a task's state_ needs
-// a reference (JoinHandle::cancel, a join), the registry or a hook, or a wait that the
-// task armed (a waker's token, a timeout's timer) — and a wait is armed only after the
-// start, by this thread, and left before completion (a timeout's scope waits out a
-// firing timer: disarm_timeout). The awaiting task runs on this thread at the start
-// and is frozen in the inline chain at the completion, so its handle cannot be copied,
-// awaited elsewhere or dropped. So for such a child the start (start_slice) and the
-// completion (on_complete) change state_ with a plain load and store, and on_complete
-// drops the runtime's reference with a plain store: no locked instruction is left on
-// a fork-join task's path (fib_spawn). A child that fails any condition — a copied
-// handle (refs_ 3), a name (listed at spawn), a TaskGroup's, a joiner that registered
-// once (kJoined) — takes the atomic read-modify-writes as before. Review that rejects a
-// way to reach the child adds it to exclusive_child() (registry.cpp), which both sides
-// share. Tests: tests/runtime/inline_join_test.cpp.
 // A cancellation of the awaiting task while its child runs inline sets its flag only
 // (its wait is not armed): it is forwarded to the child at the detach if the child
 // suspends, else delivered at the join when the child completes (complete_root: the
@@ -444,18 +425,11 @@ void Scheduler::batch_boundary(Worker& w) noexcept {
     if (w.batch_left == 0) w.batch_left = 1;
 }
 
-inline bool Scheduler::start_slice(TaskHeader& t, bool exclusive) noexcept {
-    std::uint32_t prev = 0;
-    if (exclusive) {
-        // relaxed (both): nobody else can reach the task ("Exclusive children" above); it
-        // was spawned by this thread.
-        prev = t.state_.load(std::memory_order_relaxed);
-        t.state_.store(prev + TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_relaxed);
-    } else {
-        // acquire: pairs with the acq_rel CAS in schedule() / the relaxed store in spawn
-        // published by the queue; clears kNotified and sets kRunning in one step.
-        prev = t.state_.fetch_add(TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_acquire);  // acquire: pairs with schedule()'s acq_rel CAS
-    }
+inline bool Scheduler::start_slice(TaskHeader& t) noexcept {
+    // acquire: pairs with the acq_rel CAS in schedule() / the relaxed store in spawn
+    // published by the queue; clears kNotified and sets kRunning in one step.
+    const std::uint32_t prev =
+        t.state_.fetch_add(TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_acquire);  // acquire: pairs with schedule()'s acq_rel CAS
     tsan_acquire(&t);  // see scheduler_internal.hpp
     if (t.started_) return true;
     t.started_ = true;
@@ -571,10 +545,9 @@ std::coroutine_handle<> Scheduler::join_inline(Worker& w, JoinAwaiterBase& a, st
         return {};
     if (!w.spawned.take(&c)) return {};
     --tl_coop_budget;
-    // Ours now, as if next_local() had popped it: run_task's prologue, without its
-    // locked instruction when nobody else can reach the child ("Exclusive children").
+    // Ours now, as if next_local() had popped it: run_task's prologue.
     tl_task = &c;
-    if (!start_slice(c, exclusive_child(c))) {
+    if (!start_slice(c)) {
         // Cancelled before it first ran: the awaiting task goes on at once (the join
         // finds it complete).
         tl_task = a.self;

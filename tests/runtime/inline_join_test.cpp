@@ -20,7 +20,11 @@
 //     and joins can be cancelled; a cancellation made while the child runs inline (by
 //     the child itself) is delivered at the join; a loop of inline joins on every worker
 //     still lets a timer fire (the coop budget ends the slice); 300,000 sequential joins
-//     do not overflow a worker's stack where the compiler makes no tail calls.
+//     do not overflow a worker's stack where the compiler makes no tail calls;
+//   - frames: every inline child's frame dies once, whoever holds its last reference —
+//     the joiner's handle, a copy dropped by a plain thread, or a copy that a plain
+//     thread makes while the child completes inline (from the review that rejected a
+//     plain store for the runtime's reference).
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
@@ -433,6 +437,54 @@ TEST(InlineJoin, EveryInlineChildsFrameDiesOnceWhoeverHoldsTheLastReference) {
     // runtime reference after its joiner went on): each child's frame died, once (the
     // tracker moved into the frame counts; the moved-from argument does not).
     EXPECT_EQ(dead.load(), n);
+}
+
+// Found in review of a plain store that dropped the runtime's reference to an inline
+// child when the count read 2 (the runtime and the frozen joiner's handle, it assumed):
+// another thread may copy that handle — a const read, as the any-thread cancel() and
+// done() are — between the load and the store, and its reference was lost. The copy's
+// holder then freed the frame under the joiner (ASan: heap-use-after-free in 2 runs of
+// 9). Here a plain thread copies and drops the joiner's live handle in a loop while the
+// task spawns and awaits 200,000 children; every frame must die once, after its last
+// owner (ASan sees a frame freed early; the count, one freed twice or never).
+TEST(InlineJoin, ACopyOfTheJoinersHandleMadeDuringAnInlineCompletionKeepsTheFrameAlive) {
+    std::atomic<long> dead{0};
+    const long n = spindle::testing::kSanitized ? 50'000 : 200'000;
+    std::atomic<spindle::JoinHandle<long>*> cur{nullptr};
+    std::atomic<bool> busy{false}, stop{false};
+    std::atomic<long> copies{0};
+    std::thread copier([&] {
+        while (!stop.load()) {
+            busy.store(true);
+            if (spindle::JoinHandle<long>* p = cur.load()) {
+                const spindle::JoinHandle<long> c = *p;  // add_ref, then release at scope end
+                copies.fetch_add(1, std::memory_order_relaxed);  // relaxed: read after the join
+            }
+            busy.store(false);
+        }
+    });
+    {
+        Runtime rt(RuntimeOptions{.workers = 2});
+        const long sum = rt.block_on([](long n_, std::atomic<long>& d, std::atomic<spindle::JoinHandle<long>*>& cur_,
+                                        std::atomic<bool>& busy_) -> Task<long> {
+            long s = 0;
+            for (long i = 0; i < n_; ++i) {
+                auto h = spindle::spawn(tracked_child(FrameTracker(d), i, nullptr));
+                cur_.store(&h);
+                s += co_await h;
+                cur_.store(nullptr);
+                while (busy_.load()) {  // the copier has let go of &h before h dies
+                }
+            }
+            co_return s;
+        }(n, dead, cur, busy));
+        EXPECT_EQ(sum, n * (n - 1) / 2);
+        EXPECT_GT(rt.metrics().inline_joins, static_cast<std::uint64_t>(n / 2));
+    }
+    stop.store(true);
+    copier.join();
+    EXPECT_EQ(dead.load(), n);
+    RecordProperty("copies", static_cast<int>(copies.load()));
 }
 
 }  // namespace
