@@ -235,7 +235,7 @@ void TaskHeader::destroy_frame() noexcept {
         }
     }
     if (named_) std::free(const_cast<char*>(name_));
-    root_.destroy();
+    resume_.destroy();  // the root frame: set at spawn, and again by the final suspension
 }
 
 namespace {

@@ -170,7 +170,7 @@ WaitPosition WaitQueue::enqueue() {
     if (start->id > id) start = head_.load(std::memory_order_acquire);
     Segment* s = find(start, id);
     move_forward(tail_, s);
-    return WaitPosition{s, i};
+    return WaitPosition{&s->cells[i % Segment::kCells]};
 }
 
 bool WaitQueue::install(const WaitPosition& p, TaskHeader& t, std::uint64_t token) noexcept {
@@ -208,6 +208,7 @@ std::uint64_t WaitQueue::outcome(const WaitPosition& p) noexcept {
 }
 
 void WaitQueue::remove(const WaitPosition& p) noexcept {
+    const std::uint64_t index = p.index();  // before the store: the segment may go after it
     // seq_cst: our reads of the cell happen before front_ can pass it, and the Lock's
     // re-check of a CANCELLED front (is_removed) pairs with this store. It is also the
     // store half of R5's Dekker pair (with the front_ load below).
@@ -216,12 +217,12 @@ void WaitQueue::remove(const WaitPosition& p) noexcept {
     // front_ is passed by whoever moves front_ up to it, so we are done here.
     // seq_cst: the load half of R5's Dekker pair with advance_front's CAS-then-load.
     std::uint64_t f = front_.load(std::memory_order_seq_cst);
-    if (f != p.index) return;
+    if (f != index) return;
     // At the front, and not the last cell of a segment (whose passing retires the
     // segment: advance_front does that, pinned): move front_ over our own cell without
     // pinning; only if a cell lies behind ours go on pinned (it may be REMOVED, by a
     // remover that saw front_ below it and left the move to us).
-    if (p.index % Segment::kCells != Segment::kCells - 1) {
+    if (index % Segment::kCells != Segment::kCells - 1) {
         // seq_cst: R5, as in advance_front (a remover behind us that saw the old front_
         // has its REMOVED store, and its enq_ increment, ordered before our loads).
         // relaxed failure: someone else passed our cell; nothing is read after it.

@@ -15,7 +15,7 @@ TaskHeader& waiting_task(const char* what) {
 }
 
 bool SyncWait::park(WaitQueue& q, std::coroutine_handle<> h) noexcept {
-    token = self->next_token(/*sync=*/true);
+    const std::uint64_t token = self->next_token(/*sync=*/true);
     // seq_cst: visible to a canceller that claims the wait armed below.
     self->wait_cell_.store(&pos.cell(), std::memory_order_seq_cst);
     if (!q.install(pos, *self, token)) {
@@ -47,7 +47,10 @@ bool SyncWait::finish_keep() noexcept {
     // a canceller pinned after this store cannot reach the cell (wait_queue.hpp R4).
     // (clear_wait_cell's CAS is seq_cst; it first waits out a dumper reading the cell.)
     self->clear_wait_cell();
-    (void)self->claim(token);  // disarm; fails harmlessly if a canceller claimed it
+    // Disarm; fails harmlessly if a canceller claimed it (the armed bit is then clear),
+    // or if the wait was never armed (a deposit: wait_ still holds the last epoch,
+    // disarmed). relaxed: only this task writes new epochs.
+    (void)self->claim(self->wait_.load(std::memory_order_relaxed) | TaskHeader::kArmed);
     return WaitQueue::outcome(pos) != cell::kCancelled;
 }
 

@@ -24,9 +24,14 @@
 //   - frames: every inline child's frame dies once, whoever holds its last reference —
 //     the joiner's handle, a copy dropped by a plain thread, or a copy that a plain
 //     thread makes while the child completes inline (from the review that rejected a
-//     plain store for the runtime's reference).
+//     plain store for the runtime's reference);
+//   - a second joiner of the very handle object being awaited inline, and a cancel()
+//     through it from a plain thread, are not lost (from the review that rejected
+//     plain state_ stores for children whose reference count read 2).
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -36,6 +41,7 @@
 
 using namespace std::chrono_literals;
 using spindle::CancelledError;
+using spindle::JoinHandle;
 using spindle::Runtime;
 using spindle::RuntimeOptions;
 using spindle::Task;
@@ -485,6 +491,124 @@ TEST(InlineJoin, ACopyOfTheJoinersHandleMadeDuringAnInlineCompletionKeepsTheFram
     copier.join();
     EXPECT_EQ(dead.load(), n);
     RecordProperty("copies", static_cast<int>(copies.load()));
+}
+
+// Found in review of plain state_ stores on "exclusive" inline children (refs_ == 2,
+// not listed, no hook; backed out): the count does not show who can reach the child.
+// A JoinHandle is awaitable as an lvalue any number of times and its cancel() may be
+// called from any thread, so a second party can use the very handle object the
+// awaiting task awaits, with refs_ still 2. Each test below hung within a few hundred
+// rounds with the plain stores (the first costs ~1.4 ms a round: two spawns from a
+// plain thread, and workers that park between rounds): a second joiner of that object lost (its kJoinLock
+// or kJoined overwritten by the start's or the completion's store), and a cancel()
+// that returned true lost (kCancelReq overwritten at the start, the child then loops
+// for ever). Each round is bounded (3 s), so a lost joiner or cancel fails, not hangs.
+void spin(int n) {
+    for (int i = 0; i < n; ++i) asm volatile("" ::: "memory");
+}
+
+struct Shared {
+    JoinHandle<int> h;  // one handle object, used by two parties: refs_ stays 2
+    std::atomic<bool> ready{false};
+    std::atomic<bool> q_started{false};
+    int q_delay = 0;
+    int c_delay = 0;
+};
+
+Task<int> quick_child(int d) {
+    spin(d);
+    co_return 7;
+}
+
+// A second task awaits the same handle object (lvalue co_await, no copy).
+Task<int> second_joiner(Shared& s) {
+    s.q_started.store(true);
+    const auto deadline = std::chrono::steady_clock::now() + 50ms;
+    while (!s.ready.load(std::memory_order_acquire))
+        if (std::chrono::steady_clock::now() > deadline) co_return 0;
+    spin(s.q_delay);
+    co_return co_await s.h;
+}
+
+Task<int> spawner(Shared& s) {
+    const auto deadline = std::chrono::steady_clock::now() + 50ms;
+    while (!s.q_started.load() && std::chrono::steady_clock::now() < deadline) {
+    }
+    s.h = spindle::spawn(quick_child(s.c_delay));
+    s.ready.store(true, std::memory_order_release);
+    co_return co_await s.h;  // inline, exclusive: refs_ == 2
+}
+
+bool wait_done(const JoinHandle<int>& a, const JoinHandle<int>& b, std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!(a.done() && b.done())) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::yield();
+    }
+    return true;
+}
+
+TEST(InlineJoin, ASecondJoinerOfTheSameHandleObjectIsNotLost) {
+    auto* rt = new Runtime(RuntimeOptions{.workers = 2});
+    std::mt19937 rng(1);
+    const int rounds = static_cast<int>(spindle::testing::stress_size(spindle::testing::kSanitized ? 500 : 3000));
+    for (int i = 0; i < rounds; ++i) {
+        auto* s = new Shared;
+        s->q_delay = static_cast<int>(rng() % 300);
+        s->c_delay = static_cast<int>(rng() % 300);
+        auto hq = rt->spawn(second_joiner(*s));
+        auto hp = rt->spawn(spawner(*s));
+        if (!wait_done(hq, hp, 3000ms)) {
+            std::fprintf(stderr, "round %d: hung; child state_ = %#x refs_ = %u (q done %d, p done %d)\n", i,
+                         s->h.header()->state_.load(), s->h.header()->refs_.load(), int(hq.done()), int(hp.done()));
+            FAIL() << "a joiner of the same handle object was lost (round " << i << ")";  // leaks rt, s
+        }
+        delete s;
+    }
+    delete rt;
+}
+
+// The child never completes unless cancelled: a cancel() that returned true and was
+// overwritten by the plain store of the exclusive start leaves it looping for ever.
+Task<int> until_cancelled(int d) {
+    spin(d);
+    for (;;) co_await spindle::yield_now();
+}
+
+Task<int> spawner_awaiting(Shared& s) {
+    s.h = spindle::spawn(until_cancelled(s.c_delay));
+    s.ready.store(true, std::memory_order_release);
+    try {
+        co_return co_await s.h;
+    } catch (const CancelledError&) {
+        co_return 1;
+    }
+}
+
+TEST(InlineJoin, ACancelFromAnotherThreadThroughTheAwaitedHandleIsNotLost) {
+    auto* rt = new Runtime(RuntimeOptions{.workers = 2});
+    std::mt19937 rng(2);
+    const int rounds = static_cast<int>(spindle::testing::stress_size(spindle::testing::kSanitized ? 2000 : 10000));
+    int lost_true = 0;
+    for (int i = 0; i < rounds; ++i) {
+        auto* s = new Shared;
+        s->c_delay = static_cast<int>(rng() % 50);
+        const int t_delay = static_cast<int>(rng() % 150);
+        auto hp = rt->spawn(spawner_awaiting(*s));
+        while (!s->ready.load(std::memory_order_acquire)) {
+        }
+        spin(t_delay);
+        const bool took = s->h.cancel();  // any thread (runtime.hpp), same handle object
+        if (!wait_done(hp, hp, 3000ms)) {
+            std::fprintf(stderr, "round %d: cancel() returned %d, the child runs on; state_ = %#x\n", i, int(took),
+                         s->h.header()->state_.load());
+            ++lost_true;
+            FAIL() << "cancel() through the awaited handle was lost (round " << i << ")";  // leaks
+        }
+        delete s;
+    }
+    EXPECT_EQ(lost_true, 0);
+    delete rt;
 }
 
 }  // namespace

@@ -225,8 +225,7 @@ template <class T>
 JoinHandle<T> spawn_on(Scheduler* s, Task<T>&& task, std::string_view name, CompletionHook* hook = nullptr) {
     auto h = task.release("spawn");
     TaskHeader& t = h.promise();
-    t.root_ = h;
-    t.resume_ = h;
+    t.resume_ = h;  // its first resumption, and its frame until its final suspension
     t.refs_.store(2, std::memory_order_relaxed);  // relaxed: not yet published; runtime + handle
     try {
         spawn_root(s, t, name, hook);

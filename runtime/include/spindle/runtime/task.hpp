@@ -58,7 +58,13 @@ struct TaskFinalAwaiter {
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
         auto& p = h.promise();
         if (p.continuation_) return p.continuation_;
-        if (p.sched_ != nullptr) return on_root_complete(p);  // may destroy the frame
+        if (p.sched_ != nullptr) {
+            // A spawned task's frame, for destroy_frame(): resume_ is free from here on
+            // (no wait is armed after the final suspension), so the header needs no
+            // field of its own for it.
+            p.resume_ = h;
+            return on_root_complete(p);  // may destroy the frame
+        }
         return std::noop_coroutine();
     }
     void await_resume() const noexcept {}

@@ -74,10 +74,10 @@ private:
     bool finish_lock_wait(Lock& l) noexcept;  // true = the lock is ours, false = cancelled
 
     Condition* c_;
-    SyncWait w_;
-    std::coroutine_handle<> h_;
+    [[no_unique_address]] SyncWait w_;  // its tail padding holds the two flags
     std::uint8_t stage_ = 0;  // 0: waiting for the notification; 1: for the lock
     bool cancelled_ = false;  // a cancellation was consumed; re-raised in await_resume
+    std::coroutine_handle<> h_;
 };
 
 }  // namespace detail

@@ -42,7 +42,7 @@ public:
 
     private:
         Event* ev_;
-        detail::SyncWait w_;
+        [[no_unique_address]] detail::SyncWait w_;  // its tail padding holds queued_
         bool queued_ = false;
     };
 

@@ -105,14 +105,14 @@ public:
         // A per-lock predictor turns it off where it does not pay (see there).
         bool handing_over() const noexcept;
         void note_break(bool got_it) noexcept;  // the retry after a convoy yield
-        bool breaking_ = false;   // the yield was a convoy break (handing_over)
 
         Lock* lock_;
-        detail::SyncWait w_;
+        [[no_unique_address]] detail::SyncWait w_;  // its tail padding holds the flags
         bool fast_ = false;       // took the lock in await_ready
         bool queued_ = false;     // took a cell in the queue
         bool coop_ = false;       // yielded for the budget
         bool acquired_ = false;   // took the lock without queueing after the yield
+        bool breaking_ = false;   // the yield was a convoy break (handing_over)
     };
 
     /// `co_await lock.acquire()`: waits until the lock is ours (asyncio.Lock.acquire()).

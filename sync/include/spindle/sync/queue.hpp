@@ -512,7 +512,7 @@ public:
 
         BasicQueue* q_;
         std::optional<T> item_;
-        SyncWait w_;
+        [[no_unique_address]] SyncWait w_;  // its tail padding holds queued_
         bool queued_ = false;
     };
 
@@ -578,7 +578,7 @@ public:
 
         BasicQueue* q_;
         T item_;
-        SyncWait w_;
+        [[no_unique_address]] SyncWait w_;  // its tail padding holds queued_
         bool queued_ = false;
     };
 

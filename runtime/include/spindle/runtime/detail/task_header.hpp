@@ -341,8 +341,9 @@ public:
     // (clear_wait_cell) when it resumes, before it removes the cell; read by a
     // canceller (pinned); tagged with kCellInspected by Runtime::dump() (pinned).
     std::atomic<std::atomic<std::uint64_t>*> wait_cell_{nullptr};
-    std::coroutine_handle<> resume_;        // task writes before arming; worker reads
-    std::coroutine_handle<> root_;          // the spawned frame (for destroy)
+    // The coroutine to resume: the task writes it before arming (spawn: the root frame);
+    // the worker reads it. From the final suspension on, the root frame (destroy_frame).
+    std::coroutine_handle<> resume_;
     Scheduler* sched_ = nullptr;            // set at spawn; null for a nested Task
     JoinNode* joiners_ = nullptr;           // under kJoinLock
     CompletionHook* hook_ = nullptr;        // set before the task is first queued

@@ -155,11 +155,16 @@ inline Segment* segment_of(const std::atomic<std::uint64_t>* c) noexcept {
     return reinterpret_cast<Segment*>(reinterpret_cast<std::uintptr_t>(c) & ~(Segment::kAlign - 1));
 }
 
-/// Where a waiter sits. Valid until the waiter marks its cell REMOVED.
+/// Where a waiter sits: its cell (the segment is found by masking, the queue index
+/// from the segment's id), one pointer in every waiting awaiter. Valid until the
+/// waiter marks its cell REMOVED: read index() before that.
 struct WaitPosition {
-    Segment* seg = nullptr;
-    std::uint64_t index = 0;
-    std::atomic<std::uint64_t>& cell() const noexcept { return seg->cells[index % Segment::kCells]; }
+    std::atomic<std::uint64_t>* c = nullptr;
+    std::atomic<std::uint64_t>& cell() const noexcept { return *c; }
+    [[nodiscard]] std::uint64_t index() const noexcept {
+        const Segment* s = segment_of(c);
+        return s->id * Segment::kCells + static_cast<std::uint64_t>(c - s->cells);
+    }
 };
 
 class WaitQueue {

@@ -19,10 +19,13 @@
 
 namespace spindle::detail {
 
+// In every primitive's awaiter, so in every parked task's frame (memory_parked): 24
+// bytes and a flag. The wait's token is not kept: finish_keep() reads it back from
+// the task's wait_ (only the task arms, so its epoch is still ours). Awaiters declare
+// it [[no_unique_address]] so that their own flags fill its tail padding.
 struct SyncWait {
     WaitPosition pos;
     TaskHeader* self = nullptr;
-    std::uint64_t token = 0;
     bool suspended = false;  // a real suspension point (cancellation is delivered here)
 
     /// Steps 2: false when a deposit granted us already (do not suspend).
