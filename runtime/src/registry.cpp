@@ -80,7 +80,9 @@ std::coroutine_handle<> Scheduler::complete_root(TaskHeader& t) noexcept {
     if (w != nullptr && w->inline_depth > 0 && w->inline_joins[w->inline_depth - 1]->target == &t) {
         a = w->inline_joins[--w->inline_depth];
     }
-    on_complete(t);  // may destroy t's frame
+    // An owning joiner (a consumed rvalue handle) of a child nobody else can reach:
+    // plain stores ("Exclusive children" in worker.cpp).
+    on_complete(t, a != nullptr && exclusive_child(*a, t));  // may destroy t's frame
     if (a == nullptr) return std::noop_coroutine();
     // The awaiting task goes on in the same slice: it still holds kRunning. A cancellation
     // of it that arrived meanwhile (its wait was not armed, so nothing was forwarded) is
@@ -202,7 +204,7 @@ std::size_t Scheduler::live_count() const noexcept {
     return static_cast<std::size_t>(spawned - done);
 }
 
-void Scheduler::on_complete(TaskHeader& t) noexcept {
+void Scheduler::on_complete(TaskHeader& t, bool exclusive) noexcept {
     tsan_release(&t);  // for whoever destroys the frame or reads the outcome (scheduler_internal.hpp)
     // asyncio: a task that cancelled itself and returns without suspending again
     // ends cancelled ("cancelled right before coro stops"); see cancel().
@@ -223,8 +225,14 @@ void Scheduler::on_complete(TaskHeader& t) noexcept {
     if (t.listed_) registry_remove(t);
     count_finished();
     // Sets kComplete; takes the join lock only if a joiner ever registered (a task
-    // that finishes before anyone awaits it costs one CAS here, not three RMWs).
-    if (t.complete_and_lock_joiners()) {
+    // that finishes before anyone awaits it costs one CAS here, not three RMWs). An
+    // exclusive child ("Exclusive children" in worker.cpp) with no joiner ever: a plain
+    // load and store. relaxed (the load): nobody else writes state_.
+    const std::uint32_t s = exclusive ? t.state_.load(std::memory_order_relaxed) : 0U;
+    if (exclusive && (s & (TaskHeader::kJoinLock | TaskHeader::kJoined)) == 0U) {
+        // release: publishes the outcome, as the CAS's release in complete_and_lock_joiners().
+        t.state_.store(s | TaskHeader::kComplete, std::memory_order_release);
+    } else if (t.complete_and_lock_joiners()) {
         // The list is newest-first; asyncio runs done-callbacks first-come first, so
         // reverse it before notifying.
         JoinNode* fifo = nullptr;
@@ -245,11 +253,16 @@ void Scheduler::on_complete(TaskHeader& t) noexcept {
     }
     tl_completed = true;
     if (CompletionHook* h = t.hook_) h->on_done(h, t);
-    // The runtime's reference, with a locked decrement even when the only other owner
-    // is the JoinHandle of a joiner frozen in an inline chain: a plain store of 1 when
-    // the count read 2 lost a reference that another thread made meanwhile by copying
-    // that handle (a const read of it; review, InlineJoin.ACopyOfTheJoinersHandleMadeDuringAnInlineCompletionKeepsTheFrameAlive).
-    t.release();  // may destroy the frame: t is not touched after this
+    // The runtime's reference: with a plain store for an exclusive child (its owning
+    // joiner, frozen until we return, holds the only other reference and nobody can
+    // make one: "Exclusive children" in worker.cpp). Not for a child awaited through an
+    // lvalue handle even when the count reads 2: another thread may copy that handle
+    // (a const read) between the load and the store, and its reference was lost (review,
+    // InlineJoin.ACopyOfTheJoinersHandleMadeDuringAnInlineCompletionKeepsTheFrameAlive).
+    if (exclusive)
+        t.refs_.store(1, std::memory_order_release);  // release: pairs with the awaiter's acquire load in release()
+    else
+        t.release();  // may destroy the frame: t is not touched after this
     registry_done();
     // relaxed: only set while shutdown() waits; a missed notify costs one 20 ms poll.
     if (shutting_down_.load(std::memory_order_relaxed)) {

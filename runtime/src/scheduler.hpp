@@ -159,7 +159,17 @@ public:
     /// this worker (the wake area), so a lock handed over stays on a hot core.
     void wake(TaskHeader* t) noexcept;
     /// `t` completed: outcome, joiners, hook, counts; drops the runtime's reference.
-    void on_complete(TaskHeader& t) noexcept;
+    /// `exclusive`: `t` ran inline and nobody but this thread can reach it (its joiner,
+    /// frozen until we return, owns the only other reference: "Exclusive children" in
+    /// worker.cpp), so its state_ and refs_ change with plain loads and stores.
+    void on_complete(TaskHeader& t, bool exclusive = false) noexcept;
+    /// A child that an owning awaiter (a consumed rvalue JoinHandle: `a.owns_ref`) runs
+    /// inline and that nobody else can reach ("Exclusive children" in worker.cpp): the
+    /// awaiter and the runtime are its only owners, it is not listed, it has no hook.
+    [[nodiscard]] static bool exclusive_child(const JoinAwaiterBase& a, const TaskHeader& t) noexcept {
+        // acquire: as release()'s load (other owners that let go: their writes).
+        return a.owns_ref && !t.listed_ && t.hook_ == nullptr && t.refs_.load(std::memory_order_acquire) == 2;
+    }
     /// The awaiting task (running on worker `w`) joins `target`: if `target` has not
     /// started and is in w's spawn stack, starts it inline and returns the handle to
     /// transfer to (its body; or the awaiting task itself when it ended cancelled before
@@ -211,7 +221,9 @@ private:
     /// run_task's prologue, shared with join_inline (the caller dequeued `t` and made
     /// it the current task): takes kRunning; a task cancelled before its first slice is
     /// completed here instead (false: its body never runs).
-    [[gnu::always_inline]] inline bool start_slice(TaskHeader& t) noexcept;
+    /// `exclusive`: no other thread can reach `t` (join_inline(): "Exclusive children"
+    /// in worker.cpp), so its state changes with a plain load and store.
+    [[gnu::always_inline]] inline bool start_slice(TaskHeader& t, bool exclusive = false) noexcept;
     /// The end of `t`'s slice on `w` (it suspended): list it, drop kRunning, requeue or
     /// hand it over if it was woken meanwhile.
     [[gnu::always_inline]] inline void end_slice(Worker& w, TaskHeader* t) noexcept;

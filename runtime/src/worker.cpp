@@ -117,6 +117,29 @@
 //     -O1, sanitizer builds) stacks at most that many frames. The same bound keeps a
 //     chain within the awaiter stack (kInlineMax >= kCoopBudget, a static_assert).
 // dump() shows a task whose child runs inline as running, not as parked on a JoinHandle.
+//
+// Exclusive children. `co_await std::move(h)` (and `co_await spawn(...)`) consumes the
+// handle: its reference moves into the awaiter (JoinAwaiterBase::owns_ref), which no
+// other thread or task can name. A child that such an awaiter starts inline is then
+// reachable by nobody but this thread when (exclusive_child(), scheduler.hpp) its count
+// is 2 — the runtime's reference and the awaiter's, so no copy of the handle exists —
+// it is not in the registry (!listed_: shutdown's walk, dump() and the deadlock check
+// find only listed tasks) and it has no completion hook (no TaskGroup or gather can
+// cancel it). Every other way to change a task's state_ or refs_ needs a reference (a
+// copy, JoinHandle::cancel, a join), the registry or a hook, or a wait that the task
+// armed (a waker's token, a timeout's timer) — and a wait is armed only after the
+// start, by this thread, and left before the completion (a timeout's scope waits out a
+// firing timer: disarm_timeout). The awaiting task runs on this thread at the start
+// and is frozen in the inline chain at the completion. So for such a child the start
+// (start_slice) and the completion (on_complete) change state_ with a plain load and
+// store, and on_complete drops the runtime's reference with a plain store (the
+// awaiter's destructor is then the last owner: release() skips its decrement too). No
+// locked instruction is left on the path of a fork-join that moves its handles
+// (fib_spawn). Not for an lvalue handle, whose object other threads may use while it is
+// awaited (copy it, cancel through it, await it): each broke plain stores with a count
+// of 2 (review, three tests in tests/runtime/inline_join_test.cpp). A child that fails
+// a condition — a copy (refs_ 3), a name (listed at spawn), a TaskGroup's, a joiner
+// that registered once (kJoined, at the completion) — takes the read-modify-writes.
 // A cancellation of the awaiting task while its child runs inline sets its flag only
 // (its wait is not armed): it is forwarded to the child at the detach if the child
 // suspends, else delivered at the join when the child completes (complete_root: the
@@ -425,11 +448,18 @@ void Scheduler::batch_boundary(Worker& w) noexcept {
     if (w.batch_left == 0) w.batch_left = 1;
 }
 
-inline bool Scheduler::start_slice(TaskHeader& t) noexcept {
-    // acquire: pairs with the acq_rel CAS in schedule() / the relaxed store in spawn
-    // published by the queue; clears kNotified and sets kRunning in one step.
-    const std::uint32_t prev =
-        t.state_.fetch_add(TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_acquire);  // acquire: pairs with schedule()'s acq_rel CAS
+inline bool Scheduler::start_slice(TaskHeader& t, bool exclusive) noexcept {
+    std::uint32_t prev = 0;
+    if (exclusive) {
+        // relaxed (both): nobody else can reach the task ("Exclusive children" above); it
+        // was spawned by this thread.
+        prev = t.state_.load(std::memory_order_relaxed);
+        t.state_.store(prev + TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_relaxed);
+    } else {
+        // acquire: pairs with the acq_rel CAS in schedule() / the relaxed store in spawn
+        // published by the queue; clears kNotified and sets kRunning in one step.
+        prev = t.state_.fetch_add(TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_acquire);  // acquire: pairs with schedule()'s acq_rel CAS
+    }
     tsan_acquire(&t);  // see scheduler_internal.hpp
     if (t.started_) return true;
     t.started_ = true;
@@ -545,9 +575,10 @@ std::coroutine_handle<> Scheduler::join_inline(Worker& w, JoinAwaiterBase& a, st
         return {};
     if (!w.spawned.take(&c)) return {};
     --tl_coop_budget;
-    // Ours now, as if next_local() had popped it: run_task's prologue.
+    // Ours now, as if next_local() had popped it: run_task's prologue, without its
+    // locked instruction when nobody else can reach the child ("Exclusive children").
     tl_task = &c;
-    if (!start_slice(c)) {
+    if (!start_slice(c, exclusive_child(a, c))) {
         // Cancelled before it first ran: the awaiting task goes on at once (the join
         // finds it complete).
         tl_task = a.self;

@@ -110,11 +110,16 @@ void wait_external(Scheduler& s, TaskHeader& t);
 void check_block_on(Scheduler& s);
 
 struct JoinAwaiterBase : WaitNode, JoinNode {
-    explicit JoinAwaiterBase(TaskHeader* t) noexcept : target(t) {}
+    explicit JoinAwaiterBase(TaskHeader* t, bool owns = false) noexcept : target(t), owns_ref(owns) {}
     TaskHeader* target;
     TaskHeader* self = nullptr;
     std::uint64_t token = 0;
     bool suspended = false;
+    // The awaiter holds a reference of its own, taken over from an rvalue handle (the
+    // handle is left empty): nobody else can use it, so an inline child that no one
+    // else owns may start and complete without locked instructions ("Exclusive
+    // children" in runtime/src/worker.cpp). Dropped by the awaiter's destructor.
+    bool owns_ref = false;
 
     bool await_ready() const noexcept { return target->complete(); }
     /// Parks the awaiting task `h` until `target` completes (noop_coroutine()), or
@@ -187,6 +192,11 @@ public:
     template <bool Move>
     struct Awaiter : detail::JoinAwaiterBase {
         using detail::JoinAwaiterBase::JoinAwaiterBase;
+        Awaiter(const Awaiter&) = delete;
+        Awaiter& operator=(const Awaiter&) = delete;
+        ~Awaiter() {
+            if (this->owns_ref) this->target->release();
+        }
         T await_resume() {
             finish_resume();
             auto& p = detail::promise_of<T>(target);
@@ -202,9 +212,16 @@ public:
     /// Awaits the task, any number of times; the value is copied. std::logic_error
     /// on an empty handle, outside a task, or inside the awaited task itself.
     Awaiter<false> operator co_await() const& { return Awaiter<false>{checked("co_await")}; }
-    /// Awaits the task through an rvalue handle; the value is moved out of the task
-    /// (another handle that awaits it afterwards gets the moved-from value).
-    Awaiter<true> operator co_await() && { return Awaiter<true>{checked("co_await")}; }
+    /// Awaits the task through an rvalue handle, which it consumes: the handle is empty
+    /// from here on (its reference goes with the awaiter, dropped when the await ends),
+    /// and the value is moved out of the task (a copy of the handle that awaits it
+    /// afterwards gets the moved-from value). As with any move, no other thread or
+    /// task may use this handle object meanwhile (a copy of it, made before, may).
+    Awaiter<true> operator co_await() && {
+        detail::TaskHeader* t = checked("co_await");
+        t_ = nullptr;
+        return Awaiter<true>{t, true};
+    }
 
     /// Internal.
     [[nodiscard]] detail::TaskHeader* header() const noexcept { return t_; }
