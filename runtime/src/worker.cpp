@@ -140,6 +140,9 @@
 // of 2 (review, three tests in tests/runtime/inline_join_test.cpp). A child that fails
 // a condition — a copy (refs_ 3), a name (listed at spawn), a TaskGroup's, a joiner
 // that registered once (kJoined, at the completion) — takes the read-modify-writes.
+// (An lvalue awaiter made from a handle object before another task moved out of it
+// holds no reference: then the count can read 2 while it exists. Moving from an object
+// that another task is reading is that program's data race, as for any C++ object.)
 // A cancellation of the awaiting task while its child runs inline sets its flag only
 // (its wait is not armed): it is forwarded to the child at the detach if the child
 // suspends, else delivered at the join when the child completes (complete_root: the

@@ -635,13 +635,14 @@ CO_TEST_OPTS(NetCancel, CancelledTaskBlockedInAcceptLosesNoConnection, (spindle:
     co_await accepting.wait();  // one worker: the acceptor is parked in accept()
     EXPECT_TRUE(h.cancel());
     bool cancelled = false;
+    const auto copy = h;  // the rvalue await below consumes h
     try {
         (void)co_await std::move(h);
     } catch (const CancelledError&) {
         cancelled = true;
     }
     EXPECT_TRUE(cancelled);
-    EXPECT_TRUE(h.cancelled());
+    EXPECT_TRUE(copy.cancelled());
 
     TcpStream c = co_await TcpStream::connect("127.0.0.1", listener.local_port());
     TcpStream s = co_await spindle::wait_for(listener.accept(), kBound);
