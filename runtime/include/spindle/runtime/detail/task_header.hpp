@@ -5,7 +5,7 @@
 // A spawned task is one coroutine frame. Its promise *is* its control block
 // (TaskHeader is a base of the promise), so `spawn` costs exactly one allocation.
 // Nested `Task`s awaited inside a spawned task carry an unused header; the cost is
-// ~100 bytes per nested frame, paid to make spawn allocation-free beyond the frame.
+// ~120 bytes per nested frame, paid to make spawn allocation-free beyond the frame.
 //
 // ───────────────────────── state_ (scheduling) ─────────────────────────
 //   kNotified  the task is in a run queue, or must be re-queued when it stops running
