@@ -42,8 +42,7 @@ bool CondWaitEngine::suspend(std::coroutine_handle<> h) {
 
 // asyncio's `fut = create_future(); append; self.release(); await fut`.
 bool CondWaitEngine::park_notified(TaskHeader& self) {
-    w_ = SyncWait{};
-    w_.self = &self;
+    w_.reset(&self);
     stage_ = kNotifyStage;
     // Queue before releasing: a notify from another core, which needs the lock, then
     // always finds us (asyncio gets this from running on one thread).
@@ -96,8 +95,7 @@ bool CondWaitEngine::advance(TaskHeader& self) noexcept {
                 have_lock = true;
                 break;
             }
-            w_ = SyncWait{};
-            w_.self = &self;
+            w_.reset(&self);
             stage_ = kLockStage;
             self.resume_hook_ = this;  // as in park_notified()
             const Lock::Queued r = l.queue_waiter(w_, h_);  // enqueue aborts rather than throws

@@ -40,12 +40,12 @@ bool Event::WaitAwaiter::await_suspend(std::coroutine_handle<> h) {
         (void)ev_->q_->abandon(w_.pos);
         return false;
     }
-    queued_ = true;
+    w_.queued = true;
     return w_.park(*ev_->q_, h);
 }
 
 bool Event::WaitAwaiter::await_resume() {
-    if (!queued_) return true;
+    if (!w_.queued) return true;
     bool granted = true;
     if (w_.suspended) granted = w_.finish(*ev_->q_);
     else ev_->q_->remove(w_.pos);  // a deposit: set() found us before we slept

@@ -74,7 +74,7 @@ private:
     bool finish_lock_wait(Lock& l) noexcept;  // true = the lock is ours, false = cancelled
 
     Condition* c_;
-    [[no_unique_address]] SyncWait w_;  // its tail padding holds the two flags
+    SyncWait w_;
     std::uint8_t stage_ = 0;  // 0: waiting for the notification; 1: for the lock
     bool cancelled_ = false;  // a cancellation was consumed; re-raised in await_resume
     std::coroutine_handle<> h_;

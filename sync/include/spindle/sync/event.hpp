@@ -42,8 +42,7 @@ public:
 
     private:
         Event* ev_;
-        [[no_unique_address]] detail::SyncWait w_;  // its tail padding holds queued_
-        bool queued_ = false;
+        detail::SyncWait w_;  // w_.queued: took a cell
     };
 
     /// `co_await ev.wait()`: until the event is set.

@@ -107,7 +107,7 @@ public:
         void note_break(bool got_it) noexcept;  // the retry after a convoy yield
 
         Lock* lock_;
-        [[no_unique_address]] detail::SyncWait w_;  // its tail padding holds the flags
+        detail::SyncWait w_;
         bool fast_ = false;       // took the lock in await_ready
         bool queued_ = false;     // took a cell in the queue
         bool coop_ = false;       // yielded for the budget

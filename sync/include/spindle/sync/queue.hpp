@@ -446,12 +446,12 @@ public:
             return attempt();
         }
         bool await_suspend(std::coroutine_handle<> h) {
-            if (!queued_ && attempt()) return yield_after(*w_.self, h);
+            if (!w_.queued && attempt()) return yield_after(*w_.self, h);
             return w_.park(q_->getter_queue(), h);
         }
         T await_resume() {
             BasicQueue& q = *q_;
-            if (!queued_) {
+            if (!w_.queued) {
                 if constexpr (kMoveIsSafe) {
                     return std::move(*item_);
                 } else {
@@ -494,7 +494,7 @@ public:
             }
             if (q_->shut_locked()) throw QueueShutDown{};
             w_.pos = q_->enqueue_getter_locked();
-            queued_ = true;
+            w_.queued = true;
             return false;
         }
         // A T whose move may throw is moved only once, straight into the caller's
@@ -512,8 +512,7 @@ public:
 
         BasicQueue* q_;
         std::optional<T> item_;
-        [[no_unique_address]] SyncWait w_;  // its tail padding holds queued_
-        bool queued_ = false;
+        SyncWait w_;  // w_.queued: took a cell
     };
 
     class [[nodiscard]] PutAwaiter {
@@ -524,11 +523,11 @@ public:
             return attempt();
         }
         bool await_suspend(std::coroutine_handle<> h) {
-            if (!queued_ && attempt()) return yield_after(*w_.self, h);
+            if (!w_.queued && attempt()) return yield_after(*w_.self, h);
             return w_.park(q_->putter_queue(), h);
         }
         void await_resume() {
-            if (!queued_) return;
+            if (!w_.queued) return;
             BasicQueue& q = *q_;
             bool granted = true;
             if (w_.suspended) granted = w_.finish(q.putter_queue());
@@ -572,14 +571,13 @@ public:
             Guard g(*q_);
             if (q_->store_locked(g, item_)) return true;
             w_.pos = q_->enqueue_putter_locked();
-            queued_ = true;
+            w_.queued = true;
             return false;
         }
 
         BasicQueue* q_;
         T item_;
-        [[no_unique_address]] SyncWait w_;  // its tail padding holds queued_
-        bool queued_ = false;
+        SyncWait w_;  // w_.queued: took a cell
     };
 
     /// `T v = co_await q.get();` — waits for an item; QueueShutDown once shut down and drained.

@@ -96,7 +96,7 @@ public:
         bool queue(std::coroutine_handle<> h);  // slow path; true = suspended
 
         Semaphore* sem_;
-        [[no_unique_address]] detail::SyncWait w_;  // its tail padding holds the flags
+        detail::SyncWait w_;
         bool fast_ = false;
         bool queued_ = false;
         bool coop_ = false;

@@ -20,13 +20,30 @@
 namespace spindle::detail {
 
 // In every primitive's awaiter, so in every parked task's frame (memory_parked): 24
-// bytes and a flag. The wait's token is not kept: finish_keep() reads it back from
-// the task's wait_ (only the task arms, so its epoch is still ours). Awaiters declare
-// it [[no_unique_address]] so that their own flags fill its tail padding.
+// bytes, two flags included. The wait's token is not kept: finish_keep() reads it back
+// from the task's wait_ (only the task arms, so its epoch is still ours). `queued` is
+// the awaiter's own flag (Event's and Queue's), kept here rather than after the
+// member: an awaiter whose flags sat in SyncWait's tail padding ([[no_unique_address]])
+// had them overwritten under g++ 12 (../shared/repros/condition_cancel_2 crashed 20
+// runs of 20 with the Lock's awaiter laid out so), so no awaiter does that now.
+// Not assignable (reset() assigns the members one by one): a whole-object copy writes
+// the padding as well.
 struct SyncWait {
     WaitPosition pos;
     TaskHeader* self = nullptr;
     bool suspended = false;  // a real suspension point (cancellation is delivered here)
+    bool queued = false;     // the awaiter's: it took a cell in the queue
+
+    SyncWait() = default;
+    SyncWait(const SyncWait&) = default;  // construction: the flags after it are built later
+    SyncWait& operator=(const SyncWait&) = delete;
+    /// A fresh wait of task `t` (as a new SyncWait, without touching the tail padding).
+    void reset(TaskHeader* t) noexcept {
+        pos = WaitPosition{};
+        self = t;
+        suspended = false;
+        queued = false;
+    }
 
     /// Steps 2: false when a deposit granted us already (do not suspend).
     bool park(WaitQueue& q, std::coroutine_handle<> h) noexcept;
