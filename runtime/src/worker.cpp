@@ -457,7 +457,7 @@ inline bool Scheduler::start_slice(TaskHeader& t, bool exclusive) noexcept {
         // relaxed (both): nobody else can reach the task ("Exclusive children" above); it
         // was spawned by this thread.
         prev = t.state_.load(std::memory_order_relaxed);
-        t.state_.store(prev + TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_relaxed);
+        t.state_.store(prev + TaskHeader::kRunning - TaskHeader::kNotified, std::memory_order_relaxed);  // relaxed: pairs with nothing, see above
     } else {
         // acquire: pairs with the acq_rel CAS in schedule() / the relaxed store in spawn
         // published by the queue; clears kNotified and sets kRunning in one step.
