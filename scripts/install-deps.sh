@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what spindle needs from Debian's packages, only what is missing.
-#   scripts/install-deps.sh            build + test dependencies (doxygen: scripts/docs.sh)
+#   scripts/install-deps.sh            build + test dependencies (doxygen: scripts/docs.sh;
+#                                      clang-19 + its ASan runtime: the shared repros' interp,
+#                                      which g++ 12 miscompiles, tests/CMakeLists.txt)
 #   scripts/install-deps.sh --bench    also the C++ peers (Boost.Fiber, oneTBB) and gnuplot
 set -euo pipefail
-pkgs=(g++ cmake make pkgconf python3 libconcurrentqueue-dev libmimalloc-dev libgtest-dev libbenchmark-dev spin doxygen)
+pkgs=(g++ cmake make pkgconf python3 libconcurrentqueue-dev libmimalloc-dev libgtest-dev libbenchmark-dev spin doxygen clang-19 libclang-rt-19-dev)
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(libboost-fiber-dev libboost-context-dev libtbb-dev gnuplot-nox golang-go)
 fi
