@@ -14,7 +14,7 @@
 
 namespace spindle::detail {
 
-void submit_blocking(TaskHeader& t, BlockingJob* job) { t.sched()->submit_blocking(t, job); }
+void submit_blocking(TaskHeader& t, BlockingJob* job) { t.sched_->submit_blocking(t, job); }
 
 void Scheduler::submit_blocking(TaskHeader& t, BlockingJob* job) {
     // seq_cst: counted before the job can finish, so virtual time never jumps while
@@ -84,6 +84,6 @@ void Scheduler::blocking_thread_main() {
     }
 }
 
-void blocking_done(TaskHeader& t) noexcept { t.sched()->blocking_done(t); }
+void blocking_done(TaskHeader& t) noexcept { t.sched_->blocking_done(t); }
 
 }  // namespace spindle::detail

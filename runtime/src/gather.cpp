@@ -49,15 +49,16 @@ std::exception_ptr ChildSet::first_failure() const {
 
 void ChildSet::on_done_fn(CompletionHook* self, TaskHeader& child) noexcept {
     auto* s = static_cast<ChildSet*>(self);
-    const bool fail = child.failed() && (s->count_cancelled_ || !child.was_cancelled());
+    const bool fail = child.exception_ && (s->count_cancelled_ || !child.was_cancelled());
     // gather/TaskGroup collect every child's outcome (asyncio's done-callback calls
     // fut.exception()): never "unobserved" for debug mode.
-    if (child.failed()) child.mark_exception_observed();
+    // relaxed: read by the last owner, after refs_' acq_rel decrement.
+    if (child.exception_) child.exception_observed_.store(true, std::memory_order_relaxed);
     bool first = false;
     if (fail) {
         std::lock_guard lk(s->mx_);
         if (!s->failure_) {
-            s->failure_ = child.exception();
+            s->failure_ = child.exception_;
             first = true;
         }
         // release: pairs with the acquire in failed().

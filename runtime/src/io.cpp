@@ -355,7 +355,7 @@ bool io_hung_up(const IoRegistration& reg) noexcept {
 
 bool IoWait::await_ready() {
     TaskHeader& t = require_task("spindle::net (waiting on a socket)");
-    IoDriver* d = t.sched()->io_driver();
+    IoDriver* d = t.sched_->io_driver();
     if (!reg->registered()) register_once(*reg, d, fd);
     if (IoAccess::driver(*reg) != d)
         throw std::logic_error("spindle::net: a socket is used by a task of another runtime than the one it joined");

@@ -70,7 +70,7 @@ bool is_cancelled_error(const std::exception_ptr& e) noexcept {
 
 }  // namespace
 
-std::coroutine_handle<> on_root_complete(TaskHeader& t) noexcept { return t.sched()->complete_root(t); }
+std::coroutine_handle<> on_root_complete(TaskHeader& t) noexcept { return t.sched_->complete_root(t); }
 
 // ("Inline joins" in worker.cpp; here, next to on_complete, so that the final awaiter's
 // call reaches on_complete without another call between translation units.)
@@ -130,7 +130,7 @@ void Scheduler::count_spawn(TaskHeader& t) noexcept {
 void Scheduler::registry_insert(TaskHeader& t) noexcept {
     Worker* w = tl_worker;
     const std::size_t shard = (w != nullptr && w->sched == this) ? w->index : workers_.size();
-    t.shard_ = static_cast<std::uint16_t>(shard) & 0x7FFU;  // 11 bits: shards <= kMaxWorkers + 1
+    t.shard_ = static_cast<std::uint16_t>(shard);
     t.listed_ = true;
     RegistryShard& s = shards_[shard];
     std::lock_guard lk(s.mx);
@@ -208,8 +208,8 @@ void Scheduler::on_complete(TaskHeader& t, bool exclusive) noexcept {
     tsan_release(&t);  // for whoever destroys the frame or reads the outcome (scheduler_internal.hpp)
     // asyncio: a task that cancelled itself and returns without suspending again
     // ends cancelled ("cancelled right before coro stops"); see cancel().
-    if (!t.failed() && t.self_cancel_ && t.cancel_pending()) t.set_exception(std::make_exception_ptr(CancelledError{}));
-    t.outcome_cancelled_ = is_cancelled_error(t.exception());
+    if (!t.exception_ && t.self_cancel_ && t.cancel_pending()) t.exception_ = std::make_exception_ptr(CancelledError{});
+    t.outcome_cancelled_ = is_cancelled_error(t.exception_);
     if (debug_) [[unlikely]] {
         if (tl_slice_start != 0) debug_after_slice(t, tl_slice_start);
         if (t.debug_locks_held_ > 0)
@@ -252,7 +252,7 @@ void Scheduler::on_complete(TaskHeader& t, bool exclusive) noexcept {
         t.unlock_joiners();
     }
     tl_completed = true;
-    if (CompletionHook* h = t.hook()) h->on_done(h, t);
+    if (CompletionHook* h = t.hook_) h->on_done(h, t);
     // The runtime's reference: with a plain store for an exclusive child (its owning
     // joiner, frozen until we return, holds the only other reference and nobody can
     // make one: "Exclusive children" in worker.cpp). Not for a child awaited through an

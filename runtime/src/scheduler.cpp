@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <mutex>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -24,7 +23,6 @@ namespace spindle::detail {
 namespace {
 
 constexpr std::size_t kMaxWorkers = 1024;
-static_assert(kMaxWorkers + 1 <= 0x800, "TaskHeader::shard_ has 11 bits: one shard per worker and one for plain threads");
 
 /// workers = 0: the CPUs this process may run on (its affinity mask, as Go's
 /// GOMAXPROCS and Tokio's num_cpus count them: under `taskset -c 0` that is one),
@@ -40,36 +38,6 @@ std::size_t default_workers() noexcept {
 }
 
 }  // namespace
-
-// ───────────────────────── the runtime table ─────────────────────────
-// A task names its runtime by a 12-bit index (TaskHeader::rt_, beside flags that are
-// set at spawn too) instead of a pointer: 8 bytes of every frame. Slot 0 stays null ("no runtime": a nested Task). A slot is
-// written under the mutex before the runtime exists for anyone (so before any task
-// of it is spawned: each reader is ordered after that write by the spawn that
-// published the task), and cleared after its workers are joined.
-
-Scheduler* g_runtimes[kMaxRuntimes] = {};
-
-namespace {
-std::mutex g_runtimes_mx;
-}  // namespace
-
-Scheduler::RuntimeSlot::RuntimeSlot(Scheduler* s) {
-    std::lock_guard lk(g_runtimes_mx);
-    for (std::size_t i = 1; i < kMaxRuntimes; ++i) {
-        if (g_runtimes[i] == nullptr) {
-            g_runtimes[i] = s;
-            index = static_cast<std::uint16_t>(i);
-            return;
-        }
-    }
-    throw std::runtime_error("spindle: too many runtimes alive at once (at most 4,095)");
-}
-
-Scheduler::RuntimeSlot::~RuntimeSlot() {
-    std::lock_guard lk(g_runtimes_mx);
-    g_runtimes[index] = nullptr;
-}
 
 // ───────────────────────── Scheduler ─────────────────────────
 
@@ -153,8 +121,8 @@ std::string current_task_name() {
 
 std::chrono::nanoseconds now() {
     detail::TaskHeader* t = detail::current_task();
-    if (t == nullptr || t->rt_ == 0) return std::chrono::nanoseconds(0);
-    return std::chrono::nanoseconds(t->sched()->now_ns());
+    if (t == nullptr || t->sched_ == nullptr) return std::chrono::nanoseconds(0);
+    return std::chrono::nanoseconds(t->sched_->now_ns());
 }
 
 }  // namespace spindle

@@ -168,7 +168,7 @@ public:
     /// awaiter and the runtime are its only owners, it is not listed, it has no hook.
     [[nodiscard]] static bool exclusive_child(const JoinAwaiterBase& a, const TaskHeader& t) noexcept {
         // acquire: as release()'s load (other owners that let go: their writes).
-        return a.owns_ref && !t.listed_ && !t.hooked_ && t.refs_.load(std::memory_order_acquire) == 2;
+        return a.owns_ref && !t.listed_ && t.hook_ == nullptr && t.refs_.load(std::memory_order_acquire) == 2;
     }
     /// The awaiting task (running on worker `w`) joins `target`: if `target` has not
     /// started and is in w's spawn stack, starts it inline and returns the handle to
@@ -311,16 +311,6 @@ private:
 
     void blocking_thread_main();
 
-    /// This runtime's slot in g_runtimes (task_header.hpp): taken first, freed last.
-    struct RuntimeSlot {
-        explicit RuntimeSlot(Scheduler* s);
-        ~RuntimeSlot();
-        RuntimeSlot(const RuntimeSlot&) = delete;
-        RuntimeSlot& operator=(const RuntimeSlot&) = delete;
-        std::uint16_t index = 0;
-    };
-    RuntimeSlot slot_{this};
-    std::uint16_t rt_index_ = slot_.index;  // what spawn() writes in TaskHeader::rt_
     RuntimeOptions opts_;
     IoDriver* io_ = nullptr;  // a reference (the driver is counted: io.hpp)
     bool single_ = false;  // workers == 1: strict FIFO mode

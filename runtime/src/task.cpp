@@ -86,10 +86,10 @@ std::uint16_t current_worker_hint() noexcept {
     return w == nullptr || w->index >= UINT16_MAX ? 0 : static_cast<std::uint16_t>(w->index + 1);
 }
 
-bool single_worker(const TaskHeader& t) noexcept { return t.rt_ == 0 || t.sched()->worker_count() == 1; }
+bool single_worker(const TaskHeader& t) noexcept { return t.sched_ == nullptr || t.sched_->worker_count() == 1; }
 
 bool hand_over_self(TaskHeader& t, std::coroutine_handle<> h, std::uint16_t hint) noexcept {
-    return t.rt_ != 0 && t.sched()->hand_over_self(t, h, hint);
+    return t.sched_ != nullptr && t.sched_->hand_over_self(t, h, hint);
 }
 
 TaskHeader& require_task(const char* what) {
@@ -225,7 +225,7 @@ void TaskHeader::remove_joiner_locked(JoinNode* n) noexcept {
 void TaskHeader::destroy_frame() noexcept {
     tsan_acquire(this);  // the task's last slice and every owner's release (scheduler_internal.hpp)
     // relaxed: we are the last owner (release()'s acquire, of the count or the decrement, ordered every store).
-    if (debug_ && failed() && !outcome_cancelled_ && !exception_observed()) {
+    if (debug_ && exception_ && !outcome_cancelled_ && !exception_observed_.load(std::memory_order_relaxed)) {
         try {
             std::fprintf(stderr,
                          "spindle debug: task %" PRIu64 " \"%s\" failed and its exception was never observed "
@@ -234,7 +234,7 @@ void TaskHeader::destroy_frame() noexcept {
         } catch (...) {  // NOLINT(bugprone-empty-catch): a diagnostic must not throw
         }
     }
-    if (named_) std::free(side_);  // the name, or a NamedHook block with it
+    if (named_) std::free(const_cast<char*>(name_));
     resume_.destroy();  // the root frame: set at spawn, and again by the final suspension
 }
 
@@ -356,7 +356,7 @@ void deallocate_frame(void* p, std::size_t n) noexcept {
 }
 
 std::string task_display_name(const TaskHeader& t) {
-    if (const char* n = t.name()) return n;
+    if (t.name_ != nullptr) return t.name_;
     return "task-" + std::to_string(t.id_);
 }
 
@@ -402,7 +402,7 @@ std::coroutine_handle<> JoinAwaiterBase::await_suspend(std::coroutine_handle<> h
     self = &require_task("co_await JoinHandle");
     if (self == target) throw std::logic_error("spindle: a task cannot await its own JoinHandle");
     notify = &JoinAwaiterBase::notify_joiner;
-    if (Worker* w = tl_worker; w != nullptr && w->inline_joins_on && w->sched == target->sched()) {
+    if (Worker* w = tl_worker; w != nullptr && w->inline_joins_on && w->sched == target->sched_) {
         if (std::coroutine_handle<> run = w->sched->join_inline(*w, *this, h)) return run;
     }
     if (!park_on_target(h)) return h;  // completed meanwhile: no suspension, a pending cancel stays pending

@@ -27,10 +27,10 @@
 
 namespace spindle::detail {
 
-std::int64_t now_ns(const TaskHeader& t) noexcept { return t.sched()->now_ns(); }
-void add_timer(TaskHeader& t, TimerEntry& e) noexcept { t.sched()->add_timer(e); }
-void remove_timer(TaskHeader& t, TimerEntry& e) noexcept { t.sched()->remove_timer(e); }
-bool disarm_timeout(TaskHeader& t, TimeoutEntry& e) noexcept { return t.sched()->disarm_timeout(e); }
+std::int64_t now_ns(const TaskHeader& t) noexcept { return t.sched_->now_ns(); }
+void add_timer(TaskHeader& t, TimerEntry& e) noexcept { t.sched_->add_timer(e); }
+void remove_timer(TaskHeader& t, TimerEntry& e) noexcept { t.sched_->remove_timer(e); }
+bool disarm_timeout(TaskHeader& t, TimeoutEntry& e) noexcept { return t.sched_->disarm_timeout(e); }
 
 std::int64_t Scheduler::now_ns() const noexcept {
     // acquire: pairs with the release store in advance_virtual_clock().

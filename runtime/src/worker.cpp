@@ -201,10 +201,7 @@ std::uint64_t xorshift(std::uint64_t& s) noexcept {
 }  // namespace
 
 void spawn_root(Scheduler* s, TaskHeader& t, std::string_view name, CompletionHook* hook) {
-    if (hook != nullptr) {
-        t.side_ = hook;  // Scheduler::spawn moves it into a NamedHook block if the task is named
-        t.hooked_ = true;
-    }
+    t.hook_ = hook;
     if (s == nullptr) {
         if (tl_worker == nullptr)
             throw std::logic_error("spindle::spawn called outside a task: there is no current runtime "
@@ -223,21 +220,14 @@ std::chrono::nanoseconds set_slow_task_threshold(std::chrono::nanoseconds d) noe
 
 void Scheduler::spawn(TaskHeader& t, std::string_view name) {
     if (stop_.load()) throw std::logic_error("spindle: spawn on a runtime that has stopped");
-    t.rt_ = rt_index_;
+    t.sched_ = this;
     t.debug_ = debug_;
     if (!name.empty()) {
-        // The name, alone or after the hook in one NamedHook block (TaskHeader::side_).
-        const std::size_t head = t.hooked_ ? sizeof(TaskHeader::NamedHook) : 0;
-        auto* p = static_cast<char*>(std::malloc(head + name.size() + 1));
+        auto* p = static_cast<char*>(std::malloc(name.size() + 1));
         if (p == nullptr) throw std::bad_alloc();
-        char* chars = p + head;
-        std::memcpy(chars, name.data(), name.size());
-        chars[name.size()] = '\0';
-        if (t.hooked_) {
-            ::new (static_cast<void*>(p))
-                TaskHeader::NamedHook{static_cast<CompletionHook*>(t.side_), chars};
-        }
-        t.side_ = p;
+        std::memcpy(p, name.data(), name.size());
+        p[name.size()] = '\0';
+        t.name_ = p;
         t.named_ = true;
     }
     count_spawn(t);
@@ -317,7 +307,7 @@ void TaskHeader::schedule() noexcept {
         // run the task (its fetch_add in run_task acquires); acquires the task's own
         // writes before it suspended.
         if (state_.compare_exchange_weak(s, s | kNotified, std::memory_order_acq_rel, std::memory_order_relaxed)) {
-            if ((s & kRunning) == 0U) sched()->wake(this);
+            if ((s & kRunning) == 0U) sched_->wake(this);
             return;
         }
     }
@@ -483,7 +473,7 @@ inline bool Scheduler::start_slice(TaskHeader& t, bool exclusive) noexcept {
     if ((prev & TaskHeader::kCancelReq) != 0U ||
         (!t.spawned_in_shutdown_ && shutting_down_.load(std::memory_order_seq_cst))) [[unlikely]] {
         // Cancelled before it first ran: the body never runs (asyncio).
-        t.set_exception(std::make_exception_ptr(CancelledError{}));
+        t.exception_ = std::make_exception_ptr(CancelledError{});
         on_complete(t);
         return false;
     }

@@ -57,33 +57,33 @@ struct TaskFinalAwaiter {
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
         auto& p = h.promise();
-        if (p.rt_ == 0) {
-            // A nested Task: resume_ holds the awaiting coroutine (Task::Awaiter).
-            if (p.resume_) return p.resume_;
-            return std::noop_coroutine();
+        if (p.continuation_) return p.continuation_;
+        if (p.sched_ != nullptr) {
+            // A spawned task's frame, for destroy_frame(): resume_ is free from here on
+            // (no wait is armed after the final suspension), so the header needs no
+            // field of its own for it.
+            p.resume_ = h;
+            return on_root_complete(p);  // may destroy the frame
         }
-        // A spawned task's frame, for destroy_frame(): resume_ is free from here on
-        // (no wait is armed after the final suspension), so the header needs no
-        // field of its own for it.
-        p.resume_ = h;
-        return on_root_complete(p);  // may destroy the frame
+        return std::noop_coroutine();
     }
     void await_resume() const noexcept {}
 };
 
-// A nested Task's continuation (the awaiting coroutine) is its header's resume_, which
-// such a frame uses for nothing else (it is never scheduled): 8 bytes less per frame.
 struct TaskPromiseBase : TaskHeader {
+    std::coroutine_handle<> continuation_;  // the awaiting coroutine, for a nested Task
+
     static void* operator new(std::size_t n) { return allocate_frame(n); }
     static void operator delete(void* p, std::size_t n) noexcept { deallocate_frame(p, n); }
 
     std::suspend_always initial_suspend() const noexcept { return {}; }
     TaskFinalAwaiter final_suspend() const noexcept { return {}; }
-    void unhandled_exception() noexcept { set_exception(std::current_exception()); }
+    void unhandled_exception() noexcept { exception_ = std::current_exception(); }
 
     void rethrow_if_failed() const {
-        if (failed()) {
-            mark_exception_observed();
+        if (exception_) {
+            // relaxed: read by the last owner, after release()'s acquire (count or decrement).
+            exception_observed_.store(true, std::memory_order_relaxed);
             std::rethrow_exception(exception_);
         }
     }
@@ -96,7 +96,6 @@ struct TaskPromise final : TaskPromiseBase {
     template <class U = T>
         requires std::is_convertible_v<U&&, T>
     void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
-        end_body();  // first: a throwing constructor then reaches unhandled_exception
         value_.emplace(std::forward<U>(v));
     }
     T& result_ref() {
@@ -108,7 +107,7 @@ struct TaskPromise final : TaskPromiseBase {
 template <>
 struct TaskPromise<void> final : TaskPromiseBase {
     Task<void> get_return_object() noexcept;
-    void return_void() noexcept { end_body(); }
+    void return_void() const noexcept {}
     void result_ref() const { rethrow_if_failed(); }
 };
 
@@ -165,7 +164,7 @@ public:
         handle_type h;
         bool await_ready() const noexcept { return false; }
         std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
-            h.promise().resume_ = awaiting;  // the continuation (TaskPromiseBase)
+            h.promise().continuation_ = awaiting;
             return h;
         }
         T await_resume() {
@@ -193,7 +192,7 @@ public:
 private:
     handle_type checked(const char* what) const {
         if (!h_) throw std::logic_error(std::string("spindle: ") + what + " of an empty (moved-from) Task");
-        if (h_.done() || h_.promise().resume_ || h_.promise().started_)
+        if (h_.done() || h_.promise().continuation_ || h_.promise().started_)
             throw std::logic_error(std::string("spindle: ") + what + " of a Task that already ran");
         return h_;
     }

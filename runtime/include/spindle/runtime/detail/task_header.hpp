@@ -4,9 +4,8 @@
 // ───────────────────────────── Overview ─────────────────────────────
 // A spawned task is one coroutine frame. Its promise *is* its control block
 // (TaskHeader is a base of the promise), so `spawn` costs exactly one allocation.
-// Nested `Task`s awaited inside a spawned task carry an unused header (its resume_
-// holds the continuation); the cost is ~96 bytes per nested frame, paid to make spawn
-// allocation-free beyond the frame.
+// Nested `Task`s awaited inside a spawned task carry an unused header; the cost is
+// ~120 bytes per nested frame, paid to make spawn allocation-free beyond the frame.
 //
 // ───────────────────────── state_ (scheduling) ─────────────────────────
 //   kNotified  the task is in a run queue, or must be re-queued when it stops running
@@ -17,7 +16,6 @@
 //              scheduling hot path)
 //   kJoined    joiners_ has held a node at some unlock (set by that unlock, never
 //              cleared): completion may skip the join lock only while it is clear
-//   kObserved  the exception was rethrown to someone (debug mode's warning)
 //   bits 8..31 the number of cancellation requests not withdrawn (CPython's
 //              Task.cancelling()): cancel() adds one together with kCancelReq, a
 //              wait_for timeout scope that fired withdraws its own (uncancel()), so a
@@ -69,20 +67,13 @@
 
 #include <atomic>
 #include <coroutine>
-#include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <memory>
 
 namespace spindle::detail {
 
 class Scheduler;
 class TaskHeader;
-
-/// The live runtimes, by index (a task's rt_; index 0 is always null: "no runtime").
-/// A slot is taken when a runtime is built and freed when it is destroyed (scheduler.cpp).
-inline constexpr std::size_t kMaxRuntimes = 1U << 12;  // TaskHeader::rt_ has 12 bits
-extern Scheduler* g_runtimes[kMaxRuntimes];
 
 /// Something a task waits on. Lives in an awaiter inside the suspended frame.
 struct WaitNode {
@@ -176,17 +167,12 @@ public:
     static constexpr std::uint64_t kArmed = 1;
     static constexpr std::uint64_t kSyncWait = 2;
     static constexpr unsigned kEpochShift = 2;
-    // The exception was rethrown to (or collected by) someone: a JoinHandle awaiter, a
-    // block_on, gather/TaskGroup (any thread, after kComplete). Debug mode warns when a
-    // failed task's frame dies without it (asyncio's "Task exception was never
-    // retrieved").
-    static constexpr std::uint32_t kObserved = 1U << 6;
-    static_assert((kNotified | kRunning | kComplete | kCancelReq | kJoinLock | kJoined | kObserved) == 0x7F,
+    static_assert((kNotified | kRunning | kComplete | kCancelReq | kJoinLock | kJoined) == 0x3F,
                   "state bits must be distinct");
     static_assert(kJoined == 2 * kJoinLock, "unlock_joiners() moves kJoinLock to kJoined by one add");
     static constexpr unsigned kCancelCountShift = 8;
     static constexpr std::uint32_t kCancelOne = 1U << kCancelCountShift;
-    static_assert(kCancelOne > 0x7F, "the cancel count lies above every state bit");
+    static_assert(kCancelOne > 0x3F, "the cancel count lies above every state bit");
 
     // ── park protocol (called by the task itself while it runs) ──
 
@@ -342,126 +328,47 @@ public:
     }
 
     [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
-    /// The task's name (null: unnamed; task_display_name() makes "task-<id>").
-    [[nodiscard]] const char* name() const noexcept {
-        if (!named_) return nullptr;
-        return hooked_ ? static_cast<const NamedHook*>(side_)->name : static_cast<const char*>(side_);
-    }
-    /// The completion hook (TaskGroup, gather), or null.
-    [[nodiscard]] CompletionHook* hook() const noexcept {
-        if (!hooked_) return nullptr;
-        return named_ ? static_cast<const NamedHook*>(side_)->hook : static_cast<CompletionHook*>(side_);
-    }
-    [[nodiscard]] bool was_cancelled() const noexcept { return outcome_cancelled_ != 0; }
-    /// The runtime the task was spawned on; null for a nested Task.
-    [[nodiscard]] Scheduler* sched() const noexcept { return g_runtimes[rt_]; }
-
-    // ── the outcome (see "One slot, two lives" at the fields) ──
-
-    /// Whether the body ended with an exception (or was cancelled before it ran).
-    /// Meaningful once the body has ended: every reader reads it after kComplete, or
-    /// in the body's own frame (a nested Task, after it ended).
-    [[nodiscard]] bool failed() const noexcept { return outcome_ && exception_ != nullptr; }
-    /// The exception (null if none); as failed().
-    [[nodiscard]] std::exception_ptr exception() const noexcept { return outcome_ ? exception_ : nullptr; }
-    /// The body ended: from here on the slot holds the outcome (a null exception_ptr).
-    /// Called by return_value/return_void; no wait can be armed after it.
-    void end_body() noexcept {
-        if (!outcome_) {
-            std::construct_at(&exception_);
-            outcome_ = true;
-        }
-    }
-    /// The body ended with `e` (unhandled_exception; a task cancelled before it ran;
-    /// completion's self-cancel rule).
-    void set_exception(std::exception_ptr e) noexcept {
-        if (outcome_) {
-            exception_ = std::move(e);
-        } else {
-            std::construct_at(&exception_, std::move(e));
-            outcome_ = true;
-        }
-    }
-    /// Marks the exception as observed (debug mode's "never retrieved" warning).
-    void mark_exception_observed() const noexcept {
-        // relaxed: read by the last owner, after release()'s acquire (count or decrement).
-        const_cast<std::atomic<std::uint32_t>&>(state_).fetch_or(kObserved, std::memory_order_relaxed);
-    }
-    [[nodiscard]] bool exception_observed() const noexcept {
-        // relaxed: read by the last owner (see mark_exception_observed()).
-        return (state_.load(std::memory_order_relaxed) & kObserved) != 0U;
-    }
-
-    TaskHeader() noexcept : wait_node_(nullptr) {}
-    TaskHeader(const TaskHeader&) = delete;
-    TaskHeader& operator=(const TaskHeader&) = delete;
-    ~TaskHeader() {
-        if (outcome_) std::destroy_at(&exception_);
-    }
-
-    // A named task that also has a completion hook keeps both in one malloc'd block
-    // (side_): this struct, then the name's characters (`name` points at them).
-    struct NamedHook {
-        CompletionHook* hook;
-        const char* name;
-    };
+    [[nodiscard]] const char* name() const noexcept { return name_; }
+    [[nodiscard]] bool was_cancelled() const noexcept { return outcome_cancelled_; }
 
     // All fields below: written by the task's current owner (the spawning thread
     // before publication, then the worker holding kRunning), unless noted.
-    // 96 bytes (tests/runtime/sizes_test.cpp): every parked frame carries them, and a
-    // frame that crosses a mimalloc size class (192 -> 224 bytes) costs every parked
-    // task 32 bytes (memory_parked). So fields share storage where their lives do not
-    // overlap; each sharing is stated at the field.
     std::atomic<std::uint32_t> state_{0};   // see above; any thread
     std::atomic<std::uint32_t> refs_{1};    // any owner
     std::atomic<std::uint64_t> wait_{0};    // task arms; claimers CAS
-    // One slot, two lives. While the body runs: wait_node_, written by the task before
-    // it arms a wait, read only by the winner of a claim on a node wait, while the task
-    // is frozen (a sync wait's canceller never reads it; nobody else does). Once the
-    // body has ended (end_body(), set_exception(), outcome_ set): exception_, the
-    // outcome, written before kComplete. Nobody can read wait_node_ then: the task
-    // arms no wait after its body ends, and it ran (so no claim of an earlier wait can
-    // still win: a claim wins only while the wait is armed, and a task runs only
-    // after its wait was claimed or disarmed). A frame destroyed before its body
-    // ended (a Task that never ran) holds the pointer, and nothing is destroyed.
-    union {
-        WaitNode* wait_node_;
-        std::exception_ptr exception_;
-    };
+    WaitNode* wait_node_ = nullptr;         // task writes before arming; claim winner reads
     // A sync wait's cell (see wait_queue.hpp): set before arming, cleared by the task
     // (clear_wait_cell) when it resumes, before it removes the cell; read by a
     // canceller (pinned); tagged with kCellInspected by Runtime::dump() (pinned).
     std::atomic<std::atomic<std::uint64_t>*> wait_cell_{nullptr};
     // The coroutine to resume: the task writes it before arming (spawn: the root frame);
     // the worker reads it. From the final suspension on, the root frame (destroy_frame).
-    // In a nested Task's frame (rt_ == 0, never scheduled): the awaiting coroutine,
-    // its continuation.
     std::coroutine_handle<> resume_;
+    Scheduler* sched_ = nullptr;            // set at spawn; null for a nested Task
     JoinNode* joiners_ = nullptr;           // under kJoinLock
-    // The completion hook (hooked_), the name (named_, malloc'd), or both in one
-    // NamedHook block: set before the task is first queued, then read-only.
-    void* side_ = nullptr;
+    CompletionHook* hook_ = nullptr;        // set before the task is first queued
     ResumeHook* resume_hook_ = nullptr;     // task sets before yielding; worker takes it
     TaskHeader* reg_prev_ = nullptr;        // live-task registry (when listed_), under its shard lock
     TaskHeader* reg_next_ = nullptr;
+    const char* name_ = nullptr;            // owned (malloc'd) when named_ is set
+    std::exception_ptr exception_;          // outcome; written before kComplete
     std::uint64_t id_ = 0;
-    // Two runs of bit-fields, two memory locations (a bit-field write is a write of its
-    // whole run). The first is written by the spawner before the task is published and
-    // only read after: any thread may read it (sched(), name(), hook() from a
-    // JoinHandle). The second is written and read by the task's current owner (the
-    // worker holding kRunning); other threads read its flags only after kComplete.
-    std::uint16_t rt_ : 12 = 0;                 // the runtime: index in g_runtimes (0: none, a nested Task)
-    std::uint16_t named_ : 1 = 0;
-    std::uint16_t hooked_ : 1 = 0;
-    std::uint16_t debug_ : 1 = 0;               // the runtime's debug mode, copied at spawn
-    std::uint16_t spawned_in_shutdown_ : 1 = 0; // spawned while shutdown() ran: left to its walk
-    std::uint16_t : 0;                          // a new memory location
-    std::uint16_t shard_ : 11 = 0;              // registry shard (when listed_): workers <= 1024
-    std::uint16_t started_ : 1 = 0;             // worker holding kRunning
-    std::uint16_t outcome_cancelled_ : 1 = 0;   // written before kComplete
-    std::uint16_t self_cancel_ : 1 = 0;         // cancel() called by the task itself
-    std::uint16_t listed_ : 1 = 0;              // in the registry (reg_prev_/reg_next_, shard_)
-    std::uint16_t outcome_ : 1 = 0;             // the slot holds exception_ (see the slot)
+    // The tail is packed into 8 bytes: a frame that crosses a mimalloc size class
+    // (256 -> 320 bytes) costs every parked task 64 bytes (memory_parked).
+    std::uint16_t shard_ = 0;               // registry shard
+    // One byte of flags, each written only by the task's current owner (the spawner
+    // before publication, then the worker holding kRunning), so never concurrently.
+    bool started_ : 1 = false;              // worker holding kRunning
+    bool named_ : 1 = false;
+    bool outcome_cancelled_ : 1 = false;    // written before kComplete
+    bool self_cancel_ : 1 = false;          // cancel() called by the task itself
+    bool debug_ : 1 = false;                // the runtime's debug mode, copied at spawn
+    bool listed_ : 1 = false;               // in the registry (reg_prev_/reg_next_, shard_)
+    bool spawned_in_shutdown_ : 1 = false;  // spawned while shutdown() ran: left to its walk
+    // exception_ was rethrown to (or collected by) someone: a JoinHandle awaiter, a
+    // block_on, gather/TaskGroup. Debug mode warns when a failed task's frame dies
+    // without it (asyncio's "Task exception was never retrieved").
+    mutable std::atomic<bool> exception_observed_{false};
     // Debug mode only: Locks this task acquired and has not released (the task itself).
     std::uint16_t debug_locks_held_ = 0;
     // The worker (index + 1; 0: none) whose task woke this one while it was running
