@@ -76,7 +76,12 @@ void Scheduler::wait_external(TaskHeader& t) {
     t.lock_joiners();
     const bool added = t.add_joiner_locked(&node);
     t.unlock_joiners();
-    if (!added) return;
+    // The outcome was written by the task's worker (in the user's own, perhaps
+    // instrumented, code: return_value): see tsan.hpp. Pairs with on_complete's release.
+    if (!added) {
+        tsan_acquire(&t);
+        return;
+    }
     if (deadlock_ns_ > 0) {
         {
             std::lock_guard lk(ext_mx_);
@@ -107,6 +112,7 @@ void Scheduler::wait_external(TaskHeader& t) {
     // acquire: as above.
     const std::uint32_t done = node.done.load(std::memory_order_acquire);
     if ((done & ExternalJoin::kCompleted) == 0U) throw DeadlockError(node.deadlock);
+    tsan_acquire(&t);  // as above
 }
 
 void Scheduler::check_not_own_worker(const char* what) const {

@@ -276,3 +276,24 @@ CO_TEST(TaskGroup, FailureOnTwoWorkersCancelsSiblings) {
         EXPECT_TRUE(h.cancelled());
     }
 }
+
+// A named child keeps its name and its completion hook in one block (TaskHeader::side_,
+// a NamedHook): both must survive, for a child that fails (the hook collects the
+// failure and cancels the sibling) and for one that succeeds.
+CO_TEST_OPTS(TaskGroup, NamedChildrenKeepTheirNamesAndTheGroupSeesTheirOutcome, one_worker_virtual()) {
+    Probe p;
+    TaskGroup g;
+    auto ok = g.spawn(probed_sleep(p, 50ms, 7), "sleeper");
+    auto bad = g.spawn(fail_after(10ms, "named failure"), "failer");
+    EXPECT_EQ(ok.name(), "sleeper");
+    EXPECT_EQ(bad.name(), "failer");
+    try {
+        co_await g.join();
+        ADD_FAILURE() << "join must rethrow the named child's failure";
+    } catch (const std::runtime_error& e) {
+        EXPECT_STREQ(e.what(), "named failure");
+    }
+    EXPECT_TRUE(p.cancelled) << "the failure, seen through the hook, cancels the named sibling";
+    EXPECT_EQ(ok.name(), "sleeper");
+    EXPECT_EQ(bad.name(), "failer");
+}
