@@ -23,9 +23,10 @@ namespace spindle::detail {
 // bytes, two flags included. The wait's token is not kept: finish_keep() reads it back
 // from the task's wait_ (only the task arms, so its epoch is still ours). `queued` is
 // the awaiter's own flag (Event's and Queue's), kept here rather than after the
-// member: an awaiter whose flags sat in SyncWait's tail padding ([[no_unique_address]])
-// had them overwritten under g++ 12 (../shared/repros/condition_cancel_2 crashed 20
-// runs of 20 with the Lock's awaiter laid out so), so no awaiter does that now.
+// member. No awaiter keeps flags in SyncWait's tail padding ([[no_unique_address]]):
+// with that layout ../shared/repros/condition_cancel_2 crashed 20 runs of 20, which
+// was most likely the repros' g++ 12-miscompiled interp meeting a new frame layout
+// (tests/CMakeLists.txt, "repro.*"), but the plain layout costs nothing here.
 // Not assignable (reset() assigns the members one by one): a whole-object copy writes
 // the padding as well.
 struct SyncWait {
