@@ -27,18 +27,25 @@
 #                   just those. --net-systems LIST: the built-in servers (default all six;
 #                   none = spindle only). --net-pin: server and client on CPU 0 (the total
 #                   CPU cost per operation; see ../shared/peers/net/README.md)
+#     --net-rounds N  run the network workloads N times, each round with --runs of its own,
+#                   spindle_echo after the peers in odd rounds and before them in even ones
+#                   (this VM drifts between fast and slow modes within minutes, and one
+#                   invocation runs spindle minutes after the peers); each figure is the
+#                   median over the rounds (extra: rounds, round_values). Raw lines of every
+#                   round: net-rounds.txt
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 orig_args="$*"
-peers=0 micro=0 net=0 net_pin=0 net_systems="" workers="" pass=() only="" runs=3 scale="" systems=""
+peers=0 micro=0 net=0 net_pin=0 net_systems="" net_rounds=1 workers="" pass=() only="" runs=3 scale="" systems=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --peers) peers=1; net=1; shift ;;
     --net) net=1; shift ;;
     --net-pin) net=1; net_pin=1; shift ;;
     --net-systems) net=1; net_systems="$2"; shift 2 ;;
+    --net-rounds) net=1; net_rounds="$2"; shift 2 ;;
     --micro) micro=1; shift ;;
     --workers) workers="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
@@ -167,13 +174,49 @@ if [ $net -eq 1 ]; then
   [ -d "$nsrc" ] || nsrc="/work/shared/peers/net"
   nb="$root/build/peers/net"
   mkdir -p "$nb" && cp -r "$nsrc/." "$nb/" && chmod -R u+w "$nb"
-  nargs=(--runs "$runs" --server "spindle=$root/build/release/bench/spindle_echo")
-  [ -n "$scale" ] && nargs+=(--scale "$scale")
-  [ -n "$net_only" ] && nargs+=(--only "$net_only")
-  [ -n "$net_systems" ] && nargs+=(--system "$net_systems")
-  [ $net_pin -eq 1 ] && nargs+=(--server-cpus 0 --client-cpus 0)
-  log "network workloads: $nb/run.sh ${nargs[*]}"
-  "$nb/run.sh" "${nargs[@]}" 2>>"$out/log.txt" | tee -a "$raw" || status=1
+  base=(--runs "$runs")
+  [ -n "$scale" ] && base+=(--scale "$scale")
+  [ -n "$net_only" ] && base+=(--only "$net_only")
+  [ $net_pin -eq 1 ] && base+=(--server-cpus 0 --client-cpus 0)
+  spindle_server=(--server "spindle=$root/build/release/bench/spindle_echo")
+  peer_systems=(--system "${net_systems:-go,tokio,asyncio,asio,threads,epoll}")
+  nargs=("${base[@]}" "${spindle_server[@]}")
+  [ -n "$net_systems" ] && nargs+=("${peer_systems[@]}")
+  if [ "$net_rounds" -le 1 ]; then
+    log "network workloads: $nb/run.sh ${nargs[*]}"
+    "$nb/run.sh" "${nargs[@]}" 2>>"$out/log.txt" | tee -a "$raw" || status=1
+  else
+    # Alternated rounds: spindle last (run.sh runs --server after --system), then first.
+    spindle_only=("${base[@]}" --system none "${spindle_server[@]}")
+    peers_only=("${base[@]}" "${peer_systems[@]}")
+    : > "$out/net-rounds.txt"
+    for ((r = 1; r <= net_rounds; r++)); do
+      if [ $((r % 2)) -eq 1 ]; then
+        log "network round $r/$net_rounds (spindle last): $nb/run.sh ${nargs[*]}"
+        "$nb/run.sh" "${nargs[@]}" 2>>"$out/log.txt" | sed "s/\$/ round=$r/" | tee -a "$out/net-rounds.txt" >&2 || status=1
+      else
+        log "network round $r/$net_rounds (spindle first)"
+        { "$nb/run.sh" "${spindle_only[@]}" && "$nb/run.sh" "${peers_only[@]}"; } 2>>"$out/log.txt" \
+          | sed "s/\$/ round=$r/" | tee -a "$out/net-rounds.txt" >&2 || status=1
+      fi
+    done
+    # The median over rounds of each (workload, system)'s per-round median.
+    python3 - "$out/net-rounds.txt" <<'PY' | tee -a "$raw"
+import re, sys
+rows = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"workload=(\S+) system=(\S+) value=(\S+) unit=(\S+) extra=(\S*).* round=(\d+)$", line.strip())
+    if not m or m.group(3) == "nan":
+        continue
+    key = (m.group(1), m.group(2))
+    rows.setdefault(key, {"unit": m.group(4), "vals": []})["vals"].append(float(m.group(3)))
+for (w, sysname), r in rows.items():
+    v = sorted(r["vals"])
+    med = v[(len(v) - 1) // 2]  # the lower middle one, as run.sh's median
+    print(f"workload={w} system={sysname} value={med:.1f} unit={r['unit']} extra=rounds:{len(v)},"
+          f"round_min:{v[0]:.1f},round_max:{v[-1]:.1f},round_values:{'/'.join(f'{x:.0f}' for x in r['vals'])}")
+PY
+  fi
 fi
 
 echo >&2
