@@ -5,6 +5,7 @@
 // awaits with spindle::net::readable — the way to plug any fd into the runtime.
 //
 //   spindle_echo [--workers N]     (default: hardware concurrency, as Tokio and Go)
+//                [--idle-spin-us US] (RuntimeOptions::idle_spin_us; default 50)
 //   SPINDLE_ECHO_METRICS=1         the runtime's counters on stderr at SIGTERM
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -71,8 +72,10 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
             opts.workers = static_cast<std::size_t>(std::strtoul(argv[++i], nullptr, 10));
+        } else if (std::strcmp(argv[i], "--idle-spin-us") == 0 && i + 1 < argc) {
+            opts.idle_spin_us = static_cast<std::uint32_t>(std::strtoul(argv[++i], nullptr, 10));
         } else {
-            std::fprintf(stderr, "usage: spindle_echo [--workers N]\n");
+            std::fprintf(stderr, "usage: spindle_echo [--workers N] [--idle-spin-us US]\n");
             return 2;
         }
     }
@@ -97,12 +100,14 @@ int main(int argc, char** argv) {
             const spindle::RuntimeMetrics m = rt.metrics();
             std::fprintf(stderr,
                          "spindle_echo metrics: workers %zu spawned %llu steals %llu parks %llu unparks %llu "
-                         "injections %llu migrations %llu rescues %llu\n",
+                         "injections %llu migrations %llu rescues %llu idle_spins %llu idle_spin_hits %llu\n",
                          m.workers, static_cast<unsigned long long>(m.tasks_spawned),
                          static_cast<unsigned long long>(m.steals), static_cast<unsigned long long>(m.parks),
                          static_cast<unsigned long long>(m.unparks), static_cast<unsigned long long>(m.injections),
                          static_cast<unsigned long long>(m.migrations),
-                         static_cast<unsigned long long>(m.stall_rescues));
+                         static_cast<unsigned long long>(m.stall_rescues),
+                         static_cast<unsigned long long>(m.idle_spins),
+                         static_cast<unsigned long long>(m.idle_spin_hits));
         }
     }
     ::close(sigfd);

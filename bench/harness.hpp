@@ -32,6 +32,7 @@ struct Options {
     int runs = 3;
     int warmup = 1;
     std::size_t workers = 2;
+    long idle_spin_us = -1;  // spindle's RuntimeOptions::idle_spin_us; -1: its default
     std::vector<std::string> only;
     std::vector<std::string> systems;
     bool list = false;
@@ -142,12 +143,13 @@ inline void parse_args(int argc, char** argv) {
         else if (a == "--runs") g_opt.runs = std::max(1, std::atoi(next().c_str()));
         else if (a == "--warmup") g_opt.warmup = std::max(0, std::atoi(next().c_str()));
         else if (a == "--workers") g_opt.workers = static_cast<std::size_t>(std::max(1, std::atoi(next().c_str())));
+        else if (a == "--idle-spin-us") g_opt.idle_spin_us = std::max(0, std::atoi(next().c_str()));
         else if (a == "--only") g_opt.only = split(next());
         else if (a == "--system") g_opt.systems = split(next());
         else if (a == "--list") g_opt.list = true;
         else if (a == "-h" || a == "--help") {
             std::printf("usage: %s [--only w1,w2] [--system s1,s2] [--scale F] [--runs N] [--warmup W] "
-                        "[--workers N] [--list]\n",
+                        "[--workers N] [--idle-spin-us US] [--list]\n",
                         argv[0]);
             std::exit(0);
         } else {

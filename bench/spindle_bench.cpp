@@ -27,7 +27,11 @@ using bench::S;
 
 namespace {
 
-spindle::RuntimeOptions opts() { return spindle::RuntimeOptions{.workers = bench::g_opt.workers}; }
+spindle::RuntimeOptions opts() {
+    spindle::RuntimeOptions o{.workers = bench::g_opt.workers};
+    if (bench::g_opt.idle_spin_us >= 0) o.idle_spin_us = static_cast<std::uint32_t>(bench::g_opt.idle_spin_us);
+    return o;
+}
 
 // spawn_join: spawn 1,000,000 empty tasks from one task, then await all.
 Result spawn_join() {

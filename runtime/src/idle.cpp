@@ -17,6 +17,37 @@
 // A worker that parks first announces itself in idle_ (seq_cst RMW) and only then
 // re-checks every queue: Dekker's pattern guarantees that the producer sees the
 // sleeper or the sleeper sees the work.
+//
+// Idle spinning (spin_for_work; RuntimeOptions::idle_spin_us, 2+ workers, real time).
+// A searcher that found nothing to steal may, if no other worker is spinning
+// (spinning_), stay a searcher for idle_spin_us more: it polls the I/O driver without
+// blocking and looks at the injector, due timers and the other workers' run queues,
+// pausing between looks. Invariants:
+//   S1 it is counted in idle_ as a searcher the whole time, so notify_one() wakes no
+//      sleeper for work it will find (Go's spinning M); when it gives up, park()
+//      drops the count and re-checks under the Dekker protocol above, as for any
+//      searcher that found nothing. No wake-up can be lost: the spin only delays the
+//      park that already guaranteed it.
+//   S2 it takes from another worker only a run queue holding 2 tasks or more (one
+//      queued task is its owner's next: stealing it moves a hand-off to another core,
+//      issue 12's "a thief that steals a task the owner would run within microseconds
+//      is a loss"); the single task keeps the wake-ups it had (notify_one, the stall
+//      monitor).
+//   S3 when it finds work it stops searching; it wakes another worker (notify_one)
+//      only if more than the one task it is about to run is waiting in its own queues
+//      or the injector — the chain wake of stop_searching() for a burst it cannot run
+//      alone (producers skipped their notify while it searched). Work it found in
+//      another worker's queue it takes through search(), whose stop_searching() chains.
+//   S4 at most one worker spins (spinning_, a CAS), only while the runtime is not
+//      stopping, and never under virtual time (the clock jumps only when every worker
+//      parks) or with one worker (asyncio's loop blocks in select at once).
+//   S5 it is the poller while it spins: a worker that parks meanwhile sleeps on its
+//      futex instead of blocking in epoll_wait (idle_wait), and the stall monitor
+//      hands the role to a sleeper only when nobody spins and the poll count has not
+//      moved for a round. The spinner takes the role (a blocking poll) when it parks.
+// The price: up to idle_spin_us of one core after each burst of work (counted in
+// metrics(): idle_spins, idle_spin_hits). A runtime with nothing to do spins once,
+// then sleeps.
 #include "scheduler_internal.hpp"
 
 #include "io.hpp"
@@ -72,7 +103,11 @@ void Scheduler::wake_worker(Worker& w) noexcept {
 }
 
 void Scheduler::idle_wait(Worker& w, std::int64_t timeout_ns) noexcept {
-    if (io_->active()) {
+    // Not while another worker spins for work: it polls without blocking, and a worker
+    // blocked in epoll_wait would take the readiness it is waiting for (a wake-up
+    // instead of a hit). It takes the role itself when it parks. relaxed: a heuristic;
+    // the stall monitor hands the role over if nobody polls for a round.
+    if (io_->active() && !spinning_.load(std::memory_order_relaxed)) {
         if (io_->try_lock_poll()) {
             // seq_cst: Dekker with wake_worker(): in_poll before the wake_word re-read.
             w.in_poll.store(true, std::memory_order_seq_cst);
@@ -125,6 +160,9 @@ void Scheduler::hand_over_polling() noexcept {
     // relaxed: a heuristic; re-checked under idle_mx_ (sleepers_) and, by the woken
     // worker, by the try-lock.
     if (!io_->active() || io_->poll_locked() || sleepers_of(idle_.load(std::memory_order_relaxed)) == 0) return;
+    // A worker spinning for work polls without blocking (spin_for_work): it is the poller.
+    // relaxed: a heuristic, as above.
+    if (spinning_.load(std::memory_order_relaxed)) return;
     std::unique_lock lk(idle_mx_);
     if (sleepers_.empty() || io_->poll_locked()) return;
     Worker* s = take_sleeper();
@@ -163,6 +201,50 @@ void Scheduler::stop_searching(Worker& w) noexcept {
     const std::uint64_t prev = idle_.fetch_sub(kSearcherOne, std::memory_order_seq_cst);
     // The last searcher found work: there may be more, so wake another to look.
     if (searchers_of(prev) == 1) notify_one();
+}
+
+bool Scheduler::spin_found_work(const Worker& w) const noexcept {
+    // seq_cst loads, as work_available()'s (they are the same checks, minus S2's).
+    if (injected_.load(std::memory_order_seq_cst) > 0) return true;
+    if (w.queue.approx_size() > 0 || w.woken.approx_size() != 0 || w.inbox.maybe_nonempty() ||
+        w.spawned.maybe_nonempty_sc())
+        return true;
+    for (const auto& v : workers_)
+        if (v.get() != &w && v->queue.approx_size() > 1) return true;  // S2
+    if (next_deadline_.load(std::memory_order_seq_cst) <= now_ns()) return true;
+    return stop_.load(std::memory_order_seq_cst);
+}
+
+bool Scheduler::spin_for_work(Worker& w) noexcept {
+    // S4. relaxed (the first load): a hint; the CAS decides. acquire/release on the
+    // flag itself orders nothing else: it only keeps spinners to one.
+    if (!w.searching || opts_.idle_spin_us == 0 || opts_.virtual_time || single_ ||
+        spinning_.load(std::memory_order_relaxed) ||
+        spinning_.exchange(true, std::memory_order_acquire))  // acquire: pairs with the release store below
+        return false;
+    bump(w.m_spins);
+    const std::int64_t until = steady_ns() + static_cast<std::int64_t>(opts_.idle_spin_us) * 1000;
+    bool found = false;
+    for (;;) {
+        if (io_->active()) poll_io_now(w);  // non-blocking; woken tasks join our wake area
+        if (spin_found_work(w)) {
+            found = true;
+            break;
+        }
+        if (steady_ns() >= until) break;
+        for (int i = 0; i < 64; ++i) cpu_relax();
+    }
+    spinning_.store(false, std::memory_order_release);  // release: pairs with the exchange above
+    if (!found) return false;  // S1: park() stops the search
+    bump(w.m_spin_hits);
+    // S3: stop searching; wake another worker only for a burst this one cannot run alone.
+    w.searching = false;
+    // seq_cst: part of the Dekker protocol on idle_ (as stop_searching()).
+    const std::uint64_t prev = idle_.fetch_sub(kSearcherOne, std::memory_order_seq_cst);
+    if (searchers_of(prev) == 1 &&
+        (w.queue.approx_size() + w.woken.approx_size() > 1 || injected_.load(std::memory_order_seq_cst) > 0))
+        notify_one();
+    return true;
 }
 
 bool Scheduler::work_available(const Worker& self, bool last) const noexcept {

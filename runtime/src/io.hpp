@@ -115,8 +115,18 @@ public:
         return !poll_locked_.load(std::memory_order_relaxed) && !poll_locked_.exchange(true, std::memory_order_acquire);
     }
     void unlock_poll() noexcept {
+        // relaxed (both): the holder is the only writer; the stall monitor reads the
+        // count as a hint (polls()).
+        polls_.store(polls_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         // release: pairs with try_lock_poll()'s acquire.
         poll_locked_.store(false, std::memory_order_release);
+    }
+    /// How many polls have ended (a park's, a batch boundary's, a spinning worker's):
+    /// the stall monitor hands the poller's role over only when this has not moved
+    /// for a round.
+    [[nodiscard]] std::uint64_t polls() const noexcept {
+        // relaxed: a hint; see unlock_poll().
+        return polls_.load(std::memory_order_relaxed);
     }
     /// Under the poll lock: waits up to timeout_ns (-1: no limit, 0: just look) and
     /// returns the number of events stored in `out` (the eventfd's already drained).
@@ -161,6 +171,7 @@ private:
     std::atomic<int> refs_{1};
     std::atomic<std::int64_t> registered_{0};
     std::atomic<bool> poll_locked_{false};
+    std::atomic<std::uint64_t> polls_{0};  // written under the poll lock (unlock_poll)
     mutable std::mutex slab_mx_;
     std::vector<std::uint32_t> free_;     // under slab_mx_
     std::uint32_t next_index_ = 0;        // under slab_mx_

@@ -22,8 +22,11 @@
 // And the I/O driver's poller role (io.hpp): a worker that parked while another held
 // the poll lock (or before any fd was registered) sleeps on its futex; if the holder
 // then runs a long task instead of polling, nobody would collect readiness until it
-// parks again or reaches a batch boundary. Each round, if fds are registered, the lock
-// is free and a worker sleeps, the monitor wakes it; it parks again and polls.
+// parks again or reaches a batch boundary. At a round, if fds are registered, the lock
+// is free, a worker sleeps, no worker is spinning for work (it polls: idle.cpp) and
+// nobody has polled since the previous round, the monitor wakes the sleeper; it parks
+// again and polls. (Readiness then waits at most about two rounds behind long tasks;
+// a worker that polls at its batch boundaries, or spins, keeps the role.)
 #include "scheduler_internal.hpp"
 
 #include "io.hpp"
@@ -56,6 +59,7 @@ void Scheduler::monitor_main() {
     // alone slowed spawn_join by ~25% (measured, not understood).
     StallMark* const marks = marks_.get();
     std::int64_t period = kMonitorNs;
+    std::uint64_t polls_seen = ~std::uint64_t{0};  // the driver's poll count at the last round
     while (!stop_.load()) {
         // seq_cst, as every store to the word: a wake (store 1) after this store is
         // seen by the futex; one before it is cut short by the period at worst.
@@ -82,7 +86,8 @@ void Scheduler::monitor_main() {
             period = kMonitorNs;
             continue;
         }
-        hand_over_polling();
+        if (const std::uint64_t polls = io_->polls(); polls == polls_seen) hand_over_polling();
+        else polls_seen = polls;
         period = monitor_round(marks) ? kMonitorNs : std::min(2 * period, kMonitorBusyMaxNs);
     }
 }

@@ -505,6 +505,8 @@ RuntimeMetrics Scheduler::metrics() const {
         m.timers_fired += w->m_timers.load(std::memory_order_relaxed);  // relaxed: a statistic
         m.migrations += w->m_migrations.load(std::memory_order_relaxed);  // relaxed: a statistic
         m.inline_joins += w->m_inline_joins.load(std::memory_order_relaxed);  // relaxed: a statistic
+        m.idle_spins += w->m_spins.load(std::memory_order_relaxed);           // relaxed: a statistic
+        m.idle_spin_hits += w->m_spin_hits.load(std::memory_order_relaxed);   // relaxed: a statistic
         m.tasks_spawned += w->m_spawned.load(std::memory_order_relaxed);
         m.tasks_completed += w->m_completed.load(std::memory_order_relaxed);  // relaxed: a statistic
     }

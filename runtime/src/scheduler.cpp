@@ -48,6 +48,9 @@ Scheduler::Scheduler(const RuntimeOptions& opts) : opts_(opts), epoch_(std::chro
         throw std::invalid_argument("spindle: RuntimeOptions::workers = " + std::to_string(opts_.workers) +
                                     " is absurdly large (at most 1024)");
     if (opts_.deadlock_timeout.ms < 0) throw std::invalid_argument("spindle: RuntimeOptions::deadlock_timeout < 0");
+    if (opts_.idle_spin_us > 10'000)
+        throw std::invalid_argument("spindle: RuntimeOptions::idle_spin_us = " + std::to_string(opts_.idle_spin_us) +
+                                    " (at most 10000)");
     if (opts_.max_blocking_threads == 0) opts_.max_blocking_threads = 64;
     opts_.workers = n;
     if (const char* d = std::getenv("SPINDLE_DEBUG"); d != nullptr && std::strcmp(d, "1") == 0) opts_.debug = true;

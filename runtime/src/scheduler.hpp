@@ -92,7 +92,7 @@ struct alignas(64) Worker {
     bool io_just_polled = false;         // park() polled: the next batch boundary need not; owner only
     // Metrics: written by the owner only (bump()), summed on read.
     std::atomic<std::uint64_t> m_steals{0}, m_parks{0}, m_unparks{0}, m_timers{0}, m_spawned{0},
-        m_completed{0}, m_migrations{0}, m_inline_joins{0};
+        m_completed{0}, m_migrations{0}, m_inline_joins{0}, m_spins{0}, m_spin_hits{0};
     std::thread thread;
 };
 
@@ -235,6 +235,12 @@ private:
     TaskHeader* search(Worker& w) noexcept;
     bool start_searching(Worker& w) noexcept;
     void stop_searching(Worker& w) noexcept;
+    /// Idle spinning (idle.cpp): the searcher `w`, which found nothing, keeps looking
+    /// for opts_.idle_spin_us. True: work turned up (w no longer searches); false: go
+    /// and park (still searching; park() ends that).
+    bool spin_for_work(Worker& w) noexcept;
+    /// What the spinner looks for (cheap loads only).
+    [[nodiscard]] bool spin_found_work(const Worker& w) const noexcept;
     void park(Worker& w);
     /// park()'s sleep: in epoll_wait when fds are registered and the poll lock is
     /// free, else on the futex word.
@@ -331,6 +337,8 @@ private:
     std::int64_t timer_owner_deadline_ = 0;
     // I/O (io.hpp): events taken from epoll and not yet dispatched; dispatches so far.
     std::atomic<std::int64_t> io_pending_{0};
+    // The one worker in spin_for_work() (Go: at most one spinning M per idle burst here).
+    std::atomic<bool> spinning_{false};
     std::atomic<std::uint64_t> io_dispatched_{0};
     // Virtual time's I/O grace (park()), under idle_mx_: when it began (steady ns,
     // 0 = none) and the io_signature_locked() it began with.

@@ -356,7 +356,7 @@ void Scheduler::worker_main(Worker& w) {
         TaskHeader* t = next_local(w);
         if (t == nullptr) t = search(w);
         if (t == nullptr) {
-            park(w);
+            if (!spin_for_work(w)) park(w);
             continue;
         }
         run_task(w, t);

@@ -106,6 +106,47 @@ TEST(Runtime, IdleRuntimeUsesNoCpu) {
     EXPECT_EQ(rt.metrics().tasks_spawned, rt.metrics().tasks_completed);
 }
 
+// Idle spinning (RuntimeOptions::idle_spin_us; "Idle spinning" in runtime/src/idle.cpp).
+// Bad values are refused at construction; one worker, virtual time and 0 never spin.
+TEST(Runtime, IdleSpinOptionIsCheckedAndOnlyMultiWorkerRealTimeRuntimesSpin) {
+    EXPECT_THROW(Runtime(RuntimeOptions{.workers = 2, .idle_spin_us = 10'001}), std::invalid_argument);
+    auto timers = []() -> Task<int> {
+        int n = 0;
+        for (int i = 0; i < 20; ++i) {
+            co_await spindle::sleep(std::chrono::microseconds(200));
+            ++n;
+        }
+        co_return n;
+    };
+    {
+        Runtime rt(RuntimeOptions{.workers = 1});
+        EXPECT_EQ(rt.block_on(timers()), 20);
+        EXPECT_EQ(rt.metrics().idle_spins, 0U) << "one worker: asyncio's loop, which never spins";
+    }
+    {
+        Runtime rt(RuntimeOptions{.workers = 2, .virtual_time = true});
+        EXPECT_EQ(rt.block_on(timers()), 20);
+        EXPECT_EQ(rt.metrics().idle_spins, 0U) << "virtual time: the clock jumps only when every worker parks";
+    }
+    {
+        Runtime rt(RuntimeOptions{.workers = 2, .idle_spin_us = 0});
+        EXPECT_EQ(rt.block_on(timers()), 20);
+        EXPECT_EQ(rt.metrics().idle_spins, 0U);
+    }
+    {
+        // Real time, 2 workers, a spin longer than each sleep: the worker that ran the
+        // task spins through its 200 us sleeps and fires the timers itself (at least one
+        // of the 20 sleeps finds its worker spinning: the other worker cannot spin at
+        // the same time, and a spin ends only by finding work or after 10 ms).
+        Runtime rt(RuntimeOptions{.workers = 2, .idle_spin_us = 10'000});
+        EXPECT_EQ(rt.block_on(timers()), 20);
+        const auto m = rt.metrics();
+        EXPECT_GT(m.idle_spins, 0U);
+        EXPECT_GT(m.idle_spin_hits, 0U) << "a due timer is work a spinning worker finds";
+        EXPECT_LE(m.idle_spin_hits, m.idle_spins);
+    }
+}
+
 TEST(Runtime, SpawnFromPlainThread) {
     Runtime rt(RuntimeOptions{.workers = 2});
     JoinHandle<int> h;

@@ -77,6 +77,15 @@ struct RuntimeOptions {
     /// Off, it costs one predictable branch per task slice and one out-of-line call
     /// per Lock operation (inline code never reads a thread-local: task_header.hpp).
     bool debug = false;
+    /// Idle spinning (2+ workers, real time): a worker that runs out of work and finds
+    /// nothing to steal keeps looking for up to this many microseconds — I/O polled
+    /// without blocking, the global queue, due timers, another worker's surplus —
+    /// before it sleeps, one such worker at a time (Go's spinning M). Work that arrives
+    /// meanwhile starts without a wake-up: a sleeping worker costs a futex or eventfd
+    /// wake, and on a VM a halted vCPU's wake-up (tens of microseconds). The price: up
+    /// to this much CPU time after each burst of work, on one core; a runtime with
+    /// nothing to do sleeps. 0 = sleep at once. At most 10,000.
+    std::uint32_t idle_spin_us = 50;
 };
 
 /// Counters summed over workers on read (Runtime::metrics()); each is a count since
@@ -94,6 +103,10 @@ struct RuntimeMetrics {
     /// Joins that found their task not yet started on their own worker and ran it inline
     /// (2+ workers; the awaiting task did not park).
     std::uint64_t inline_joins = 0;
+    /// Idle spins (RuntimeOptions::idle_spin_us): times a worker spun before sleeping.
+    std::uint64_t idle_spins = 0;
+    /// Idle spins that found work (the others slept after the whole spin).
+    std::uint64_t idle_spin_hits = 0;
     std::size_t workers = 0;  ///< The number of worker threads.
 };
 
