@@ -28,16 +28,24 @@
 //      drops the count and re-checks under the Dekker protocol above, as for any
 //      searcher that found nothing. No wake-up can be lost: the spin only delays the
 //      park that already guaranteed it.
-//   S2 it takes from another worker only a run queue holding 2 tasks or more (one
-//      queued task is its owner's next: stealing it moves a hand-off to another core,
-//      issue 12's "a thief that steals a task the owner would run within microseconds
-//      is a loss"); the single task keeps the wake-ups it had (notify_one, the stall
-//      monitor).
-//   S3 when it finds work it stops searching; it wakes another worker (notify_one)
-//      only if more than the one task it is about to run is waiting in its own queues
-//      or the injector — the chain wake of stop_searching() for a burst it cannot run
-//      alone (producers skipped their notify while it searched). Work it found in
-//      another worker's queue it takes through search(), whose stop_searching() chains.
+//   S2 it steals from another worker's run queue only after a producer asked for help:
+//      notify_one() that returns because a searcher exists sets help_wanted_ (release,
+//      after the push it announces; the spinner's exchange acquires it). Tasks queued
+//      without a notify stay with their owner: the budget rotations of Lock and
+//      Semaphore, a lone yield — stealing those moves a hand-off to another core
+//      (issue 12's "a thief that steals a task the owner would run within microseconds
+//      is a loss"; a first version that took any queue of 2+ tasks made
+//      lock_contended_64 1.44x slower). Every notify a producer skipped while we
+//      searched is so answered within one look (found in review: a version that ignored
+//      a lone queued task let it wait up to idle_spin_us beside an idle worker).
+//   S3 when it finds work it stops searching; as the last searcher it wakes another
+//      worker (notify_one) if more than the one task it is about to run is waiting —
+//      in its own queues, the injector or any other worker's run queue — the chain
+//      wake of stop_searching() for work whose producers skipped their notify while it
+//      searched (found in review: with 3+ workers a hit on its own I/O left another
+//      worker's queued task unannounced until the stall monitor's look). Work it found
+//      in another worker's queue it takes through search(), whose stop_searching()
+//      chains.
 //   S4 at most one worker spins (spinning_, a CAS), only while the runtime is not
 //      stopping, and never under virtual time (the clock jumps only when every worker
 //      parks) or with one worker (asyncio's loop blocks in select at once).
@@ -68,7 +76,15 @@ void Scheduler::notify_one() noexcept {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     // relaxed: ordered by the fence above.
     const std::uint64_t idle = idle_.load(std::memory_order_relaxed);
-    if (searchers_of(idle) != 0 || sleepers_of(idle) == 0) return;
+    if (searchers_of(idle) != 0) {
+        // A searcher will look; one spinning for work looks at other run queues only
+        // when asked (S2). release: publishes the push this notify announces to the
+        // spinner's acquire exchange. (A plain store, only while someone searches;
+        // relaxed, the load: it only skips a store to a line the spinner reads.)
+        if (!help_wanted_.load(std::memory_order_relaxed)) help_wanted_.store(true, std::memory_order_release);
+        return;
+    }
+    if (sleepers_of(idle) == 0) return;
     std::unique_lock lk(idle_mx_);
     // relaxed: re-read under the lock; every change to idle_ happens under idle_mx_.
     const std::uint64_t again = idle_.load(std::memory_order_relaxed);
@@ -103,10 +119,13 @@ void Scheduler::wake_worker(Worker& w) noexcept {
 }
 
 void Scheduler::idle_wait(Worker& w, std::int64_t timeout_ns) noexcept {
-    // Not while another worker spins for work: it polls without blocking, and a worker
-    // blocked in epoll_wait would take the readiness it is waiting for (a wake-up
-    // instead of a hit). It takes the role itself when it parks. relaxed: a heuristic;
-    // the stall monitor hands the role over if nobody polls for a round.
+    // Not while another worker spins for work (S5): it polls without blocking, and a
+    // worker blocked in epoll_wait would take the readiness it is waiting for (a
+    // wake-up instead of a hit). Nobody is left without a poller: the spinner clears
+    // spinning_ itself before it parks, and then takes the poll lock in its own
+    // idle_wait (or, if it found work and runs a long task, the stall monitor, awake
+    // while any worker is, hands the role to a sleeper once the poll count stops).
+    // relaxed: a heuristic; the cases above do not depend on this load's freshness.
     if (io_->active() && !spinning_.load(std::memory_order_relaxed)) {
         if (io_->try_lock_poll()) {
             // seq_cst: Dekker with wake_worker(): in_poll before the wake_word re-read.
@@ -209,8 +228,6 @@ bool Scheduler::spin_found_work(const Worker& w) const noexcept {
     if (w.queue.approx_size() > 0 || w.woken.approx_size() != 0 || w.inbox.maybe_nonempty() ||
         w.spawned.maybe_nonempty_sc())
         return true;
-    for (const auto& v : workers_)
-        if (v.get() != &w && v->queue.approx_size() > 1) return true;  // S2
     if (next_deadline_.load(std::memory_order_seq_cst) <= now_ns()) return true;
     return stop_.load(std::memory_order_seq_cst);
 }
@@ -231,19 +248,29 @@ bool Scheduler::spin_for_work(Worker& w) noexcept {
             found = true;
             break;
         }
+        // S2. relaxed (the load): a hint; the exchange decides. acquire: pairs with the
+        // release store in notify_one(), after the producer's push.
+        if (help_wanted_.load(std::memory_order_relaxed) && help_wanted_.exchange(false, std::memory_order_acquire)) {
+            for (const auto& v : workers_)
+                if (v.get() != &w && v->queue.approx_size() > 0) found = true;  // search() steals it
+            if (found) break;
+        }
         if (steady_ns() >= until) break;
         for (int i = 0; i < 64; ++i) cpu_relax();
     }
     spinning_.store(false, std::memory_order_release);  // release: pairs with the exchange above
     if (!found) return false;  // S1: park() stops the search
     bump(w.m_spin_hits);
-    // S3: stop searching; wake another worker only for a burst this one cannot run alone.
+    // S3: stop searching; wake another worker only for work this one cannot run next.
     w.searching = false;
     // seq_cst: part of the Dekker protocol on idle_ (as stop_searching()).
     const std::uint64_t prev = idle_.fetch_sub(kSearcherOne, std::memory_order_seq_cst);
-    if (searchers_of(prev) == 1 &&
-        (w.queue.approx_size() + w.woken.approx_size() > 1 || injected_.load(std::memory_order_seq_cst) > 0))
-        notify_one();
+    if (searchers_of(prev) == 1) {
+        bool more = w.queue.approx_size() + w.woken.approx_size() > 1 || injected_.load(std::memory_order_seq_cst) > 0;
+        for (std::size_t i = 0; i < workers_.size() && !more; ++i)
+            more = workers_[i].get() != &w && workers_[i]->queue.approx_size() > 0;
+        if (more) notify_one();
+    }
     return true;
 }
 

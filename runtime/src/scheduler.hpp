@@ -339,6 +339,8 @@ private:
     std::atomic<std::int64_t> io_pending_{0};
     // The one worker in spin_for_work() (Go: at most one spinning M per idle burst here).
     std::atomic<bool> spinning_{false};
+    // A notify_one() found a searcher and left the work to it (S2 in idle.cpp).
+    std::atomic<bool> help_wanted_{false};
     std::atomic<std::uint64_t> io_dispatched_{0};
     // Virtual time's I/O grace (park()), under idle_mx_: when it began (steady ns,
     // 0 = none) and the io_signature_locked() it began with.
