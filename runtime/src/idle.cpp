@@ -233,9 +233,9 @@ bool Scheduler::spin_found_work(const Worker& w) const noexcept {
 }
 
 bool Scheduler::spin_for_work(Worker& w) noexcept {
-    // S4. relaxed (the first load): a hint; the CAS decides. acquire/release on the
-    // flag itself orders nothing else: it only keeps spinners to one.
+    // S4. acquire/release on the flag orders nothing else: it only keeps spinners to one.
     if (!w.searching || opts_.idle_spin_us == 0 || opts_.virtual_time || single_ ||
+        // relaxed: a hint that skips the exchange below, which decides
         spinning_.load(std::memory_order_relaxed) ||
         spinning_.exchange(true, std::memory_order_acquire))  // acquire: pairs with the release store below
         return false;
