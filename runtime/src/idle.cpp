@@ -28,7 +28,8 @@
 //      drops the count and re-checks under the Dekker protocol above, as for any
 //      searcher that found nothing. No wake-up can be lost: the spin only delays the
 //      park that already guaranteed it.
-//   S2 it steals from another worker's run queue only after a producer asked for help:
+//   S2 it steals from another worker's run queue only after a producer asked for help
+//      and only a queue worth stealing (RingQueue::worth_stealing; S6 for a stuck one):
 //      notify_one() that returns because a searcher exists sets help_wanted_ (release,
 //      after the push it announces; the spinner's exchange acquires it). Tasks queued
 //      without a notify stay with their owner: the budget rotations of Lock and
@@ -53,6 +54,11 @@
 //      futex instead of blocking in epoll_wait (idle_wait), and the stall monitor
 //      hands the role to a sleeper only when nobody spins and the poll count has not
 //      moved for a round. The spinner takes the role (a blocking poll) when it parks.
+//   S6 it watches the other workers' run queues: a non-empty queue whose head has not
+//      moved for kStealPatienceNs (its owner runs a long task) is marked stealable
+//      (RingQueue::mark_stealable) and search() takes half of it. Together with S2 this
+//      is the spinner's part of "Stealing" in worker.cpp: it takes a short queue only
+//      when a producer asked and the queue is worth stealing, or when it stands still.
 // The price: up to idle_spin_us of one core after each burst of work (counted in
 // metrics(): idle_spins, idle_spin_hits). A runtime with nothing to do spins once,
 // then sleeps.
@@ -68,6 +74,10 @@ namespace {
 // Virtual time: how long (real time) the last idle worker polls for I/O before the
 // clock may jump while tasks wait on sockets (see park()).
 constexpr std::int64_t kVirtualIoGraceNs = 20'000'000;
+// S6: how long a spinning worker watches another run queue's head stand still before
+// it takes the tasks behind it (Go lets a thief take runnext after ~3 us; a steal
+// that the owner would have beaten by microseconds only moves the task off its core).
+constexpr std::int64_t kStealPatienceNs = 10'000;
 }  // namespace
 
 void Scheduler::notify_one() noexcept {
@@ -168,6 +178,14 @@ void Scheduler::dispatch_io(Worker& w) noexcept {
     const int n = w.io_ready;
     w.io_ready = 0;
     io_->dispatch(w.io_events.data(), n);
+    // Readiness of several sockets is independent work (connections, like spawns): what
+    // overflowed the wake area into the run queue is worth stealing however short the
+    // queue is ("Stealing" in worker.cpp; without this, tcp_echo_64's 64 echoes of one
+    // poll ran on one core while the other idled).
+    if (!single_ && w.queue.approx_size() > 0) {
+        w.queue.mark_stealable();
+        notify_one();
+    }
     // seq_cst: after the woken tasks were queued (work_available sees them or this).
     io_dispatched_.fetch_add(1, std::memory_order_seq_cst);
     io_pending_.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as above
@@ -240,6 +258,8 @@ bool Scheduler::spin_for_work(Worker& w) noexcept {
         spinning_.exchange(true, std::memory_order_acquire))  // acquire: pairs with the release store below
         return false;
     bump(w.m_spins);
+    if (w.watch.size() != workers_.size()) w.watch.resize(workers_.size());  // once per worker
+    for (Worker::Watch& x : w.watch) x.since = -1;
     const std::int64_t until = steady_ns() + static_cast<std::int64_t>(opts_.idle_spin_us) * 1000;
     bool found = false;
     for (;;) {
@@ -252,10 +272,31 @@ bool Scheduler::spin_for_work(Worker& w) noexcept {
         // release store in notify_one(), after the producer's push.
         if (help_wanted_.load(std::memory_order_relaxed) && help_wanted_.exchange(false, std::memory_order_acquire)) {
             for (const auto& v : workers_)
-                if (v.get() != &w && v->queue.approx_size() > 0) found = true;  // search() steals it
+                if (v.get() != &w && v->queue.worth_stealing(kStealMin)) found = true;  // search() steals it
             if (found) break;
         }
-        if (steady_ns() >= until) break;
+        const std::int64_t now = steady_ns();
+        // S6: a run queue whose head has not moved for kStealPatienceNs: its owner runs
+        // a long task, and the tasks behind it are worth taking however few they are.
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
+            Worker& v = *workers_[i];
+            if (&v == &w) continue;
+            Worker::Watch& x = w.watch[i];
+            if (v.queue.approx_size() == 0) {
+                x.since = -1;
+                continue;
+            }
+            const std::uint32_t head = v.queue.head_index();
+            if (x.since < 0 || head != x.head) {
+                x.head = head;
+                x.since = now;
+            } else if (now - x.since >= kStealPatienceNs) {
+                v.queue.mark_stealable();
+                x.since = -1;
+                found = true;  // search() steals it
+            }
+        }
+        if (found || now >= until) break;
         for (int i = 0; i < 64; ++i) cpu_relax();
     }
     spinning_.store(false, std::memory_order_release);  // release: pairs with the exchange above
@@ -268,7 +309,7 @@ bool Scheduler::spin_for_work(Worker& w) noexcept {
     if (searchers_of(prev) == 1) {
         bool more = w.queue.approx_size() + w.woken.approx_size() > 1 || injected_.load(std::memory_order_seq_cst) > 0;
         for (std::size_t i = 0; i < workers_.size() && !more; ++i)
-            more = workers_[i].get() != &w && workers_[i]->queue.approx_size() > 0;
+            more = workers_[i].get() != &w && workers_[i]->queue.worth_stealing(kStealMin);
         if (more) notify_one();
     }
     return true;
@@ -291,7 +332,12 @@ bool Scheduler::work_available(const Worker& self, bool last) const noexcept {
     // counts anyway, as it costs nothing here.
     for (const auto& w : workers_) {
         const bool mine = w.get() == &self;
-        if (w->queue.approx_size() > 0) return true;
+        // Another worker's run queue only if a thief may take it ("Stealing" in
+        // worker.cpp); its owner is awake and runs it. The producer that makes it worth
+        // stealing (the push, or the mark) calls notify_one() after (the Dekker pair);
+        // a short queue behind a long task is marked by the monitor, which acts while a
+        // worker sleeps.
+        if ((mine || last) ? w->queue.approx_size() > 0 : w->queue.worth_stealing(kStealMin)) return true;
         if ((mine || last) && w->inbox.maybe_nonempty()) return true;
         if ((mine || last || w->spawned.worth_stealing()) && w->spawned.maybe_nonempty_sc()) return true;
     }

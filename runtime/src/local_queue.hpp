@@ -121,6 +121,9 @@ public:
                                                           std::memory_order_relaxed);  // relaxed: published by the release store of into.tail_
             // acq_rel: claims the n tasks (invariant 3).
             if (head_.compare_exchange_weak(head, head + n, std::memory_order_acq_rel, std::memory_order_acquire)) {
+                // relaxed: a hint, as mark_stealable(); whoever marked it marks again if
+                // what is left stays stuck.
+                if (stealable_.load(std::memory_order_relaxed)) stealable_.store(false, std::memory_order_relaxed);
                 // relaxed: the last task is handed back directly, not published.
                 TaskHeader* last = into.slots_[(dst_tail + n - 1) & kMask].load(std::memory_order_relaxed);
                 if (n > 1)
@@ -160,6 +163,28 @@ public:
         return tail_.load(std::memory_order_relaxed);
     }
 
+    /// Run queues (issue 12: "steal what is worth stealing"): whether a thief may take
+    /// from this queue. A backlog of `min` tasks or more, or any task once the queue was
+    /// marked stealable: by its owner when it moved a spawn here for idle workers
+    /// (parallel work), by the stall monitor or a spinning worker when the head stopped
+    /// moving (its owner runs a long task). A short queue whose owner runs it down is
+    /// left alone: its tasks would run within microseconds where their data is, and
+    /// tasks that contend for one primitive (a Semaphore's holders, a Barrier's round)
+    /// split over two cores pay a cache-line transfer per operation (see "Stealing" in
+    /// worker.cpp). seq_cst loads: park()'s re-check reads it after announcing the
+    /// sleeper, against the push and mark that come before a producer's notify_one().
+    [[nodiscard]] bool worth_stealing(std::uint32_t min) const noexcept {
+        const std::uint32_t n = approx_size();
+        return n >= min || (n > 0 && stealable_.load(std::memory_order_seq_cst));
+    }
+    /// See worth_stealing(); the marker calls notify_one() after it (whose fence orders
+    /// the store before its read of idle_), or is itself the thief.
+    void mark_stealable() noexcept {
+        // relaxed (the load): a hint that skips a store to the thieves' line; relaxed
+        // (the store): ordered by the notify_one() fence that follows it.
+        if (!stealable_.load(std::memory_order_relaxed)) stealable_.store(true, std::memory_order_relaxed);
+    }
+
     /// Racy size, for heuristics and the idle re-check.
     [[nodiscard]] std::uint32_t approx_size() const noexcept {
         // seq_cst: used in the parking re-check, which must not be reordered with the
@@ -173,12 +198,17 @@ public:
 private:
     static constexpr std::uint32_t kMask = kCapacity - 1;
     alignas(64) std::atomic<std::uint32_t> head_{0};  // owner + thieves CAS
+    std::atomic<bool> stealable_{false};              // run queues: worth_stealing(); thieves' line
     alignas(64) std::atomic<std::uint32_t> tail_{0};  // owner writes; thieves read
     std::array<std::atomic<TaskHeader*>, kCapacity> slots_{};
 };
 
 using LocalQueue = RingQueue<256>;
 using WakeArea = RingQueue<16>;
+
+/// A run queue of this many tasks is worth stealing whatever marks it carries: half of
+/// it is a batch of 32 or more (see worth_stealing()).
+inline constexpr std::uint32_t kStealMin = LocalQueue::kCapacity / 4;
 
 /// A worker's spawn stack (2+ workers; "Spawn stack" in worker.cpp): the tasks spawned on
 /// the worker and not yet started, newest on top. The owner pushes and pops the top

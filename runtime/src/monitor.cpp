@@ -16,8 +16,10 @@
 // The monitor also watches each run queue's head and each spawn stack's bottom: if one
 // has not moved for kStallNs while a worker sleeps (its owner runs one long task and
 // the tasks behind it were requeued without a notify, see "Yield" in worker.cpp), it
-// calls notify_one(); the woken worker steals half the queue, or takes the stack's
-// bottom on its second pass. It never moves run-queue or stack tasks itself.
+// marks it stealable (a run queue shorter than kStealMin is otherwise left to its
+// owner: "Stealing" in worker.cpp) and calls notify_one(); the woken worker steals
+// half the queue, or takes the stack's bottom on its second pass. It never moves
+// run-queue or stack tasks itself.
 //
 // And the I/O driver's poller role (io.hpp): a worker that parked while another held
 // the poll lock (or before any fd was registered) sleeps on its futex; if the holder
@@ -151,6 +153,7 @@ bool Scheduler::monitor_round(StallMark* marks) {
         // its owner runs one long task and nobody was told (budget rotations do not
         // notify, see "Yield" in worker.cpp). Wake an idle worker; it steals half the queue.
         if (stalled(v.queue, marks[2 * n + i], now)) {
+            v.queue.mark_stealable();  // a thief takes even a short queue now (worth_stealing)
             notify_one();
             rescued = true;
         }

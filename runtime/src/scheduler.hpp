@@ -82,6 +82,13 @@ struct alignas(64) Worker {
     std::uint32_t batch_left = 0;      // owner only
     std::uint64_t rng = 0;             // owner only
     bool searching = false;            // owner only
+    // spin_for_work's watch of the other workers' run queues (head index, since when):
+    // a head that stays put for kStealPatienceNs is marked stealable. Owner only.
+    struct Watch {
+        std::uint32_t head = 0;
+        std::int64_t since = -1;  // -1: not watching (the queue was empty)
+    };
+    std::vector<Watch> watch;
     bool sleeping = false;             // under Scheduler::idle_mx_
     std::atomic<std::uint32_t> wake_word{0};  // futex: sleeper waits while 0
     // In epoll_wait instead of on wake_word (io.hpp): a waker writes the driver's

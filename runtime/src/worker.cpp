@@ -54,9 +54,9 @@
 //     neither advances the virtual clock nor checks for a deadlock while a task sits
 //     in the inbox of a worker that is still parking (found in review: a task
 //     handed over in that window saw the clock jump).
-// Parallel work still spreads: yielding tasks go to the run queue, which idle workers
-// steal from (half a queue at a time), and spawns to the spawn stack (below), whose
-// oldest task a searching worker takes.
+// Parallel work still spreads: spawns go to the spawn stack (below), whose oldest task
+// reaches idle workers through the run queue, and a run queue that is long or stuck is
+// stolen from, half at a time ("Stealing" below).
 //
 // Spawn stack (2+ workers; the work-first order of Cilk, oneTBB and TooManyCooks). A
 // task spawned on a worker goes on top of its SpawnStack (local_queue.hpp, 16 tasks,
@@ -150,9 +150,9 @@
 // while it runs.
 //
 // Yield. A task that yields (yield_now, a spent coop budget) or was woken while it
-// ran goes to the tail of the run queue. notify_one() only if the queue holds
-// another task too: waking an idle worker to steal the one task its owner runs next
-// only moves that task off its core. A Lock or Semaphore acquire that yields for the
+// ran goes to the tail of the run queue. notify_one() only if that makes the queue
+// worth stealing ("Stealing" below): waking an idle worker to steal tasks its owner
+// runs within microseconds only moves them off their core. A Lock or Semaphore acquire that yields for the
 // budget (or to break a Lock convoy) wakes nobody at all: it is a rotation among
 // tasks this worker already had, not new work, and a woken thief would split tasks
 // that contend for one primitive over two cores, where each acquisition costs a
@@ -160,6 +160,28 @@
 // notify, 9-16 without). Idle workers still get these tasks: a spawn onto a non-empty
 // spawn stack, a wake-area overflow or an injection notifies, and a searching worker
 // steals half a queue.
+//
+// Stealing (issue 12: "steal what is worth stealing ... a thief that steals a task the
+// owner would run within microseconds is a loss"). A searching worker takes half of
+// another worker's run queue only if the queue is worth stealing
+// (RingQueue::worth_stealing): it holds kStealMin (64) tasks or more, or it was marked
+// stealable, which happens when
+//   - its owner moved a spawn there for idle workers (spawn_local: parallel work, a
+//     fork-join's oldest subtree, however short the queue);
+//   - a spinning worker saw its head stand still for kStealPatienceNs (S6 in idle.cpp:
+//     the owner runs a long task and the tasks behind it wait);
+//   - the stall monitor saw the same for kStallNs while a worker slept.
+// A thief's successful steal clears the mark. Producers call notify_one() for a
+// run-queue push only when the queue is then worth stealing, and park()'s re-check
+// counts another worker's run queue only then, so an idle worker sleeps beside a short
+// queue that its owner is running down (the monitor marks it if it stops moving).
+// Why: tasks that contend for one primitive — a Semaphore's holders, a Barrier's
+// round, woken 63 at a time — are short, and split over two cores each operation pays
+// cache-line transfers. Measured on the 2-core VM (spindle_bench --runs 3 --scale 0.3
+// --workers 2), stealing any non-empty queue against this rule: semaphore_throttle
+// 850 -> 223 ns/op (one worker: 213), barrier_rounds 32 -> 8.5 us/round (Go: 9.8);
+// bench/RESULTS.md has the A/B of every workload. The price: a queue of fewer than
+// kStealMin short independent tasks runs on one core (yield_many at 60 tasks).
 //
 // Batches. A worker runs its queue in batches, as asyncio's _run_once does: at each
 // batch boundary it fires due timers (appending their tasks in deadline order) and
@@ -276,7 +298,10 @@ void Scheduler::spawn_local(Worker& w, TaskHeader* t) noexcept {
     // relaxed: see above.
     const std::uint64_t idle = idle_.load(std::memory_order_relaxed);
     if (searchers_of(idle) == 0 && sleepers_of(idle) == 0) return;
-    if (TaskHeader* oldest = w.spawned.take_oldest()) push_local(w, oldest);
+    if (TaskHeader* oldest = w.spawned.take_oldest()) {
+        push_local(w, oldest);
+        w.queue.mark_stealable();  // parallel work, whatever the queue's length ("Stealing")
+    }
     notify_one();
 }
 
@@ -324,7 +349,7 @@ void Scheduler::wake(TaskHeader* t) noexcept {
     while (!w->woken.push(t)) {
         if (TaskHeader* old = w->woken.pop()) {
             push_local(*w, old);
-            notify_one();
+            if (w->queue.worth_stealing(kStealMin)) notify_one();  // "Stealing" above
         }
     }
 }
@@ -547,7 +572,7 @@ inline void Scheduler::end_slice(Worker& w, TaskHeader* t) noexcept {
         // A yield, or woken while it ran: to the tail. Wake an idle worker only if the
         // queue holds another task too ("Yield" above).
         push_local(w, t);
-        if (!single_ && !rotation && w.queue.approx_size() > 1) notify_one();
+        if (!single_ && !rotation && w.queue.worth_stealing(kStealMin)) notify_one();
     }
 }
 
@@ -649,7 +674,7 @@ void Scheduler::drain_inbox(Worker& w) noexcept {
     while (TaskHeader* t = w.inbox.pop()) {
         if (!w.woken.push(t)) {
             push_local(w, t);
-            notify_one();
+            if (w.queue.worth_stealing(kStealMin)) notify_one();  // "Stealing" above
         }
     }
 }
@@ -666,7 +691,8 @@ TaskHeader* Scheduler::search(Worker& w) noexcept {
         for (std::size_t i = 0; i < n; ++i) {
             Worker& v = *workers_[(start + i) % n];
             if (&v == &w) continue;
-            TaskHeader* t = v.queue.steal_into(w.queue);
+            // Only a queue worth stealing ("Stealing" above).
+            TaskHeader* t = v.queue.worth_stealing(kStealMin) ? v.queue.steal_into(w.queue) : nullptr;
             // Spawn stacks only on the second pass, when no queue had anything: the
             // bottom, the oldest spawn ("Spawn stack").
             if (t == nullptr && round == 1 && v.spawned.worth_stealing()) {

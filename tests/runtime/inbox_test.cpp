@@ -113,3 +113,32 @@ TEST(Inbox, MaybeNonemptyUntilTheLastTaskIsTaken) {
     producer.join();
     EXPECT_FALSE(box.maybe_nonempty());
 }
+
+// ───────────── run queues: what a thief may take ("Stealing" in worker.cpp) ─────────────
+
+TEST(RunQueue, WorthStealingNeedsABacklogOrAMark) {
+    using spindle::detail::kStealMin;
+    using spindle::detail::LocalQueue;
+    LocalQueue q, thief;
+    EXPECT_FALSE(q.worth_stealing(kStealMin));
+    q.mark_stealable();
+    EXPECT_FALSE(q.worth_stealing(kStealMin)) << "an empty queue is never worth a steal, marked or not";
+    for (std::uintptr_t i = 0; i < 10; ++i) ASSERT_TRUE(q.push(fake(0, i)));
+    EXPECT_TRUE(q.worth_stealing(kStealMin)) << "the mark made before the pushes still counts";
+    // A steal takes the older half (rounded up) and clears the mark: the rest is left
+    // to the owner until someone marks it again.
+    TaskHeader* got = q.steal_into(thief);
+    ASSERT_NE(got, nullptr);
+    EXPECT_EQ(q.approx_size(), 5U);
+    EXPECT_FALSE(q.worth_stealing(kStealMin)) << "a steal must clear the mark";
+    // A backlog of kStealMin tasks is worth stealing without a mark.
+    for (std::uintptr_t i = 10; q.approx_size() < kStealMin - 1; ++i) ASSERT_TRUE(q.push(fake(0, i)));
+    EXPECT_FALSE(q.worth_stealing(kStealMin));
+    ASSERT_TRUE(q.push(fake(1, 0)));
+    EXPECT_TRUE(q.worth_stealing(kStealMin));
+    // The owner runs it down below the threshold: no longer worth it.
+    EXPECT_NE(q.pop(), nullptr);
+    EXPECT_FALSE(q.worth_stealing(kStealMin));
+    q.mark_stealable();
+    EXPECT_TRUE(q.worth_stealing(kStealMin));
+}

@@ -447,3 +447,44 @@ TEST(SpawnStack, MoreSpawnsThanItHoldsInOneSliceRunOnceEach) {
     for (int i = 0; i < kChildren; ++i) EXPECT_EQ(runs[static_cast<std::size_t>(i)].load(), 1) << "child " << i;
     EXPECT_EQ(rt.metrics().tasks_spawned, rt.metrics().tasks_completed);
 }
+
+// ───────────── stealing only what is worth it ("Stealing" in runtime/src/worker.cpp) ─────────────
+
+namespace {
+// A task parked in the run queue of the worker whose running task then never suspends:
+// a queue of one, far below kStealMin, and its owner stuck. The other worker must take
+// it — marked by a spinning worker's watch (S6 in idle.cpp) after kStealPatienceNs, or
+// by the stall monitor after kStallNs when nobody spins. A queue nobody marks would
+// keep the spinner below waiting for ever (the deadline turns that into a failure).
+bool queued_task_behind_a_spinner_runs(Runtime& rt) {
+    return rt.block_on([]() -> Task<bool> {
+        spindle::Event started;
+        std::atomic<bool> done{false};
+        auto h = spindle::spawn([](spindle::Event& s, std::atomic<bool>& d) -> Task<void> {
+            s.set();                          // wakes the spawner onto this worker's wake area
+            co_await spindle::yield_now();    // to this worker's run queue, behind the spawner
+            d.store(true);
+        }(started, done));
+        co_await started.wait();
+        const auto deadline = std::chrono::steady_clock::now() + 20s;
+        while (!done.load() && std::chrono::steady_clock::now() < deadline) {
+        }
+        const bool ok = done.load();
+        co_await h;
+        co_return ok;
+    }());
+}
+}  // namespace
+
+TEST(Stealing, AShortQueueBehindALongTaskIsTakenBySpinningWorker) {
+    Runtime rt(RuntimeOptions{.workers = 2});
+    for (int round = 0; round < 5; ++round)
+        ASSERT_TRUE(queued_task_behind_a_spinner_runs(rt)) << "round " << round << ": a queued task waited behind a task that never suspends";
+}
+
+TEST(Stealing, AShortQueueBehindALongTaskIsTakenWithoutSpinning) {
+    // No spinner: the other worker sleeps and the stall monitor must mark the queue.
+    Runtime rt(RuntimeOptions{.workers = 2, .idle_spin_us = 0});
+    for (int round = 0; round < 5; ++round)
+        ASSERT_TRUE(queued_task_behind_a_spinner_runs(rt)) << "round " << round << ": a queued task waited behind a task that never suspends";
+}
