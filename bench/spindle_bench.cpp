@@ -34,6 +34,9 @@ spindle::RuntimeOptions opts() {
 }
 
 // spawn_join: spawn 1,000,000 empty tasks from one task, then await all.
+template <class Body>
+double timed_run(Body&& body);
+
 Result spawn_join() {
     const long n = S(1'000'000);
     std::atomic<long> ran{0};
@@ -49,7 +52,7 @@ Result spawn_join() {
         for (auto& h : hs) co_await h;
         co_return bench::ns_since(t0);
     };
-    const double ns = spindle::run(body(), opts());
+    const double ns = timed_run(body);
     Result r{ns / static_cast<double>(n), "primitive:spawn+JoinHandle"};
     bench::check(r, ran.load() == n, "spawn_join: every task ran");
     return r;
@@ -70,7 +73,7 @@ Result yield_many() {
         for (auto& h : hs) co_await h;
         co_return bench::ns_since(t0);
     };
-    const double ns = spindle::run(body(), opts());
+    const double ns = timed_run(body);
     Result r{ns / static_cast<double>(tasks * yields), "primitive:yield_now"};
     bench::check(r, total.load() == tasks * yields, "yield_many: yields");
     return r;
@@ -90,7 +93,7 @@ Result fib_spawn();
 // ───────────── synchronization workloads (spindle) ─────────────
 
 template <class Body>
-double timed_run(Body&& body) {
+double timed_run(Body&& body) {  // declared above spawn_join
     // SPINDLE_BENCH_METRICS=1: the runtime's counters of each run on stderr (where the
     // steals, parks and hand-overs of a figure come from).
     static const bool show = std::getenv("SPINDLE_BENCH_METRICS") != nullptr;

@@ -258,8 +258,7 @@ bool Scheduler::spin_for_work(Worker& w) noexcept {
         spinning_.exchange(true, std::memory_order_acquire))  // acquire: pairs with the release store below
         return false;
     bump(w.m_spins);
-    if (w.watch.size() != workers_.size()) w.watch.resize(workers_.size());  // once per worker
-    for (Worker::Watch& x : w.watch) x.since = -1;
+    for (Worker::Watch& x : w.watch) x.since = -1;  // sized by the constructor (no allocation here)
     const std::int64_t until = steady_ns() + static_cast<std::int64_t>(opts_.idle_spin_us) * 1000;
     bool found = false;
     for (;;) {

@@ -66,6 +66,11 @@ Scheduler::Scheduler(const RuntimeOptions& opts) : opts_(opts), epoch_(std::chro
         w->index = static_cast<std::uint32_t>(i);
         w->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
         w->inline_joins_on = !single_ && !debug_;  // "Inline joins" in worker.cpp
+        // Allocated here, not by the worker: a worker thread that allocates gets a
+        // mimalloc heap of its own, and a second worker with a heap made spawn_join 3x
+        // slower in most runs (its frees of the first worker's frames; measured, not
+        // understood, as the monitor's in monitor.cpp).
+        if (!single_) w->watch.assign(n, Worker::Watch{});
         workers_.push_back(std::move(w));
     }
     io_ = new IoDriver(this);  // the last thing that may throw before the threads start

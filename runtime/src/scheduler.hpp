@@ -83,7 +83,8 @@ struct alignas(64) Worker {
     std::uint64_t rng = 0;             // owner only
     bool searching = false;            // owner only
     // spin_for_work's watch of the other workers' run queues (head index, since when):
-    // a head that stays put for kStealPatienceNs is marked stealable. Owner only.
+    // a head that stays put for kStealPatienceNs is marked stealable. Owner only; sized
+    // (one per worker) by the Scheduler's constructor, never by the worker itself.
     struct Watch {
         std::uint32_t head = 0;
         std::int64_t since = -1;  // -1: not watching (the queue was empty)
