@@ -177,11 +177,12 @@
 // queue that its owner is running down (the monitor marks it if it stops moving).
 // Why: tasks that contend for one primitive — a Semaphore's holders, a Barrier's
 // round, woken 63 at a time — are short, and split over two cores each operation pays
-// cache-line transfers. Measured on the 2-core VM (spindle_bench --runs 3 --scale 0.3
-// --workers 2), stealing any non-empty queue against this rule: semaphore_throttle
-// 850 -> 223 ns/op (one worker: 213), barrier_rounds 32 -> 8.5 us/round (Go: 9.8);
-// bench/RESULTS.md has the A/B of every workload. The price: a queue of fewer than
-// kStealMin short independent tasks runs on one core (yield_many at 60 tasks).
+// cache-line transfers. Measured on the 2-core VM (spindle_bench --runs 5 --scale 0.3
+// --workers 2, 3 alternated rounds), stealing any non-empty queue against this rule:
+// semaphore_throttle 906 -> 220 ns/op (one worker: 210), barrier_rounds 32.5 -> 8.6
+// us/round (Go: 9.8-10.7); bench/RESULTS.md ("Stealing") has every workload. The
+// price: fewer than kStealMin short independent tasks (say 40 that only yield) stay
+// on one core while their owner keeps running them down.
 //
 // Batches. A worker runs its queue in batches, as asyncio's _run_once does: at each
 // batch boundary it fires due timers (appending their tasks in deadline order) and
