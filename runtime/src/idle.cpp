@@ -56,7 +56,8 @@
 //      moved for a round. The spinner takes the role (a blocking poll) when it parks.
 //   S6 it watches the other workers' run queues: a non-empty queue whose head has not
 //      moved for kStealPatienceNs (its owner runs a long task) is marked stealable
-//      (RingQueue::mark_stealable) and search() takes half of it. Together with S2 this
+//      (RingQueue::mark_stealable: the tasks queued now) and search() takes half of
+//      it; S3's wake is then left to search()'s stop_searching(). Together with S2 this
 //      is the spinner's part of "Stealing" in worker.cpp: it takes a short queue only
 //      when a producer asked and the queue is worth stealing, or when it stands still.
 // The price: up to idle_spin_us of one core after each burst of work (counted in
@@ -261,6 +262,7 @@ bool Scheduler::spin_for_work(Worker& w) noexcept {
     for (Worker::Watch& x : w.watch) x.since = -1;  // sized by the constructor (no allocation here)
     const std::int64_t until = steady_ns() + static_cast<std::int64_t>(opts_.idle_spin_us) * 1000;
     bool found = false;
+    bool steal = false;  // what it found is in another worker's run queue (search() takes it)
     for (;;) {
         if (io_->active()) poll_io_now(w);  // non-blocking; woken tasks join our wake area
         if (spin_found_work(w)) {
@@ -271,7 +273,7 @@ bool Scheduler::spin_for_work(Worker& w) noexcept {
         // release store in notify_one(), after the producer's push.
         if (help_wanted_.load(std::memory_order_relaxed) && help_wanted_.exchange(false, std::memory_order_acquire)) {
             for (const auto& v : workers_)
-                if (v.get() != &w && v->queue.worth_stealing(kStealMin)) found = true;  // search() steals it
+                if (v.get() != &w && v->queue.worth_stealing(kStealMin)) found = steal = true;  // search() steals it
             if (found) break;
         }
         const std::int64_t now = steady_ns();
@@ -292,7 +294,7 @@ bool Scheduler::spin_for_work(Worker& w) noexcept {
             } else if (now - x.since >= kStealPatienceNs) {
                 v.queue.mark_stealable();
                 x.since = -1;
-                found = true;  // search() steals it
+                found = steal = true;  // search() steals it
             }
         }
         if (found || now >= until) break;
@@ -305,7 +307,9 @@ bool Scheduler::spin_for_work(Worker& w) noexcept {
     w.searching = false;
     // seq_cst: part of the Dekker protocol on idle_ (as stop_searching()).
     const std::uint64_t prev = idle_.fetch_sub(kSearcherOne, std::memory_order_seq_cst);
-    if (searchers_of(prev) == 1) {
+    // A steal is left to search(), whose stop_searching() chains (counting the queue it
+    // is about to take from here woke a worker for nothing: found in review).
+    if (searchers_of(prev) == 1 && !steal) {
         bool more = w.queue.approx_size() + w.woken.approx_size() > 1 || injected_.load(std::memory_order_seq_cst) > 0;
         for (std::size_t i = 0; i < workers_.size() && !more; ++i)
             more = workers_[i].get() != &w && workers_[i]->queue.worth_stealing(kStealMin);

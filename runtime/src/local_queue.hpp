@@ -121,9 +121,6 @@ public:
                                                           std::memory_order_relaxed);  // relaxed: published by the release store of into.tail_
             // acq_rel: claims the n tasks (invariant 3).
             if (head_.compare_exchange_weak(head, head + n, std::memory_order_acq_rel, std::memory_order_acquire)) {
-                // relaxed: a hint, as mark_stealable(); whoever marked it marks again if
-                // what is left stays stuck.
-                if (stealable_.load(std::memory_order_relaxed)) stealable_.store(false, std::memory_order_relaxed);
                 // relaxed: the last task is handed back directly, not published.
                 TaskHeader* last = into.slots_[(dst_tail + n - 1) & kMask].load(std::memory_order_relaxed);
                 if (n > 1)
@@ -164,25 +161,42 @@ public:
     }
 
     /// Run queues (issue 12: "steal what is worth stealing"): whether a thief may take
-    /// from this queue. A backlog of `min` tasks or more, or any task once the queue was
-    /// marked stealable: by its owner when it moved a spawn here for idle workers
-    /// (parallel work), by the stall monitor or a spinning worker when the head stopped
-    /// moving (its owner runs a long task). A short queue whose owner runs it down is
-    /// left alone: its tasks would run within microseconds where their data is, and
-    /// tasks that contend for one primitive (a Semaphore's holders, a Barrier's round)
-    /// split over two cores pay a cache-line transfer per operation (see "Stealing" in
-    /// worker.cpp). seq_cst loads: park()'s re-check reads it after announcing the
-    /// sleeper, against the push and mark that come before a producer's notify_one().
+    /// from this queue. A backlog of `min` tasks or more, or a task that was already
+    /// queued when the queue was marked stealable: by its owner when it moved a spawn
+    /// here for idle workers or a poll's readiness overflowed into it (independent
+    /// work), by a thief into whose queue it stole such a batch, by the stall monitor or
+    /// a spinning worker when the head stopped moving (its owner runs a long task). A
+    /// short queue whose owner runs it down is left alone: its tasks would run within
+    /// microseconds where their data is, and tasks that contend for one primitive (a
+    /// Semaphore's holders, a Barrier's round) split over two cores pay a cache-line
+    /// transfer per operation (see "Stealing" in worker.cpp).
+    /// The mark is an index, not a flag (found in review: a flag cleared by a thief
+    /// could erase a newer mark, and one nobody cleared stayed on for a later phase of
+    /// contending tasks): mark_upto_ is the tail when it was marked, and a task is
+    /// marked while it sits below it. It expires by itself once the head passes it,
+    /// whoever took the tasks; a steal takes half and leaves the rest marked. (After
+    /// 2^31 tasks with no new mark the comparison wraps and an old mark may count once
+    /// more: one steal, harmless.)
+    /// seq_cst loads: park()'s re-check reads them after announcing the sleeper,
+    /// against the push and mark that come before a producer's notify_one().
     [[nodiscard]] bool worth_stealing(std::uint32_t min) const noexcept {
-        const std::uint32_t n = approx_size();
-        return n >= min || (n > 0 && stealable_.load(std::memory_order_seq_cst));
+        const std::uint32_t head = head_.load(std::memory_order_seq_cst);
+        const std::uint32_t n = tail_.load(std::memory_order_seq_cst) - head;
+        if (n == 0 || n > kCapacity) return false;
+        return n >= min || static_cast<std::int32_t>(mark_upto_.load(std::memory_order_seq_cst) - head) > 0;
     }
-    /// See worth_stealing(); the marker calls notify_one() after it (whose fence orders
-    /// the store before its read of idle_), or is itself the thief.
+    /// See worth_stealing(): marks every task queued now. Any thread (a CAS-max: the
+    /// owner, thieves, the monitor and a spinner mark). The marker calls notify_one()
+    /// after it (whose fence orders the mark before its read of idle_), or is the thief.
     void mark_stealable() noexcept {
-        // relaxed (the load): a hint that skips a store to the thieves' line; relaxed
-        // (the store): ordered by the notify_one() fence that follows it.
-        if (!stealable_.load(std::memory_order_relaxed)) stealable_.store(true, std::memory_order_relaxed);
+        // acquire: pairs with the owner's release store of tail_, so the tasks up to it
+        // are published; the owner reads its own store.
+        const std::uint32_t upto = tail_.load(std::memory_order_acquire);
+        // relaxed: a hint, ordered for the sleeper by the notify_one() fence that follows.
+        std::uint32_t cur = mark_upto_.load(std::memory_order_relaxed);
+        while (static_cast<std::int32_t>(upto - cur) > 0 &&
+               !mark_upto_.compare_exchange_weak(cur, upto, std::memory_order_relaxed)) {  // relaxed: as above
+        }
     }
 
     /// Racy size, for heuristics and the idle re-check.
@@ -198,7 +212,7 @@ public:
 private:
     static constexpr std::uint32_t kMask = kCapacity - 1;
     alignas(64) std::atomic<std::uint32_t> head_{0};  // owner + thieves CAS
-    std::atomic<bool> stealable_{false};              // run queues: worth_stealing(); thieves' line
+    std::atomic<std::uint32_t> mark_upto_{0};         // run queues: worth_stealing(); thieves' line
     alignas(64) std::atomic<std::uint32_t> tail_{0};  // owner writes; thieves read
     std::array<std::atomic<TaskHeader*>, kCapacity> slots_{};
 };

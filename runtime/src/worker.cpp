@@ -19,7 +19,9 @@
 // transfer (on the 2-core VM a line moves between cores in ~220 ns; queue_mpsc with
 // its producers spread over both workers ran 5x slower than on one). Limits:
 //   - the area holds 16; a 17th wake pushes the oldest to the run queue, with a
-//     notify_one() (a fan-out: a set event with many waiters spreads as before);
+//     notify_one() once the queue is worth stealing ("Stealing" below: a set event with
+//     many waiters spreads; up to ~80 short ones stay with their waker, and long ones
+//     spread once a spinning worker or the monitor sees the queue stand still);
 //   - after 3 area runs in a row, the run queue's head gets a turn (no starvation);
 //   - the area is not stolen by searching workers, but tasks do not wait in it for
 //     long while a worker idles: the stall monitor (monitor.cpp) moves the area of a worker
@@ -164,15 +166,18 @@
 // Stealing (issue 12: "steal what is worth stealing ... a thief that steals a task the
 // owner would run within microseconds is a loss"). A searching worker takes half of
 // another worker's run queue only if the queue is worth stealing
-// (RingQueue::worth_stealing): it holds kStealMin (64) tasks or more, or it was marked
-// stealable, which happens when
+// (RingQueue::worth_stealing): it holds kStealMin (64) tasks or more, or tasks that
+// were there when it was marked stealable, which happens when
 //   - its owner moved a spawn there for idle workers (spawn_local: parallel work, a
-//     fork-join's oldest subtree, however short the queue);
+//     fork-join's oldest subtree, however short the queue), or a poll's readiness
+//     overflowed the wake area into it (dispatch_io: independent connections);
+//   - a thief stole into it from a queue worth stealing (the batch may spread on);
 //   - a spinning worker saw its head stand still for kStealPatienceNs (S6 in idle.cpp:
 //     the owner runs a long task and the tasks behind it wait);
 //   - the stall monitor saw the same for kStallNs while a worker slept.
-// A thief's successful steal clears the mark. Producers call notify_one() for a
-// run-queue push only when the queue is then worth stealing, and park()'s re-check
+// The mark covers the tasks queued when it was made and expires once the head passes
+// them (an index, not a flag: RingQueue::worth_stealing). Producers call notify_one()
+// for a run-queue push only when the queue is then worth stealing, and park()'s re-check
 // counts another worker's run queue only then, so an idle worker sleeps beside a short
 // queue that its owner is running down (the monitor marks it if it stops moving).
 // Why: tasks that contend for one primitive — a Semaphore's holders, a Barrier's
@@ -182,7 +187,9 @@
 // semaphore_throttle 906 -> 220 ns/op (one worker: 210), barrier_rounds 32.5 -> 8.6
 // us/round (Go: 9.8-10.7); bench/RESULTS.md ("Stealing") has every workload. The
 // price: fewer than kStealMin short independent tasks (say 40 that only yield) stay
-// on one core while their owner keeps running them down.
+// on one core while their owner keeps running them down, and a fan-out of up to ~80
+// long ones (a wide wake) spreads only once S6 (10 us) or the monitor (0.25-2 ms)
+// sees the queue stand still.
 //
 // Batches. A worker runs its queue in batches, as asyncio's _run_once does: at each
 // batch boundary it fires due timers (appending their tasks in deadline order) and
@@ -704,6 +711,10 @@ TaskHeader* Scheduler::search(Worker& w) noexcept {
                 for (std::uint32_t j = 1; j < k; ++j) push_local(w, got[j]);
             }
             if (t != nullptr) {
+                // What came with it into our queue was worth stealing from there: a third
+                // worker may take half of it from us (found in review: left unmarked, a
+                // stolen batch of long tasks spread no further until the monitor looked).
+                w.queue.mark_stealable();
                 // relaxed: metrics.
                 bump(w.m_steals);
                 stop_searching(w);
