@@ -216,6 +216,11 @@ public:
     /// The I/O driver (io.hpp): one per runtime, made with it.
     [[nodiscard]] IoDriver* io_driver() const noexcept { return io_; }
     [[nodiscard]] std::size_t worker_count() const noexcept { return workers_.size(); }
+    /// Whether worker `i` exists and is not parked (a hint: awake_home()).
+    [[nodiscard]] bool worker_awake(std::size_t i) const noexcept {
+        // relaxed: a hint; migrate() re-checks with the Dekker pair.
+        return i < workers_.size() && !workers_[i]->parked.load(std::memory_order_relaxed);
+    }
 
 private:
     // idle_ encoding: low 32 bits = sleepers, high 32 bits = searchers.

@@ -29,6 +29,8 @@ extern constinit thread_local TaskHeader* tl_task;
 // Set by on_complete: the slice that run_task resumed ended the task (its frame may be gone).
 extern constinit thread_local bool tl_completed;
 extern constinit thread_local std::int64_t tl_slice_start;  // debug mode: when the current resume began
+// A grant's wake destination (WakeHomeScope; "Home" in worker.cpp): a wake hint, 0 = here.
+extern constinit thread_local std::uint16_t tl_wake_home;
 
 inline std::int64_t steady_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())

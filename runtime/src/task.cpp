@@ -45,6 +45,7 @@ constinit thread_local Worker* tl_worker = nullptr;
 constinit thread_local TaskHeader* tl_task = nullptr;
 constinit thread_local bool tl_completed = false;
 constinit thread_local std::int64_t tl_slice_start = 0;  // debug mode: when the current resume began
+constinit thread_local std::uint16_t tl_wake_home = 0;    // WakeHomeScope ("Home" in worker.cpp)
 
 // Out of line on purpose (task_header.hpp, "thread-locals and coroutines that migrate").
 bool coop_consume() noexcept {
@@ -85,6 +86,16 @@ std::uint16_t current_worker_hint() noexcept {
     const Worker* w = tl_worker;
     return w == nullptr || w->index >= UINT16_MAX ? 0 : static_cast<std::uint16_t>(w->index + 1);
 }
+
+std::uint16_t awake_home(std::uint16_t home) noexcept {
+    const Worker* w = tl_worker;
+    if (w == nullptr || w->index >= UINT16_MAX) return 0;
+    if (home != 0 && w->sched->worker_awake(home - 1U)) return home;
+    return static_cast<std::uint16_t>(w->index + 1);
+}
+
+WakeHomeScope::WakeHomeScope(std::uint16_t home) noexcept : saved_(tl_wake_home) { tl_wake_home = home; }
+WakeHomeScope::~WakeHomeScope() { tl_wake_home = saved_; }
 
 bool single_worker(const TaskHeader& t) noexcept { return t.sched_ == nullptr || t.sched_->worker_count() == 1; }
 

@@ -191,6 +191,23 @@
 // long ones (a wide wake) spreads only once S6 (10 us) or the monitor (0.25-2 ms)
 // sees the queue stand still.
 //
+// Home (a Semaphore's grants). A release wakes the next waiter onto the releaser's
+// worker (the wake area above). For holders of a Semaphore spread over two workers
+// that keeps each worker's number of holders for ever — each release feeds the
+// releaser's own worker — so once the first spawns split them (a stolen batch whose
+// tasks took permits over there) every permit moved cache lines between the cores:
+// full-size semaphore_throttle ran 800-1,000 ns/op in 4 runs of 5 against 215-260.
+// So a Semaphore has a home worker (Semaphore::home_, a hint): the worker of its first
+// grant, moved to the granting worker whenever the home has parked. Its grants wake
+// their waiters there (a WakeHomeScope around the grant, read by wake(); migrate()'s
+// inbox hand-over, refused for a worker that parked meanwhile); the other worker's
+// holders drain to the home as they release, and with "Stealing" below nobody takes
+// them back while the home runs them down. Other wakes (joins, an Event's broadcast,
+// I/O) stay where they are: a probe that sent every wake to one worker made
+// event_broadcast 2.3x and fib_spawn 1.5x slower (bench/RESULTS.md, "Stealing").
+// Holders that run long still spread: the home's run queue stands still, a thief
+// takes half of it, and their releases send the next waiters home again.
+//
 // Batches. A worker runs its queue in batches, as asyncio's _run_once does: at each
 // batch boundary it fires due timers (appending their tasks in deadline order) and
 // pulls from the injector, then runs as many tasks as its queue held at that moment.
@@ -352,6 +369,11 @@ void Scheduler::wake(TaskHeader* t) noexcept {
         enqueue(t);
         return;
     }
+    // A grant made under a WakeHomeScope: to the primitive's home worker ("Home" above),
+    // unless it parked meanwhile (then here, as any wake).
+    if (const std::uint16_t home = tl_wake_home; home != 0 && home != w->index + 1U && home <= workers_.size() &&
+                                                 migrate(*w, *workers_[home - 1U], t))
+        return;
     // Full: the oldest woken task goes to the run queue, where idle workers may steal
     // it (a fan-out spreads). pop() finds nothing only if the monitor just emptied it.
     while (!w->woken.push(t)) {

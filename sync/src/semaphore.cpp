@@ -107,6 +107,14 @@ void Semaphore::wake_up_next() noexcept {
 
 bool Semaphore::give_to_waiter(std::uint64_t reserved, bool release_bound) noexcept {
     // We hold one permit that is not in value (`reserved`: the state when we took it).
+    // The waiter we grant wakes on the semaphore's home worker, not necessarily ours
+    // ("Home" in runtime/src/worker.cpp): read (and moved, if its worker parked) before
+    // the grant, as S1 requires; the scope is a thread-local, not *this.
+    // relaxed: a hint; nothing is ordered by it.
+    const std::uint16_t seen = home_.load(std::memory_order_relaxed);
+    const std::uint16_t home = detail::awake_home(seen);
+    if (home != seen) home_.store(home, std::memory_order_relaxed);  // relaxed: as above
+    const detail::WakeHomeScope at_home(home);
     std::uint64_t enq_before = q_.enqueued();
     if (q_.grant_first(1) == 1) return true;  // S1: nothing of *this after the grant
     // Nobody waiting (every queued waiter was woken already): give it back, taking

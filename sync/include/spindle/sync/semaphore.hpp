@@ -150,6 +150,9 @@ private:
     std::atomic<std::uint64_t> state_;
     const std::uint64_t bound_;  // release() refuses to exceed it
     const bool bounded_;         // BoundedSemaphore: invalid_argument, else overflow_error
+    // The worker its grants wake waiters onto (a wake hint; 0: none yet): see
+    // give_to_waiter() and "Home" in runtime/src/worker.cpp. relaxed: a hint.
+    std::atomic<std::uint16_t> home_{0};
     detail::WaitQueue q_;
 };
 

@@ -388,6 +388,23 @@ TaskHeader* current_task() noexcept;
 bool single_worker(const TaskHeader& t) noexcept;
 /// The calling thread's worker as a wake hint (index + 1), 0 on other threads.
 std::uint16_t current_worker_hint() noexcept;
+/// A primitive's home worker ("Home" in runtime/src/worker.cpp): `home` (a wake hint)
+/// if it is a worker of the calling worker's runtime that is awake, else the calling
+/// worker's hint (0 on other threads). What a primitive that moves its home stores.
+std::uint16_t awake_home(std::uint16_t home) noexcept;
+/// While alive, the tasks the calling worker wakes (a grant's schedule()) go to worker
+/// `home` (a wake hint; 0 or the caller's own: no change) unless it has parked meanwhile.
+/// Set around a grant by a primitive whose grants should gather on one worker.
+class WakeHomeScope {
+public:
+    explicit WakeHomeScope(std::uint16_t home) noexcept;
+    ~WakeHomeScope();
+    WakeHomeScope(const WakeHomeScope&) = delete;
+    WakeHomeScope& operator=(const WakeHomeScope&) = delete;
+
+private:
+    std::uint16_t saved_;
+};
 /// The running task `t`, about to suspend at `h` with nothing to wait for (it found
 /// its grant deposited by worker `hint`), asks to resume on that worker instead of
 /// going on here ("Migration to the waker" in runtime/src/scheduler.hpp). True: `t`
