@@ -273,7 +273,7 @@ bool Scheduler::spin_for_work(Worker& w) noexcept {
         // release store in notify_one(), after the producer's push.
         if (help_wanted_.load(std::memory_order_relaxed) && help_wanted_.exchange(false, std::memory_order_acquire)) {
             for (const auto& v : workers_)
-                if (v.get() != &w && v->queue.worth_stealing(kStealMin)) found = steal = true;  // search() steals it
+                if (v.get() != &w && v->queue.worth_stealing()) found = steal = true;  // search() steals it
             if (found) break;
         }
         const std::int64_t now = steady_ns();
@@ -312,7 +312,7 @@ bool Scheduler::spin_for_work(Worker& w) noexcept {
     if (searchers_of(prev) == 1 && !steal) {
         bool more = w.queue.approx_size() + w.woken.approx_size() > 1 || injected_.load(std::memory_order_seq_cst) > 0;
         for (std::size_t i = 0; i < workers_.size() && !more; ++i)
-            more = workers_[i].get() != &w && workers_[i]->queue.worth_stealing(kStealMin);
+            more = workers_[i].get() != &w && workers_[i]->queue.worth_stealing();
         if (more) notify_one();
     }
     return true;
@@ -340,7 +340,7 @@ bool Scheduler::work_available(const Worker& self, bool last) const noexcept {
         // stealing (the push, or the mark) calls notify_one() after (the Dekker pair);
         // a short queue behind a long task is marked by the monitor, which acts while a
         // worker sleeps.
-        if ((mine || last) ? w->queue.approx_size() > 0 : w->queue.worth_stealing(kStealMin)) return true;
+        if ((mine || last) ? w->queue.approx_size() > 0 : w->queue.worth_stealing()) return true;
         if ((mine || last) && w->inbox.maybe_nonempty()) return true;
         if ((mine || last || w->spawned.worth_stealing()) && w->spawned.maybe_nonempty_sc()) return true;
     }

@@ -47,6 +47,9 @@ class RingQueue {
 public:
     static constexpr std::uint32_t kCapacity = Capacity;
     static_assert((kCapacity & (kCapacity - 1)) == 0, "capacity must be a power of two");
+    /// Run queues: a backlog this long is worth stealing whatever marks it carries (half
+    /// of the run queue's is a batch of 32 or more; see worth_stealing()).
+    static constexpr std::uint32_t kStealMin = kCapacity / 4;
 
     /// Owner: appends `t`; false when full (the caller moves work elsewhere).
     bool push(TaskHeader* t) noexcept {
@@ -161,7 +164,7 @@ public:
     }
 
     /// Run queues (issue 12: "steal what is worth stealing"): whether a thief may take
-    /// from this queue. A backlog of `min` tasks or more, or a task that was already
+    /// from this queue. A backlog of kStealMin tasks or more, or a task that was already
     /// queued when the queue was marked stealable: by its owner when it moved a spawn
     /// here for idle workers or a poll's readiness overflowed into it (independent
     /// work), by a thief into whose queue it stole such a batch, by the stall monitor or
@@ -179,11 +182,11 @@ public:
     /// more: one steal, harmless.)
     /// seq_cst loads: park()'s re-check reads them after announcing the sleeper,
     /// against the push and mark that come before a producer's notify_one().
-    [[nodiscard]] bool worth_stealing(std::uint32_t min) const noexcept {
+    [[nodiscard]] bool worth_stealing() const noexcept {
         const std::uint32_t head = head_.load(std::memory_order_seq_cst);
         const std::uint32_t n = tail_.load(std::memory_order_seq_cst) - head;
         if (n == 0 || n > kCapacity) return false;
-        return n >= min || static_cast<std::int32_t>(mark_upto_.load(std::memory_order_seq_cst) - head) > 0;
+        return n >= kStealMin || static_cast<std::int32_t>(mark_upto_.load(std::memory_order_seq_cst) - head) > 0;
     }
     /// See worth_stealing(): marks every task queued now. Any thread (a CAS-max: the
     /// owner, thieves, the monitor and a spinner mark). The marker calls notify_one()
@@ -220,9 +223,8 @@ private:
 using LocalQueue = RingQueue<256>;
 using WakeArea = RingQueue<16>;
 
-/// A run queue of this many tasks is worth stealing whatever marks it carries: half of
-/// it is a batch of 32 or more (see worth_stealing()).
-inline constexpr std::uint32_t kStealMin = LocalQueue::kCapacity / 4;
+/// A run queue of this many tasks is worth stealing whatever marks it carries.
+inline constexpr std::uint32_t kStealMin = LocalQueue::kStealMin;
 
 /// A worker's spawn stack (2+ workers; "Spawn stack" in worker.cpp): the tasks spawned on
 /// the worker and not yet started, newest on top. The owner pushes and pops the top

@@ -280,6 +280,7 @@ private:
                (std::uint64_t{self.index} << 56);
     }
     void push_local(Worker& w, TaskHeader* t) noexcept;
+    void notify_if_stealable(Worker& w) noexcept;  // notify_one() if w's run queue is worth stealing
     /// 2+ workers, on its own worker: `t` (just spawned) goes on top of the spawn
     /// stack ("Spawn stack" in worker.cpp).
     void spawn_local(Worker& w, TaskHeader* t) noexcept;

@@ -379,9 +379,15 @@ void Scheduler::wake(TaskHeader* t) noexcept {
     while (!w->woken.push(t)) {
         if (TaskHeader* old = w->woken.pop()) {
             push_local(*w, old);
-            if (w->queue.worth_stealing(kStealMin)) notify_one();  // "Stealing" above
+            notify_if_stealable(*w);
         }
     }
+}
+
+void Scheduler::notify_if_stealable(Worker& w) noexcept {
+    // After a run-queue push: wake an idle worker only for a queue worth stealing
+    // ("Stealing" above); its fence orders the push before the read of idle_.
+    if (w.queue.worth_stealing()) notify_one();
 }
 
 void Scheduler::push_local(Worker& w, TaskHeader* t) noexcept {
@@ -602,7 +608,7 @@ inline void Scheduler::end_slice(Worker& w, TaskHeader* t) noexcept {
         // A yield, or woken while it ran: to the tail. Wake an idle worker only if the
         // queue holds another task too ("Yield" above).
         push_local(w, t);
-        if (!single_ && !rotation && w.queue.worth_stealing(kStealMin)) notify_one();
+        if (!single_ && !rotation) notify_if_stealable(w);
     }
 }
 
@@ -704,7 +710,7 @@ void Scheduler::drain_inbox(Worker& w) noexcept {
     while (TaskHeader* t = w.inbox.pop()) {
         if (!w.woken.push(t)) {
             push_local(w, t);
-            if (w.queue.worth_stealing(kStealMin)) notify_one();  // "Stealing" above
+            notify_if_stealable(w);
         }
     }
 }
@@ -722,7 +728,7 @@ TaskHeader* Scheduler::search(Worker& w) noexcept {
             Worker& v = *workers_[(start + i) % n];
             if (&v == &w) continue;
             // Only a queue worth stealing ("Stealing" above).
-            TaskHeader* t = v.queue.worth_stealing(kStealMin) ? v.queue.steal_into(w.queue) : nullptr;
+            TaskHeader* t = v.queue.worth_stealing() ? v.queue.steal_into(w.queue) : nullptr;
             // Spawn stacks only on the second pass, when no queue had anything: the
             // bottom, the oldest spawn ("Spawn stack").
             if (t == nullptr && round == 1 && v.spawned.worth_stealing()) {

@@ -120,31 +120,31 @@ TEST(RunQueue, WorthStealingNeedsABacklogOrAMark) {
     using spindle::detail::kStealMin;
     using spindle::detail::LocalQueue;
     LocalQueue q, thief;
-    EXPECT_FALSE(q.worth_stealing(kStealMin));
+    EXPECT_FALSE(q.worth_stealing());
     q.mark_stealable();
-    EXPECT_FALSE(q.worth_stealing(kStealMin)) << "an empty queue is never worth a steal, marked or not";
+    EXPECT_FALSE(q.worth_stealing()) << "an empty queue is never worth a steal, marked or not";
     for (std::uintptr_t i = 0; i < 10; ++i) ASSERT_TRUE(q.push(fake(0, i)));
-    EXPECT_FALSE(q.worth_stealing(kStealMin)) << "a mark covers only the tasks queued when it was made";
+    EXPECT_FALSE(q.worth_stealing()) << "a mark covers only the tasks queued when it was made";
     q.mark_stealable();
-    EXPECT_TRUE(q.worth_stealing(kStealMin));
+    EXPECT_TRUE(q.worth_stealing());
     // A steal takes the older half (rounded up); the rest stays marked (found in review:
     // a flag that the steal cleared left it to the owner however long its task ran).
     TaskHeader* got = q.steal_into(thief);
     ASSERT_NE(got, nullptr);
     EXPECT_EQ(q.approx_size(), 5U);
-    EXPECT_TRUE(q.worth_stealing(kStealMin)) << "what a steal left behind is still marked";
+    EXPECT_TRUE(q.worth_stealing()) << "what a steal left behind is still marked";
     // The owner runs the marked tasks down: the mark expires by itself, and tasks queued
     // after it (a later phase, say tasks contending for a Semaphore) are not marked
     // (found in review: a flag nobody cleared stayed on for them).
     while (q.pop() != nullptr) {
     }
     for (std::uintptr_t i = 10; i < 13; ++i) ASSERT_TRUE(q.push(fake(0, i)));
-    EXPECT_FALSE(q.worth_stealing(kStealMin)) << "a mark outlived the tasks it covered";
+    EXPECT_FALSE(q.worth_stealing()) << "a mark outlived the tasks it covered";
     // A backlog of kStealMin tasks is worth stealing without a mark.
     for (std::uintptr_t i = 13; q.approx_size() < kStealMin - 1; ++i) ASSERT_TRUE(q.push(fake(0, i)));
-    EXPECT_FALSE(q.worth_stealing(kStealMin));
+    EXPECT_FALSE(q.worth_stealing());
     ASSERT_TRUE(q.push(fake(1, 0)));
-    EXPECT_TRUE(q.worth_stealing(kStealMin));
+    EXPECT_TRUE(q.worth_stealing());
     EXPECT_NE(q.pop(), nullptr);
-    EXPECT_FALSE(q.worth_stealing(kStealMin)) << "run down below the threshold, unmarked";
+    EXPECT_FALSE(q.worth_stealing()) << "run down below the threshold, unmarked";
 }
