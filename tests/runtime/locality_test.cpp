@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -501,27 +502,50 @@ TEST(Home, SemaphoreHoldersSplitOverTwoWorkersGatherOnOne) {
     // lines between the cores (4x slower than one worker, in about a third of the
     // runs). The Semaphore now wakes its waiters on one home worker: after a start-up,
     // nearly every acquisition happens there. Counted per task (no shared counter).
-    Runtime rt(RuntimeOptions{.workers = 2});
+    // A placement heuristic on a shared machine: when the OS takes the home worker's
+    // CPU away (ctest -j2 beside other runtimes), the other worker steals its stalled
+    // queue and the tail can end split (1 run in 30, three copies of this test at once
+    // on 2 CPUs). Such an attempt shows steals during the checked tail and is retried
+    // (at most three attempts); a split with no steal in the tail fails at once, which
+    // is what the absence of the home gives (holders stay where their wakes put them,
+    // and nothing is stolen).
     constexpr int kTasks = 64, kRounds = 300, kTail = 100;  // the last kTail rounds are checked
-    std::vector<std::vector<std::thread::id>> ran(kTasks, std::vector<std::thread::id>(kRounds));
-    rt.block_on([](std::vector<std::vector<std::thread::id>>& r) -> Task<void> {
-        spindle::Semaphore sem(4);
-        std::vector<spindle::JoinHandle<void>> hs;
-        for (auto& mine : r)
-            hs.push_back(spindle::spawn([](spindle::Semaphore& s, std::vector<std::thread::id>& m) -> Task<void> {
-                for (auto& where : m) {
-                    co_await s.acquire();
-                    where = std::this_thread::get_id();
-                    co_await spindle::yield_now();
-                    s.release();
-                }
-            }(sem, mine)));
-        for (auto& h : hs) co_await h;
-    }(ran));
-    std::map<std::thread::id, int> per_thread;
-    for (const auto& m : ran)
-        for (int i = kRounds - kTail; i < kRounds; ++i) ++per_thread[m[static_cast<std::size_t>(i)]];
     int most = 0;
-    for (const auto& [id, n] : per_thread) most = std::max(most, n);
-    EXPECT_GE(most, kTasks * kTail * 8 / 10) << "the permit holders stayed split over " << per_thread.size() << " workers";
+    std::size_t threads_seen = 0;
+    std::uint64_t tail_steals = 0;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        Runtime rt(RuntimeOptions{.workers = 2});
+        std::vector<std::vector<std::thread::id>> ran(kTasks, std::vector<std::thread::id>(kRounds));
+        std::atomic<std::uint64_t> steals_at_tail{UINT64_MAX};
+        rt.block_on([](Runtime& run, std::vector<std::vector<std::thread::id>>& r,
+                       std::atomic<std::uint64_t>& at_tail) -> Task<void> {
+            spindle::Semaphore sem(4);
+            std::vector<spindle::JoinHandle<void>> hs;
+            for (auto& mine : r)
+                hs.push_back(spindle::spawn([](Runtime& rn, spindle::Semaphore& s, std::vector<std::thread::id>& m,
+                                               std::atomic<std::uint64_t>& tail) -> Task<void> {
+                    for (std::size_t i = 0; i < m.size(); ++i) {
+                        co_await s.acquire();
+                        m[i] = std::this_thread::get_id();
+                        if (i == m.size() - static_cast<std::size_t>(kTail)) {
+                            std::uint64_t unset = UINT64_MAX;  // the first task into the tail
+                            tail.compare_exchange_strong(unset, rn.metrics().steals);
+                        }
+                        co_await spindle::yield_now();
+                        s.release();
+                    }
+                }(run, sem, mine, at_tail)));
+            for (auto& h : hs) co_await h;
+        }(rt, ran, steals_at_tail));
+        tail_steals = rt.metrics().steals - steals_at_tail.load();
+        std::map<std::thread::id, int> per_thread;
+        for (const auto& m : ran)
+            for (int i = kRounds - kTail; i < kRounds; ++i) ++per_thread[m[static_cast<std::size_t>(i)]];
+        most = 0;
+        for (const auto& [id, n] : per_thread) most = std::max(most, n);
+        threads_seen = per_thread.size();
+        if (most >= kTasks * kTail * 8 / 10 || tail_steals == 0) break;
+    }
+    EXPECT_GE(most, kTasks * kTail * 8 / 10) << "the permit holders stayed split over " << threads_seen << " workers (" << tail_steals
+                                         << " steals in the tail)";
 }
