@@ -110,21 +110,11 @@ void SpinLock::lock() noexcept {
     }
 }
 
-void Scheduler::count_spawn(TaskHeader& t) noexcept {
-    Worker* w = tl_worker;
-    const std::size_t nshards = workers_.size() + 1;
-    if (w != nullptr && w->sched == this) {
-        RegistryShard& s = shards_[w->index];
-        t.id_ = (++s.next_id) * nshards + w->index;
-        // release: a reader that sees a later `done` of this task (which happens
-        // after this spawn) sees this count (live_count()).
-        s.spawned.store(s.spawned.load(std::memory_order_relaxed) + 1, std::memory_order_release);  // relaxed load: single writer
-        return;
-    }
+void Scheduler::count_spawn_external(TaskHeader& t) noexcept {
     RegistryShard& s = shards_[workers_.size()];
     std::lock_guard lk(s.ext_count_mx);
-    t.id_ = (++s.next_id) * nshards + workers_.size();
-    s.spawned.fetch_add(1, std::memory_order_release);  // release: as above; the mutex orders writers
+    t.id_ = (++s.next_id) * nshards_ + workers_.size();
+    s.spawned.fetch_add(1, std::memory_order_release);  // release: as count_spawn(); the mutex orders writers
 }
 
 void Scheduler::registry_insert(TaskHeader& t) noexcept {
@@ -148,37 +138,18 @@ void Scheduler::registry_remove(TaskHeader& t) noexcept {
     if (t.reg_next_ != nullptr) t.reg_next_->reg_prev_ = t.reg_prev_;
 }
 
-void Scheduler::count_on_own_shard(std::atomic<std::uint64_t> RegistryShard::*counter) noexcept {
-    Worker* w = tl_worker;
-    const bool own = w != nullptr && w->sched == this;
-    RegistryShard& s = shards_[own ? w->index : workers_.size()];
-    std::atomic<std::uint64_t>& c = s.*counter;
-    if (!own) {
-        // The last shard, shared by plain threads: its writers take the mutex.
-        std::lock_guard lk(s.ext_count_mx);
-        c.fetch_add(1, std::memory_order_release);  // release: as below
-        return;
-    }
-    // release: pairs with the acquire loads of live_count() / unfinished_count().
-    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_release);  // relaxed load: single writer
-}
-
-void Scheduler::registry_done() noexcept {
-    // After the task's frame was released, so shutdown() that reads 0 sees every
-    // frame destroyed. Tasks complete on workers only (final_suspend, run_task).
-    count_on_own_shard(&RegistryShard::done);
-}
-
-void Scheduler::count_finished() noexcept {
-    // Before the kComplete CAS that tells joiners, so whoever sees the task complete
-    // (a JoinHandle, block_on) and then calls dump() reads this count.
-    count_on_own_shard(&RegistryShard::finished);
+void Scheduler::count_on_external_shard(std::atomic<std::uint64_t> RegistryShard::*counter) noexcept {
+    // The last shard, shared by plain threads: its writers take the mutex. (Tasks
+    // complete on workers only; kept for any caller off a worker.)
+    RegistryShard& s = shards_[workers_.size()];
+    std::lock_guard lk(s.ext_count_mx);
+    (s.*counter).fetch_add(1, std::memory_order_release);  // release: as count_on_shard()
 }
 
 std::size_t Scheduler::unfinished_count() const noexcept {
     // As live_count(), with `finished` for `done`.
     std::uint64_t fin = 0, spawned = 0;
-    // acquire: pairs with count_finished()'s release stores.
+    // acquire: pairs with count_on_shard(finished)'s release stores.
     for (std::size_t i = 0; i <= workers_.size(); ++i) fin += shards_[i].finished.load(std::memory_order_acquire);
     // acquire: pairs with count_spawn()'s release stores.
     for (std::size_t i = 0; i <= workers_.size(); ++i) spawned += shards_[i].spawned.load(std::memory_order_acquire);
@@ -197,7 +168,7 @@ std::size_t Scheduler::live_count() const noexcept {
     // sums mean that no task read as done left a live child uncounted. (Tasks spawned
     // by plain threads concurrently with the call may be missed: shutdown() loops.)
     std::uint64_t done = 0, spawned = 0;
-    // acquire: pairs with registry_done()'s release stores.
+    // acquire: pairs with count_on_shard(done)'s release stores.
     for (std::size_t i = 0; i <= workers_.size(); ++i) done += shards_[i].done.load(std::memory_order_acquire);
     // acquire: pairs with count_spawn()'s release stores.
     for (std::size_t i = 0; i <= workers_.size(); ++i) spawned += shards_[i].spawned.load(std::memory_order_acquire);
@@ -218,12 +189,11 @@ void Scheduler::on_complete(TaskHeader& t, bool exclusive) noexcept {
                          "acquired (a Lock has no owner: nobody else will release it unless your code does)\n",
                          t.id_, task_display_name(t).c_str(), t.debug_locks_held_);
     }
-    // Counted before the joiners are told, so a block_on that returns sees it.
-    if (Worker* w = tl_worker; w != nullptr && w->sched == this)
-        // A statistic; the joiner's wake (release/acquire) carries it.
-        bump(w->m_completed);
+    Worker* const own = own_worker(tl_worker);
     if (t.listed_) registry_remove(t);
-    count_finished();
+    // Before the kComplete CAS that tells joiners, so whoever sees the task complete
+    // (a JoinHandle, block_on) and then calls dump() or metrics() reads this count.
+    count_on_shard(own, &RegistryShard::finished);
     // Sets kComplete; takes the join lock only if a joiner ever registered (a task
     // that finishes before anyone awaits it costs one CAS here, not three RMWs). An
     // exclusive child ("Exclusive children" in worker.cpp) with no joiner ever: a plain
@@ -263,7 +233,9 @@ void Scheduler::on_complete(TaskHeader& t, bool exclusive) noexcept {
         t.refs_.store(1, std::memory_order_release);  // release: pairs with the awaiter's acquire load in release()
     else
         t.release();  // may destroy the frame: t is not touched after this
-    registry_done();
+    // After the task's frame was released, so shutdown() that reads 0 sees every
+    // frame destroyed.
+    count_on_shard(own, &RegistryShard::done);
     // relaxed: only set while shutdown() waits; a missed notify costs one 20 ms poll.
     if (shutting_down_.load(std::memory_order_relaxed)) {
         std::lock_guard lk(live_mx_);
@@ -507,12 +479,14 @@ RuntimeMetrics Scheduler::metrics() const {
         m.inline_joins += w->m_inline_joins.load(std::memory_order_relaxed);  // relaxed: a statistic
         m.idle_spins += w->m_spins.load(std::memory_order_relaxed);           // relaxed: a statistic
         m.idle_spin_hits += w->m_spin_hits.load(std::memory_order_relaxed);   // relaxed: a statistic
-        m.tasks_spawned += w->m_spawned.load(std::memory_order_relaxed);
-        m.tasks_completed += w->m_completed.load(std::memory_order_relaxed);  // relaxed: a statistic
+    }
+    for (std::size_t i = 0; i < nshards_; ++i) {
+        // relaxed: a snapshot (the shards' counts, which live_count() reads with acquire).
+        m.tasks_spawned += shards_[i].spawned.load(std::memory_order_relaxed);
+        m.tasks_completed += shards_[i].finished.load(std::memory_order_relaxed);  // relaxed: a snapshot
     }
     // relaxed: a snapshot.
     m.injections = m_injections_.load(std::memory_order_relaxed);
-    m.tasks_spawned += m_external_spawns_.load(std::memory_order_relaxed);  // relaxed: a statistic
     m.stall_rescues = m_rescued_.load(std::memory_order_relaxed);  // relaxed: a statistic
     m.workers = workers_.size();
     return m;

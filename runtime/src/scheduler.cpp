@@ -58,6 +58,7 @@ Scheduler::Scheduler(const RuntimeOptions& opts) : opts_(opts), epoch_(std::chro
     deadlock_ns_ = opts_.deadlock_timeout.ms * 1'000'000;
     single_ = (n == 1);
     shards_ = std::make_unique<RegistryShard[]>(n + 1);
+    nshards_ = n + 1;
     sleepers_.reserve(n);
     workers_.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {

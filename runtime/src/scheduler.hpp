@@ -99,8 +99,9 @@ struct alignas(64) Worker {
     int io_ready = 0;                    // events in io_events not yet dispatched; owner only
     bool io_just_polled = false;         // park() polled: the next batch boundary need not; owner only
     // Metrics: written by the owner only (bump()), summed on read.
-    std::atomic<std::uint64_t> m_steals{0}, m_parks{0}, m_unparks{0}, m_timers{0}, m_spawned{0},
-        m_completed{0}, m_migrations{0}, m_inline_joins{0}, m_spins{0}, m_spin_hits{0};
+    // (Tasks spawned and completed: the registry shard's counts.)
+    std::atomic<std::uint64_t> m_steals{0}, m_parks{0}, m_unparks{0}, m_timers{0}, m_migrations{0},
+        m_inline_joins{0}, m_spins{0}, m_spin_hits{0};
     std::thread thread;
 };
 
@@ -140,8 +141,11 @@ struct alignas(64) RegistryShard {
     // was released, registry_done): two monotonic counts. A worker's shard is written
     // only by that worker (bump(): no locked instruction); the last shard, for plain
     // threads, under ext_count_mx. live_count() reads every `done` before any
-    // `spawned` (see there).
-    std::atomic<std::uint64_t> spawned{0};
+    // `spawned` (see there). On a line of their own: another worker takes `mx` to
+    // unlist a task that this shard's worker listed, and the counts are written on
+    // every spawn and completion. They are also metrics()'s tasks_spawned and
+    // tasks_completed (no second count per task).
+    alignas(64) std::atomic<std::uint64_t> spawned{0};
     std::atomic<std::uint64_t> done{0};
     // Tasks finished on this shard's worker, counted before their joiners are told
     // (dump()'s count of unlisted tasks: a task whose JoinHandle reads done is not in
@@ -317,17 +321,39 @@ private:
     void poke_idle_worker() noexcept;      // a fully idle runtime re-runs its idle checks
     void debug_after_slice(TaskHeader& t, std::int64_t start_ns) noexcept;
 
-    /// Counts a spawn and gives the task its id (no lock on a worker).
-    void count_spawn(TaskHeader& t) noexcept;
+    /// `w` if it is one of this runtime's workers (the caller's tl_worker), else null:
+    /// the shard the calling thread counts in (null: the last one, under its mutex).
+    [[nodiscard]] Worker* own_worker(Worker* w) const noexcept { return w != nullptr && w->sched == this ? w : nullptr; }
+    /// Counts a spawn and gives the task its id (no lock on a worker). `own`: own_worker().
+    void count_spawn(TaskHeader& t, Worker* own) noexcept {
+        if (own == nullptr) [[unlikely]] {
+            count_spawn_external(t);
+            return;
+        }
+        RegistryShard& s = shards_[own->index];
+        t.id_ = (++s.next_id) * nshards_ + own->index;
+        // release: a reader that sees a later `done` of this task (which happens
+        // after this spawn) sees this count (live_count()).
+        s.spawned.store(s.spawned.load(std::memory_order_relaxed) + 1, std::memory_order_release);  // relaxed load: single writer
+    }
+    void count_spawn_external(TaskHeader& t) noexcept;
     /// Lists `t` in the calling worker's shard (at spawn for a named task or in debug
     /// mode, else when its first slice ends without completing: "Registry").
     void registry_insert(TaskHeader& t) noexcept;
     void registry_remove(TaskHeader& t) noexcept;  // unlinks (before the frame may die)
-    void registry_done() noexcept;  // counts a finished task (after its frame may have died)
-    void count_finished() noexcept;  // counts a task about to be marked complete
-    /// Adds one to `counter` of the calling worker's shard (the last shard, under its
-    /// mutex, on other threads).
-    void count_on_own_shard(std::atomic<std::uint64_t> RegistryShard::*counter) noexcept;
+    /// Adds one to `counter` of `own`'s shard (own_worker(); null: the last shard,
+    /// under its mutex). `finished`: a task about to be marked complete; `done`: a
+    /// finished task, after its frame may have died.
+    void count_on_shard(Worker* own, std::atomic<std::uint64_t> RegistryShard::*counter) noexcept {
+        if (own == nullptr) [[unlikely]] {
+            count_on_external_shard(counter);
+            return;
+        }
+        std::atomic<std::uint64_t>& c = shards_[own->index].*counter;
+        // release: pairs with the acquire loads of live_count() / unfinished_count().
+        c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_release);  // relaxed load: single writer
+    }
+    void count_on_external_shard(std::atomic<std::uint64_t> RegistryShard::*counter) noexcept;
 
     void blocking_thread_main();
 
@@ -338,11 +364,11 @@ private:
     std::int64_t deadlock_ns_ = 0;  // 0 = off
     std::vector<std::unique_ptr<Worker>> workers_;
     std::unique_ptr<RegistryShard[]> shards_;  // workers_.size() + 1 (external spawns)
+    std::size_t nshards_ = 0;                  // workers_.size() + 1 (the ids' stride)
 
     moodycamel::ConcurrentQueue<TaskHeader*> injector_;
     std::atomic<std::int64_t> injected_{0};  // exact count of tasks in injector_
     std::atomic<std::uint64_t> m_injections_{0};
-    std::atomic<std::uint64_t> m_external_spawns_{0};
 
     alignas(64) std::atomic<std::uint64_t> idle_{0};  // sleepers | searchers << 32
     mutable std::mutex idle_mx_;                      // guards sleepers_ and timer ownership

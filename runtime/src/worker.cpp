@@ -265,31 +265,33 @@ std::chrono::nanoseconds set_slow_task_threshold(std::chrono::nanoseconds d) noe
 
 // ── spawning and queues ──
 
+namespace {
+[[gnu::cold, gnu::noinline]] void name_task(TaskHeader& t, std::string_view name) {
+    auto* p = static_cast<char*>(std::malloc(name.size() + 1));
+    if (p == nullptr) throw std::bad_alloc();
+    std::memcpy(p, name.data(), name.size());
+    p[name.size()] = '\0';
+    t.name_ = p;
+    t.named_ = true;
+}
+}  // namespace
+
 void Scheduler::spawn(TaskHeader& t, std::string_view name) {
-    if (stop_.load()) throw std::logic_error("spindle: spawn on a runtime that has stopped");
+    if (stop_.load()) [[unlikely]] throw std::logic_error("spindle: spawn on a runtime that has stopped");
     t.sched_ = this;
     t.debug_ = debug_;
-    if (!name.empty()) {
-        auto* p = static_cast<char*>(std::malloc(name.size() + 1));
-        if (p == nullptr) throw std::bad_alloc();
-        std::memcpy(p, name.data(), name.size());
-        p[name.size()] = '\0';
-        t.name_ = p;
-        t.named_ = true;
-    }
-    count_spawn(t);
+    if (!name.empty()) [[unlikely]] name_task(t, name);
+    // One thread-local read for the whole spawn: the shard it counts in, and where it goes.
+    Worker* const w = own_worker(tl_worker);
+    count_spawn(t, w);
     // relaxed: a race with shutdown()'s store only picks which rule applies.
     if (shutting_down_.load(std::memory_order_relaxed)) [[unlikely]] t.spawned_in_shutdown_ = true;
     // Listed now only if dump() should show it before it runs ("Registry" in registry.cpp).
-    if (t.named_ || debug_) registry_insert(t);
-    Worker* w = tl_worker;
-    // relaxed: metrics.
-    if (w != nullptr && w->sched == this) bump(w->m_spawned);
-    else m_external_spawns_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+    if (t.named_ || debug_) [[unlikely]] registry_insert(t);
     // relaxed: the frame is published to the worker by the queue (release/acquire).
     tsan_release(&t);  // see scheduler_internal.hpp
     t.state_.store(TaskHeader::kNotified, std::memory_order_relaxed);
-    if (w != nullptr && w->sched == this && !single_) spawn_local(*w, &t);
+    if (w != nullptr && !single_) spawn_local(*w, &t);
     else enqueue(&t);
 }
 

@@ -241,9 +241,12 @@ public:
 
 private:
     detail::TaskHeader* checked(const char* what) const {
-        if (t_ == nullptr)
-            throw std::logic_error(std::string("spindle: JoinHandle::") + what + " on an empty (moved-from) handle");
+        if (t_ == nullptr) [[unlikely]]
+            throw_empty(what);
         return t_;
+    }
+    [[noreturn, gnu::cold, gnu::noinline]] static void throw_empty(const char* what) {
+        throw std::logic_error(std::string("spindle: JoinHandle::") + what + " on an empty (moved-from) handle");
     }
     detail::TaskHeader* t_ = nullptr;
 };

@@ -190,11 +190,15 @@ public:
     }
 
 private:
+    // The check is on every spawn and await: the test inline, the throw out of line.
     handle_type checked(const char* what) const {
-        if (!h_) throw std::logic_error(std::string("spindle: ") + what + " of an empty (moved-from) Task");
-        if (h_.done() || h_.promise().continuation_ || h_.promise().started_)
-            throw std::logic_error(std::string("spindle: ") + what + " of a Task that already ran");
+        if (!h_ || h_.done() || h_.promise().continuation_ || h_.promise().started_) [[unlikely]]
+            throw_unusable(what, !h_);
         return h_;
+    }
+    [[noreturn, gnu::cold, gnu::noinline]] static void throw_unusable(const char* what, bool empty) {
+        if (empty) throw std::logic_error(std::string("spindle: ") + what + " of an empty (moved-from) Task");
+        throw std::logic_error(std::string("spindle: ") + what + " of a Task that already ran");
     }
     handle_type h_;
 };
