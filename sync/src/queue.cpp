@@ -31,19 +31,12 @@ QueueCore::QueueCore(std::ptrdiff_t maxsize) : maxsize_(checked_maxsize(maxsize)
 
 QueueCore::~QueueCore() = default;
 
-void QueueCore::lock() const noexcept {
+void QueueCore::lock_contended() const noexcept {
     // Test-and-test-and-set with exponential backoff: under contention between cores
     // the waiters stop hammering the line the holder needs (measured on the lent
     // 16-core machine, queue_mpsc pinned to 2 CPUs: 236-377 -> 177-204 ns/item).
     unsigned backoff = 1;
     for (;;) {
-        // acquire: pairs with the release store in unlock().
-        if (!locked_.exchange(true, std::memory_order_acquire)) {
-            // The inline unlock() is compiled into the user's code: under the user's
-            // TSan its release store is seen, this acquire (in the library) is not.
-            detail::tsan_acquire(&locked_);
-            return;
-        }
         do {
             for (unsigned i = 0; i < backoff; ++i) SPINDLE_CPU_RELAX();
             if (backoff < 64) {
@@ -51,8 +44,14 @@ void QueueCore::lock() const noexcept {
             } else {
                 std::this_thread::yield();  // the holder may have been preempted
             }
-            // relaxed: only a hint; the exchange above decides.
+            // relaxed: only a hint; the exchange below decides.
         } while (locked_.load(std::memory_order_relaxed));
+        // acquire: pairs with the release store in unlock().
+        if (!locked_.exchange(true, std::memory_order_acquire)) {
+            // As in lock(): for a TSan that sees only one side of the pair.
+            detail::tsan_acquire(&locked_);
+            return;
+        }
     }
 }
 
@@ -96,23 +95,6 @@ bool QueueCore::claim_item_locked() noexcept {
     return true;                // else a left-over: a woken-but-cancelled getter returned one
 }
 
-QueueCore::Grants QueueCore::dispatch_locked() noexcept {
-    Grants g;
-    if (live_get_ > 0 && n_ > r_get_) {
-        const auto k = std::min<std::int64_t>(live_get_, static_cast<std::int64_t>(n_ - r_get_));
-        live_get_ -= k;
-        r_get_ += static_cast<std::size_t>(k);
-        g.getters = k;
-    }
-    if (maxsize_ != 0 && live_put_ > 0 && n_ + r_put_ < maxsize_) {
-        const auto k = std::min<std::int64_t>(live_put_, static_cast<std::int64_t>(maxsize_ - n_ - r_put_));
-        live_put_ -= k;
-        r_put_ += static_cast<std::size_t>(k);
-        g.putters = k;
-    }
-    return g;
-}
-
 QueueCore::Shortfall QueueCore::grant(Side& side, std::int64_t k) noexcept {
     while (k > 0) {
         const std::uint64_t seen = side.q.enqueued();
@@ -126,7 +108,7 @@ QueueCore::Shortfall QueueCore::grant(Side& side, std::int64_t k) noexcept {
     return {};
 }
 
-void QueueCore::deliver(Grants g) noexcept {
+void QueueCore::deliver_slow(Grants g) noexcept {
     for (;;) {
         const Shortfall get = grant(getters_, g.getters);
         const Shortfall put = grant(putters_, g.putters);

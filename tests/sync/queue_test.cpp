@@ -156,6 +156,15 @@ TEST(SyncQueue, WaitingCallsOutsideATaskThrowLogicError) {
     EXPECT_TRUE(p.finished());
     EXPECT_THROW(p.rethrow(), std::logic_error);
     EXPECT_EQ(q.qsize(), 1U);  // the refused put inserted nothing
+    // Calls that need not wait complete without a task, as Lock, Semaphore and Event
+    // do (and asyncio's get() of a non-empty queue): only waiting needs one.
+    Eager g2 = get_outside_task(q);
+    EXPECT_TRUE(g2.finished());
+    EXPECT_NO_THROW(g2.rethrow());
+    EXPECT_EQ(q.qsize(), 0U);
+    Eager p2 = put_outside_task(q);
+    EXPECT_TRUE(p2.finished());
+    EXPECT_NO_THROW(p2.rethrow());
     EXPECT_EQ(q.get_nowait(), 1);
 }
 

@@ -169,7 +169,19 @@ protected:
         std::int64_t putters = 0;
     };
 
-    void lock() const noexcept;
+    // The first try inline (an uncontended put or get: one exchange); the spin with
+    // backoff out of line.
+    void lock() const noexcept {
+        // acquire: pairs with the release store in unlock().
+        if (!locked_.exchange(true, std::memory_order_acquire)) [[likely]] {
+            // The inline unlock() is compiled into the user's code, and so is this; the
+            // annotation pairs them for a TSan that sees one side only (detail/tsan.hpp).
+            detail::tsan_acquire(&locked_);
+            return;
+        }
+        lock_contended();
+    }
+    void lock_contended() const noexcept;
     void unlock() const noexcept {
         // Also called from the library (queue.cpp), where a user's ThreadSanitizer does
         // not see the store: the annotation pairs with lock()'s (detail/tsan.hpp).
@@ -217,15 +229,35 @@ protected:
     Grants shut_down_locked(std::size_t discarded) noexcept;
     [[nodiscard]] bool shut_locked() const noexcept { return shutdown_; }
     [[nodiscard]] std::size_t stored_locked_count() const noexcept { return n_; }
-    /// D2: reserve for every live waiter that can be served.
-    Grants dispatch_locked() noexcept;
+    /// D2: reserve for every live waiter that can be served. Inline: every put and get
+    /// calls it, and nearly always nobody waits on the side it would serve.
+    Grants dispatch_locked() noexcept {
+        Grants g;
+        if (live_get_ > 0 && n_ > r_get_) [[unlikely]] {
+            const auto k = std::min<std::int64_t>(live_get_, static_cast<std::int64_t>(n_ - r_get_));
+            live_get_ -= k;
+            r_get_ += static_cast<std::size_t>(k);
+            g.getters = k;
+        }
+        if (maxsize_ != 0 && live_put_ > 0 && n_ + r_put_ < maxsize_) [[unlikely]] {
+            const auto k = std::min<std::int64_t>(live_put_, static_cast<std::int64_t>(maxsize_ - n_ - r_put_));
+            live_put_ -= k;
+            r_put_ += static_cast<std::size_t>(k);
+            g.putters = k;
+        }
+        return g;
+    }
     /// Takes a cell for the current task on one side and counts it (D4).
     WaitPosition enqueue_getter_locked() { return enqueue_locked(getters_); }
     WaitPosition enqueue_putter_locked() { return enqueue_locked(putters_); }
 
     // ── outside the lock ──
-    /// Wakes the waiters dispatch_locked() reserved for (D3 on a miss).
-    void deliver(Grants g) noexcept;
+    /// Wakes the waiters dispatch_locked() reserved for (D3 on a miss). The test for
+    /// "none" inline (the common case), the wakes out of line.
+    void deliver(Grants g) noexcept {
+        if ((g.getters | g.putters) != 0) [[unlikely]] deliver_slow(g);
+    }
+    void deliver_slow(Grants g) noexcept;
     /// Wakes the waiters shut_down_locked() counted (no reservations).
     void wake_all(Grants g) noexcept;
     WaitQueue& getter_queue() noexcept { return getters_.q; }
@@ -446,7 +478,10 @@ public:
             return attempt();
         }
         bool await_suspend(std::coroutine_handle<> h) {
-            if (!w_.queued && attempt()) return yield_after(*w_.self, h);
+            if (!w_.queued) {
+                w_.self = &waiting_task("Queue::get");
+                if (attempt()) return yield_after(*w_.self, h);
+            }
             return w_.park(q_->getter_queue(), h);
         }
         T await_resume() {
@@ -485,14 +520,16 @@ public:
         // One lock acquisition either way: take an item now (true), or take a cell
         // (false; parked in await_suspend; a grant arriving in between leaves a
         // deposit there).
+        // The task is looked up only when the get waits (or yields): an item taken at
+        // once needs none, as asyncio's get() of a non-empty queue never touches the loop.
         bool attempt() {
-            w_.self = &waiting_task("Queue::get");
             Guard g(*q_);
             if (q_->can_take_locked()) {
                 take_now(g);
                 return true;
             }
             if (q_->shut_locked()) throw QueueShutDown{};
+            if (w_.self == nullptr) w_.self = &waiting_task("Queue::get");  // throws unlocked (the Guard)
             w_.pos = q_->enqueue_getter_locked();
             w_.queued = true;
             return false;
@@ -523,7 +560,10 @@ public:
             return attempt();
         }
         bool await_suspend(std::coroutine_handle<> h) {
-            if (!w_.queued && attempt()) return yield_after(*w_.self, h);
+            if (!w_.queued) {
+                w_.self = &waiting_task("Queue::put");
+                if (attempt()) return yield_after(*w_.self, h);
+            }
             return w_.park(q_->putter_queue(), h);
         }
         void await_resume() {
@@ -566,10 +606,11 @@ public:
     private:
         // One lock acquisition either way: store the item now (true), or take a cell
         // (false; parked in await_suspend, as in GetAwaiter::attempt()).
+        // The task is looked up only when the put waits (or yields), as in get().
         bool attempt() {
-            w_.self = &waiting_task("Queue::put");
             Guard g(*q_);
             if (q_->store_locked(g, item_)) return true;
+            if (w_.self == nullptr) w_.self = &waiting_task("Queue::put");  // throws unlocked (the Guard)
             w_.pos = q_->enqueue_putter_locked();
             w_.queued = true;
             return false;
