@@ -1,5 +1,6 @@
 // runtime/src/ebr.cpp — see spindle/runtime/detail/ebr.hpp for the algorithm.
 #include "spindle/runtime/detail/ebr.hpp"
+#include "asym_fence.hpp"
 
 #include <vector>
 
@@ -20,6 +21,10 @@ struct Record {
     // state = epoch << 1 | kActive while pinned, 0 otherwise. Written by the owner,
     // read by collectors.
     std::atomic<std::uint64_t> state{0};
+    // The process's fence mode (asym::mode()), copied when the record is taken: the
+    // pin reads it from the line it writes anyway. Decided once per process, so every
+    // record and every collector agree.
+    asym::Mode mode = asym::Mode::kSymmetric;
     std::atomic<bool> in_use{false};      // owner claims/releases; collectors skip free ones
     Record* next = nullptr;               // immutable once published in g_records
     // Owner only:
@@ -49,6 +54,7 @@ Record* acquire_record() {
             return r;
     }
     auto* r = new Record;
+    r->mode = asym::mode();
     r->in_use.store(true, std::memory_order_relaxed);  // relaxed: published by the CAS below
     // relaxed: the CAS validates.
     Record* head = g_records.load(std::memory_order_relaxed);
@@ -77,6 +83,12 @@ void free_items(std::vector<Retired>& items, std::uint64_t epoch) noexcept {
 std::uint64_t try_advance() noexcept {
     // seq_cst: ordered after the records' seq_cst pin stores (see pin()).
     const std::uint64_t e = g_epoch.load(std::memory_order_seq_cst);
+    // The heavy half of the pin's Dekker pair (asym_fence.hpp): after everything this
+    // collector did and read so far (its epoch, the unlinks before its retirements),
+    // before it reads the records. A pin that this scan misses was stored after the
+    // barrier ran on the pinner's CPU, so the pinner's later loads see every unlink
+    // made before it. About a microsecond, once per kCollectEvery retirements.
+    asym::heavy(asym::mode());
     // acquire: pairs with the release CAS that published each record.
     for (Record* r = g_records.load(std::memory_order_acquire); r != nullptr; r = r->next) {
         // seq_cst: a pin published before our read must be seen (Dekker with pin()).
@@ -143,14 +155,17 @@ Guard::Guard() noexcept {
     if (r.nest++ != 0) return;
     // seq_cst: the epoch read is in the single total order S with try_advance()'s CAS.
     const std::uint64_t e = g_epoch.load(std::memory_order_seq_cst);
-    // relaxed store + seq_cst fence (crossbeam-epoch's pin): the fence orders the pin
-    // before this thread's later loads of shared pointers, and a collector's seq_cst
-    // load of `state` that follows the fence in S sees the pin ([atomics.order]: a
-    // modification sequenced before a seq_cst fence X is observed by a seq_cst read
-    // after X in S). A seq_cst store here would add a second full barrier (xchg, then
-    // the fence's lock or) for nothing: that pair was 19% of lock_contended_2.
+    // relaxed store + fence (crossbeam-epoch's pin): the fence orders the pin before
+    // this thread's later loads of shared pointers. Symmetric mode: a seq_cst fence, and
+    // a collector's seq_cst load of `state` that follows it in S sees the pin
+    // ([atomics.order]: a modification sequenced before a seq_cst fence X is observed
+    // by a seq_cst read after X in S). Membarrier mode: the light fence (compiler only),
+    // paired with the collector's asym::heavy() before its scan (try_advance). A pin is
+    // on every wait and grant of the waiter engine; the fence's locked instruction was
+    // two per Condition wait (A seq_cst store here would add a second barrier: that
+    // pair was 19% of lock_contended_2.)
     r.state.store((e << 1) | kActive, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    asym::light(r.mode);
 }
 
 Guard::~Guard() {

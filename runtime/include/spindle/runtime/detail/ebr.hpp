@@ -3,8 +3,10 @@
 //
 // Algorithm: Fraser's epoch-based reclamation (as in crossbeam-epoch).
 //   * A global epoch E. Every thread that touches a shared segment first *pins*:
-//     it publishes "active at E" in its own record (a store, then a seq_cst
-//     fence), and unpins after.
+//     it publishes "active at E" in its own record (a store, then a fence), and
+//     unpins after. The fence is asymmetric (runtime/src/asym_fence.hpp): a compiler
+//     fence in the pin and membarrier(2) in the collector before it reads the
+//     records, or a seq_cst fence on both sides where membarrier is refused.
 //   * An object unlinked from every shared root is *retired* with the epoch at
 //     retirement; it is freed once the global epoch is at least two epochs later.
 //   * The epoch advances from E to E+1 only when every pinned thread is pinned at E.
