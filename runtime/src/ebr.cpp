@@ -2,6 +2,8 @@
 #include "spindle/runtime/detail/ebr.hpp"
 #include "asym_fence.hpp"
 
+#include <chrono>
+#include <utility>
 #include <vector>
 
 namespace spindle::detail::ebr {
@@ -9,7 +11,16 @@ namespace spindle::detail::ebr {
 namespace {
 
 constexpr std::uint64_t kActive = 1;       // low bit of Record::state
-constexpr std::size_t kCollectEvery = 64;  // retirements between collection attempts
+constexpr std::uint32_t kCollectEvery = 64;  // retirements between collection attempts
+// Membarrier mode: an attempt whose scan finds every pinned thread at the epoch costs a
+// membarrier, ~1 us with no other thread of the process running and ~20 us on the 2-core
+// VM with one running (its IPIs are VM exits), and it interrupts those threads (measured
+// in review: a retire-only loop went from 35 to 350 ns per retirement, and a spinning
+// sibling lost half its throughput). So a thread attempts at most once per
+// kHeavyEveryNs or per kHeavyEvery retirements, whichever comes first: at most ~20 ns
+// per retirement, and at most a millisecond's garbage (or 1,024 objects) waits longer.
+constexpr std::uint32_t kHeavyEvery = 1024;
+constexpr std::int64_t kHeavyEveryNs = 1'000'000;
 
 struct Retired {
     void* p;
@@ -29,6 +40,8 @@ struct Record {
     Record* next = nullptr;               // immutable once published in g_records
     // Owner only:
     std::uint32_t nest = 0;
+    std::uint32_t since_try = 0;   // retirements since the last collection attempt
+    std::int64_t last_try_ns = 0;  // steady clock at that attempt (membarrier mode)
     std::vector<Retired> limbo;
 };
 
@@ -79,22 +92,36 @@ void free_items(std::vector<Retired>& items, std::uint64_t epoch) noexcept {
     items.resize(kept);
 }
 
+/// True if some pinned record is at another epoch than `e` (seq_cst loads: a pin
+/// published before the read is seen, the Dekker pair with the pin).
+bool someone_lags(std::uint64_t e) noexcept {
+    // acquire: pairs with the release CAS that published each record.
+    for (Record* r = g_records.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+        // seq_cst: see above.
+        const std::uint64_t s = r->state.load(std::memory_order_seq_cst);
+        if ((s & kActive) != 0U && (s >> 1) != e) return true;
+    }
+    return false;
+}
+
 /// Advances the global epoch if every pinned thread is at it; returns the epoch.
 std::uint64_t try_advance() noexcept {
     // seq_cst: ordered after the records' seq_cst pin stores (see pin()).
     const std::uint64_t e = g_epoch.load(std::memory_order_seq_cst);
-    // The heavy half of the pin's Dekker pair (asym_fence.hpp): after everything this
-    // collector did and read so far (its epoch, the unlinks before its retirements),
-    // before it reads the records. A pin that this scan misses was stored after the
-    // barrier ran on the pinner's CPU, so the pinner's later loads see every unlink
-    // made before it. About a microsecond, once per kCollectEvery retirements.
+    // A first look without the barrier: a record seen at an older epoch is pinned there
+    // (not advancing is always safe), so a scan that could not advance costs no system
+    // call (found in review: most attempts under steady waits are of this kind).
+    if (someone_lags(e)) return e;
+    // The heavy half of the pin's Dekker pair (asym_fence.hpp), before the scan that
+    // decides. What must be visible to a pinner that this scan misses are the unlinks
+    // of the objects retired at e - 1 or before, by any thread: each unlink came before
+    // its retirer's read of that older epoch, which came before the CAS that made e,
+    // which this collector read above; the barrier then runs on every CPU of the
+    // process, so a pin store it does not drain is made after it, and the pinner's
+    // later loads see those unlinks. A pin it drains, this scan sees. Symmetric mode:
+    // a seq_cst fence, paired with the pin's (crossbeam-epoch's argument).
     asym::heavy(asym::mode());
-    // acquire: pairs with the release CAS that published each record.
-    for (Record* r = g_records.load(std::memory_order_acquire); r != nullptr; r = r->next) {
-        // seq_cst: a pin published before our read must be seen (Dekker with pin()).
-        const std::uint64_t s = r->state.load(std::memory_order_seq_cst);
-        if ((s & kActive) != 0U && (s >> 1) != e) return e;  // someone lags behind
-    }
+    if (someone_lags(e)) return e;
     std::uint64_t expected = e;
     // seq_cst: the advance is ordered with every pin in the single total order.
     g_epoch.compare_exchange_strong(expected, e + 1, std::memory_order_seq_cst);
@@ -130,9 +157,10 @@ struct ThreadHandle {
     }
     ~ThreadHandle() {
         if (rec == nullptr) return;
-        if (!rec->limbo.empty()) {
+        Record* const mine = std::exchange(rec, nullptr);
+        if (!mine->limbo.empty()) {
             auto* o = new Orphans;
-            o->items.swap(rec->limbo);
+            o->items.swap(mine->limbo);
             // relaxed: the CAS validates.
             Orphans* head = g_orphans.load(std::memory_order_relaxed);
             do {
@@ -142,7 +170,11 @@ struct ThreadHandle {
                                                       std::memory_order_relaxed));  // failure: retry
         }
         // release: pairs with the acquire CAS of the next owner in acquire_record().
-        rec->in_use.store(false, std::memory_order_release);
+        mine->in_use.store(false, std::memory_order_release);
+        // `rec` is null from here: a thread_local destroyed after this one that pins or
+        // retires (a thread_local primitive) takes a fresh record instead of one that
+        // another thread may own by now (found in review). That record and its limbo
+        // are never released (a leak per such thread, never a race).
     }
 };
 
@@ -160,7 +192,7 @@ Guard::Guard() noexcept {
     // a collector's seq_cst load of `state` that follows it in S sees the pin
     // ([atomics.order]: a modification sequenced before a seq_cst fence X is observed
     // by a seq_cst read after X in S). Membarrier mode: the light fence (compiler only),
-    // paired with the collector's asym::heavy() before its scan (try_advance). A pin is
+    // paired with the collector's asym::heavy() before its deciding scan. A pin is
     // on every wait and grant of the waiter engine; the fence's locked instruction was
     // two per Condition wait (A seq_cst store here would add a second barrier: that
     // pair was 19% of lock_contended_2.)
@@ -188,7 +220,16 @@ void retire(void* p, Deleter del) noexcept {
     }
     // relaxed: a statistic.
     g_pending.fetch_add(1, std::memory_order_relaxed);
-    if (r.limbo.size() % kCollectEvery == 0) {  // safe while pinned: see free_items' bound
+    if (++r.since_try % kCollectEvery != 0) return;
+    if (r.mode == asym::Mode::kMembarrier && r.since_try < kHeavyEvery) {
+        const std::int64_t t = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count();
+        if (t - r.last_try_ns < kHeavyEveryNs) return;
+        r.last_try_ns = t;
+    }
+    r.since_try = 0;
+    {  // safe while pinned: see free_items' bound
         const std::uint64_t now = try_advance();
         free_items(r.limbo, now);
         collect_orphans(now);
