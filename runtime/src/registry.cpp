@@ -21,6 +21,19 @@
 //     body runs: every task is cancelled (its 20 ms re-cancel loop stays as before).
 //     Except a task spawned while the flag is set (a cancelled task's cleanup child):
 //     it runs, and the next walk cancels it, as before lazy listing.
+// Unlisting. A listed task that completes on the worker whose shard lists it is
+// unlinked at once. One that completes on another worker (a stolen or migrated task:
+// event_broadcast's woken half) is not: that worker keeps it in its `unlist` buffer,
+// listed and with the runtime's reference, and unlinks the buffer in one go per shard
+// lock (flush_unlisted: when 32 are held, at each batch boundary, before it idles, when
+// it exits), then drops the references and counts the tasks done. Unlinking each one
+// at its completion took the other worker's shard lock once per task, beside that
+// worker's own unlinking: about half of event_broadcast's second-worker cost (a probe
+// without listing: 114-123 against 134-135 ns/waiter). So a listed task may be complete:
+// dump() skips complete tasks; shutdown()'s walk only cancels them (a no-op) under its
+// own reference; the deadlock check runs only when every worker is parked, and each
+// flushes before it idles. The runtime still unlists a task (under the shard lock)
+// before it drops its reference, which release()'s fast path relies on.
 // Counting (live_count): per-shard monotonic `spawned` and `done` counts, each shard
 // written by one worker (no locked instruction). A task is counted spawned by the
 // thread that spawned it and done by the worker it completed on.
@@ -190,7 +203,9 @@ void Scheduler::on_complete(TaskHeader& t, bool exclusive) noexcept {
                          t.id_, task_display_name(t).c_str(), t.debug_locks_held_);
     }
     Worker* const own = own_worker(tl_worker);
-    if (t.listed_) registry_remove(t);
+    // Listed in another worker's shard: unlinked later, in a batch ("Unlisting" above).
+    const bool defer = t.listed_ && own != nullptr && t.shard_ != own->index;
+    if (t.listed_ && !defer) registry_remove(t);
     // Before the kComplete CAS that tells joiners, so whoever sees the task complete
     // (a JoinHandle, block_on) and then calls dump() or metrics() reads this count.
     count_on_shard(own, &RegistryShard::finished);
@@ -229,6 +244,12 @@ void Scheduler::on_complete(TaskHeader& t, bool exclusive) noexcept {
     // lvalue handle even when the count reads 2: another thread may copy that handle
     // (a const read) between the load and the store, and its reference was lost (review,
     // InlineJoin.ACopyOfTheJoinersHandleMadeDuringAnInlineCompletionKeepsTheFrameAlive).
+    if (defer) {
+        // Still listed, so the runtime keeps its reference until the flush has unlinked it.
+        own->unlist[own->unlist_n++] = &t;
+        if (own->unlist_n == Worker::kUnlistBatch) flush_unlisted(*own);
+        return;
+    }
     if (exclusive)
         t.refs_.store(1, std::memory_order_release);  // release: pairs with the awaiter's acquire load in release()
     else
@@ -236,6 +257,34 @@ void Scheduler::on_complete(TaskHeader& t, bool exclusive) noexcept {
     // After the task's frame was released, so shutdown() that reads 0 sees every
     // frame destroyed.
     count_on_shard(own, &RegistryShard::done);
+    // relaxed: only set while shutdown() waits; a missed notify costs one 20 ms poll.
+    if (shutting_down_.load(std::memory_order_relaxed)) {
+        std::lock_guard lk(live_mx_);
+        live_cv_.notify_all();
+    }
+}
+
+void Scheduler::flush_unlisted(Worker& w) noexcept {
+    const std::uint32_t n = w.unlist_n;
+    if (n == 0) return;
+    w.unlist_n = 0;
+    // Unlink, one lock per run of tasks of the same shard (with two workers: one).
+    for (std::uint32_t i = 0; i < n;) {
+        RegistryShard& s = shards_[w.unlist[i]->shard_];
+        std::lock_guard lk(s.mx);
+        for (; i < n && &shards_[w.unlist[i]->shard_] == &s; ++i) {
+            TaskHeader& t = *w.unlist[i];
+            if (t.reg_prev_ != nullptr) t.reg_prev_->reg_next_ = t.reg_next_;
+            else s.head = t.reg_next_;
+            if (t.reg_next_ != nullptr) t.reg_next_->reg_prev_ = t.reg_prev_;
+        }
+    }
+    // Unlisted: now the runtime's references may go (each may destroy its frame).
+    for (std::uint32_t i = 0; i < n; ++i) {
+        w.unlist[i]->release();
+        // After the frame's release, as in on_complete().
+        count_on_shard(&w, &RegistryShard::done);
+    }
     // relaxed: only set while shutdown() waits; a missed notify costs one 20 ms poll.
     if (shutting_down_.load(std::memory_order_relaxed)) {
         std::lock_guard lk(live_mx_);
@@ -338,9 +387,11 @@ std::string Scheduler::snapshot(bool* stable_out, std::size_t* live_out) const {
     const std::int64_t now = now_ns();
     for (std::size_t i = 0; i <= workers_.size(); ++i) {
         for (TaskHeader* t = shards_[i].head; t != nullptr; t = t->reg_next_) {
-            ++live;
             // seq_cst: with the re-reads below, brackets the cell read (see "Deadlock detection").
             const std::uint32_t s1 = t->state_.load(std::memory_order_seq_cst);
+            // Completed, waiting in another worker's unlist buffer ("Unlisting"): not live.
+            if ((s1 & TaskHeader::kComplete) != 0U) continue;
+            ++live;
             const std::uint64_t w1 = t->wait_.load(std::memory_order_seq_cst);  // seq_cst: as above
             std::string line = "task " + std::to_string(t->id_) + " \"" + task_display_name(*t) + "\": ";
             bool parked = false;

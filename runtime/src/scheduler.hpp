@@ -79,6 +79,12 @@ struct alignas(64) Worker {
         TimeoutEntry* timeout;    // or, when set, a wait_for timeout: cancel its task
     };
     std::vector<Fired> fired;          // fire_due_timers' scratch list; owner only
+    // Tasks that completed here but are listed in another worker's registry shard
+    // ("Unlisting" in registry.cpp): still listed, still holding the runtime's reference;
+    // unlinked in one batch per shard lock by flush_unlisted(). Owner only.
+    static constexpr std::uint32_t kUnlistBatch = 32;
+    std::uint32_t unlist_n = 0;
+    std::array<TaskHeader*, kUnlistBatch> unlist{};
     std::uint32_t batch_left = 0;      // owner only
     std::uint64_t rng = 0;             // owner only
     bool searching = false;            // owner only
@@ -341,6 +347,10 @@ private:
     /// mode, else when its first slice ends without completing: "Registry").
     void registry_insert(TaskHeader& t) noexcept;
     void registry_remove(TaskHeader& t) noexcept;  // unlinks (before the frame may die)
+    /// Unlinks the tasks `w` completed that another shard lists, then drops the runtime's
+    /// reference to each and counts it done ("Unlisting" in registry.cpp). Owner only;
+    /// at every batch boundary, before the worker idles, and when it exits.
+    void flush_unlisted(Worker& w) noexcept;
     /// Adds one to `counter` of `own`'s shard (own_worker(); null: the last shard,
     /// under its mutex). `finished`: a task about to be marked complete; `done`: a
     /// finished task, after its frame may have died.

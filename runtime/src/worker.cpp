@@ -419,11 +419,15 @@ void Scheduler::worker_main(Worker& w) {
         TaskHeader* t = next_local(w);
         if (t == nullptr) t = search(w);
         if (t == nullptr) {
+            // Before idling: a parked worker holds no completed task back ("Unlisting" in
+            // registry.cpp; the deadlock check and shutdown() count on it).
+            if (w.unlist_n != 0) flush_unlisted(w);
             if (!spin_for_work(w)) park(w);
             continue;
         }
         run_task(w, t);
     }
+    flush_unlisted(w);
     tl_worker = nullptr;
 }
 
@@ -473,6 +477,7 @@ TaskHeader* Scheduler::next_local(Worker& w) noexcept {
 }
 
 void Scheduler::batch_boundary(Worker& w) noexcept {
+    if (w.unlist_n != 0) flush_unlisted(w);  // completed tasks another shard lists ("Unlisting" in registry.cpp)
     // I/O readiness first, then timers, then the injector: asyncio's _run_once order
     // (select, due timers, then the ready queue). As in asyncio, which selects with no
     // timeout only when callbacks are ready: with nothing else to run here the worker

@@ -15,8 +15,11 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "runtime_test_util.hpp"
@@ -548,4 +551,47 @@ TEST(Home, SemaphoreHoldersSplitOverTwoWorkersGatherOnOne) {
     }
     EXPECT_GE(most, kTasks * kTail * 8 / 10) << "the permit holders stayed split over " << threads_seen << " workers (" << tail_steals
                                          << " steals in the tail)";
+}
+
+// ───────────── unlisting by another worker ("Unlisting" in runtime/src/registry.cpp) ─────────────
+
+TEST(Unlisting, TasksCompletedOnAnotherWorkerThanTheirShardLeaveNoTrace) {
+    // Parked tasks are listed in the shard of the worker they parked on; one that
+    // completes on the other worker stays listed, complete, until that worker flushes
+    // its unlist buffer. dump() must not show such a task, and shutdown() must wait for
+    // (and get) every frame: each task's parameter holds a reference to `token`.
+    auto token = std::make_shared<int>(7);
+    int moved = 0;
+    {
+        Runtime rt(RuntimeOptions{.workers = 2});
+        for (int attempt = 0; attempt < 20 && moved == 0; ++attempt) {
+            constexpr int kTasks = 2000;
+            std::vector<std::pair<std::thread::id, std::thread::id>> where(kTasks);
+            rt.block_on([](std::vector<std::pair<std::thread::id, std::thread::id>>& w,
+                           std::shared_ptr<int> tok) -> Task<void> {
+                spindle::Event ev;
+                std::vector<spindle::JoinHandle<void>> hs;
+                for (auto& slot : w)
+                    hs.push_back(spindle::spawn([](spindle::Event& e, std::pair<std::thread::id, std::thread::id>& s,
+                                                   std::shared_ptr<int> keep) -> Task<void> {
+                        s.first = std::this_thread::get_id();
+                        co_await e.wait();
+                        s.second = std::this_thread::get_id();
+                        (void)keep;
+                    }(ev, slot, tok)));
+                while (ev.approx_waiters() < w.size()) co_await spindle::yield_now();
+                ev.set();
+                for (auto& h : hs) co_await h;
+            }(where, token));
+            for (const auto& [before, after] : where) moved += before != after ? 1 : 0;
+            const std::string d = rt.dump();
+            EXPECT_EQ(d.find("task "), std::string::npos) << "a completed task is still shown:\n" << d;
+            EXPECT_EQ(d.find("unnamed"), std::string::npos) << d;
+        }
+        rt.shutdown();
+        // Every frame is gone once shutdown() returns: the flushes dropped the runtime's
+        // references of the tasks that completed away from their shard.
+        EXPECT_EQ(token.use_count(), 1) << "a task's frame outlived shutdown()";
+    }
+    if (moved == 0) GTEST_SKIP() << "no task completed on another worker than the one it parked on (20 attempts)";
 }
