@@ -22,8 +22,9 @@
 //     Except a task spawned while the flag is set (a cancelled task's cleanup child):
 //     it runs, and the next walk cancels it, as before lazy listing.
 // Unlisting. A listed task that completes on the worker whose shard lists it is
-// unlinked at once. One that completes on another worker (a stolen or migrated task:
-// event_broadcast's woken half) is not: that worker keeps it in its `unlist` buffer,
+// unlinked at once. An unnamed one (outside debug mode) that a worker listed and that
+// completes on another worker (a stolen or migrated task: event_broadcast's woken half)
+// is not: that worker keeps it in its `unlist` buffer,
 // listed and with the runtime's reference, and unlinks the buffer in one go per shard
 // lock (flush_unlisted: when 32 are held, at each batch boundary, before it idles, when
 // it exits), then drops the references and counts the tasks done. Unlinking each one
@@ -33,7 +34,11 @@
 // dump() skips complete tasks; shutdown()'s walk only cancels them (a no-op) under its
 // own reference; the deadlock check runs only when every worker is parked, and each
 // flushes before it idles. The runtime still unlists a task (under the shard lock)
-// before it drops its reference, which release()'s fast path relies on.
+// before it drops its reference, which release()'s fast path relies on. The cost, for
+// those tasks only: the frame (its by-value parameters) dies at that worker's next batch
+// boundary or idle instead of at completion (JoinHandle's comment says so; a held
+// handle already kept it longer). block_on's root, tasks spawned from plain threads
+// (the external shard) and named tasks are unlinked at completion, as before.
 // Counting (live_count): per-shard monotonic `spawned` and `done` counts, each shard
 // written by one worker (no locked instruction). A task is counted spawned by the
 // thread that spawned it and done by the worker it completed on.
@@ -204,7 +209,12 @@ void Scheduler::on_complete(TaskHeader& t, bool exclusive) noexcept {
     }
     Worker* const own = own_worker(tl_worker);
     // Listed in another worker's shard: unlinked later, in a batch ("Unlisting" above).
-    const bool defer = t.listed_ && own != nullptr && t.shard_ != own->index;
+    // Only unnamed tasks outside debug mode listed by a worker: never block_on's root or
+    // another task spawned from a plain thread (the external shard), nor a named one,
+    // whose frames (by-value parameters) then die at completion as before (review:
+    // block_on's root kept its frame past block_on's return, 10 runs of 10).
+    const bool defer = t.listed_ && own != nullptr && t.shard_ != own->index && t.shard_ < workers_.size() &&
+                       !t.named_ && !t.debug_;
     if (t.listed_ && !defer) registry_remove(t);
     // Before the kComplete CAS that tells joiners, so whoever sees the task complete
     // (a JoinHandle, block_on) and then calls dump() or metrics() reads this count.
@@ -267,13 +277,17 @@ void Scheduler::on_complete(TaskHeader& t, bool exclusive) noexcept {
 void Scheduler::flush_unlisted(Worker& w) noexcept {
     const std::uint32_t n = w.unlist_n;
     if (n == 0) return;
+    // A copy: a frame's destruction below may complete and defer another task (nothing
+    // does today), which must not overwrite entries not yet released (review).
+    std::array<TaskHeader*, Worker::kUnlistBatch> batch;
+    std::copy_n(w.unlist.begin(), n, batch.begin());
     w.unlist_n = 0;
     // Unlink, one lock per run of tasks of the same shard (with two workers: one).
     for (std::uint32_t i = 0; i < n;) {
-        RegistryShard& s = shards_[w.unlist[i]->shard_];
+        RegistryShard& s = shards_[batch[i]->shard_];
         std::lock_guard lk(s.mx);
-        for (; i < n && &shards_[w.unlist[i]->shard_] == &s; ++i) {
-            TaskHeader& t = *w.unlist[i];
+        for (; i < n && &shards_[batch[i]->shard_] == &s; ++i) {
+            TaskHeader& t = *batch[i];
             if (t.reg_prev_ != nullptr) t.reg_prev_->reg_next_ = t.reg_next_;
             else s.head = t.reg_next_;
             if (t.reg_next_ != nullptr) t.reg_next_->reg_prev_ = t.reg_prev_;
@@ -281,7 +295,7 @@ void Scheduler::flush_unlisted(Worker& w) noexcept {
     }
     // Unlisted: now the runtime's references may go (each may destroy its frame).
     for (std::uint32_t i = 0; i < n; ++i) {
-        w.unlist[i]->release();
+        batch[i]->release();
         // After the frame's release, as in on_complete().
         count_on_shard(&w, &RegistryShard::done);
     }

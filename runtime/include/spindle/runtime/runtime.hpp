@@ -158,6 +158,14 @@ TaskPromise<T>& promise_of(TaskHeader* h) noexcept {
 /// A handle to a spawned task, like an asyncio.Task: awaitable (as an lvalue, any
 /// number of times: value or rethrow), cancellable, copyable; dropping every copy
 /// detaches the task (it keeps running).
+///
+/// The task's coroutine frame — with its by-value parameters — lives until the task has
+/// completed *and* every handle is gone; a locals' destructors run when the body ends.
+/// An unnamed task that completes on another worker than the one it last parked on may
+/// keep its frame a little longer: until that worker's next batch boundary or idle
+/// (microseconds; "Unlisting" in runtime/src/registry.cpp). So do not block a worker
+/// thread on something that a finished task's parameter holds (blocking belongs in
+/// to_thread); Runtime::shutdown() and run() return only after every frame is gone.
 template <class T>
 class JoinHandle {
 public:
