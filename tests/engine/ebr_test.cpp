@@ -18,8 +18,6 @@
 //     threads have exited (their limbo lists go to the orphans) and collect().
 // The same binary runs under SPINDLE_NO_MEMBARRIER=1 (ctest: runtime.symmetric_fences.ebr).
 #include <gtest/gtest.h>
-#include <pthread.h>
-#include <sched.h>
 
 #include <atomic>
 #include <chrono>
@@ -27,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "cpu_pin.hpp"
 #include "spindle/runtime/detail/ebr.hpp"
 
 namespace {
@@ -48,19 +47,7 @@ void poison_and_free(void* p) noexcept {
     delete n;
 }
 
-bool pin_to_nth_cpu(int n) {
-    cpu_set_t mask;
-    CPU_ZERO(&mask);
-    if (sched_getaffinity(0, sizeof mask, &mask) != 0 || CPU_COUNT(&mask) < 2) return false;
-    for (int c = 0, k = 0; c < CPU_SETSIZE; ++c) {
-        if (!CPU_ISSET(c, &mask) || k++ != n) continue;
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(c, &one);
-        return pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
-    }
-    return false;
-}
+using spindle::testing::pin_to_nth_cpu;
 
 TEST(Ebr, PinnedReadersNeverSeeARetiredObjectFreed) {
     std::atomic<Node*> shared{new Node};

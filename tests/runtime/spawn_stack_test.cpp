@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "../../runtime/src/local_queue.hpp"
+#include "cpu_pin.hpp"
 
 using spindle::detail::SpawnStack;
 using spindle::detail::TaskHeader;
@@ -29,23 +30,8 @@ namespace {
 TaskHeader* fake(std::uintptr_t i) { return reinterpret_cast<TaskHeader*>((i + 1) << 4); }
 std::uintptr_t index_of(TaskHeader* t) { return (reinterpret_cast<std::uintptr_t>(t) >> 4) - 1; }
 
-// The owner and the thieves must run at the same time on two CPUs: time-sliced on one,
-// every switch is a full barrier and a broken fence goes unseen (found in review: the
-// unpinned test missed a removed heavy fence in 1 run of 3 under load). Pins the calling
-// thread to the n-th CPU of the process's mask; false (nothing changed) with one CPU.
-bool pin_to_nth_cpu(int n) {
-    cpu_set_t mask;
-    CPU_ZERO(&mask);
-    if (sched_getaffinity(0, sizeof mask, &mask) != 0 || CPU_COUNT(&mask) < 2) return false;
-    for (int c = 0, k = 0; c < CPU_SETSIZE; ++c) {
-        if (!CPU_ISSET(c, &mask) || k++ != n) continue;
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(c, &one);
-        return pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
-    }
-    return false;
-}
+// The owner and the thieves must run at the same time on two CPUs (cpu_pin.hpp).
+using spindle::testing::pin_to_nth_cpu;
 // Restores the calling thread's mask on scope exit.
 struct PinGuard {
     cpu_set_t saved{};
