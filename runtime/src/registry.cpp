@@ -148,12 +148,27 @@ void Scheduler::registry_insert(TaskHeader& t) noexcept {
     s.head = &t;
 }
 
-void Scheduler::registry_remove(TaskHeader& t) noexcept {
-    RegistryShard& s = shards_[t.shard_];
-    std::lock_guard lk(s.mx);
+namespace {
+// Under s.mx: takes `t` out of shard `s`'s list.
+void unlink_locked(RegistryShard& s, TaskHeader& t) noexcept {
     if (t.reg_prev_ != nullptr) t.reg_prev_->reg_next_ = t.reg_next_;
     else s.head = t.reg_next_;
     if (t.reg_next_ != nullptr) t.reg_next_->reg_prev_ = t.reg_prev_;
+}
+}  // namespace
+
+void Scheduler::registry_remove(TaskHeader& t) noexcept {
+    RegistryShard& s = shards_[t.shard_];
+    std::lock_guard lk(s.mx);
+    unlink_locked(s, t);
+}
+
+void Scheduler::notify_shutdown_waiter() noexcept {
+    // relaxed: only set while shutdown() waits; a missed notify costs one 20 ms poll.
+    if (shutting_down_.load(std::memory_order_relaxed)) {
+        std::lock_guard lk(live_mx_);
+        live_cv_.notify_all();
+    }
 }
 
 void Scheduler::count_on_external_shard(std::atomic<std::uint64_t> RegistryShard::*counter) noexcept {
@@ -267,11 +282,7 @@ void Scheduler::on_complete(TaskHeader& t, bool exclusive) noexcept {
     // After the task's frame was released, so shutdown() that reads 0 sees every
     // frame destroyed.
     count_on_shard(own, &RegistryShard::done);
-    // relaxed: only set while shutdown() waits; a missed notify costs one 20 ms poll.
-    if (shutting_down_.load(std::memory_order_relaxed)) {
-        std::lock_guard lk(live_mx_);
-        live_cv_.notify_all();
-    }
+    notify_shutdown_waiter();
 }
 
 void Scheduler::flush_unlisted(Worker& w) noexcept {
@@ -286,12 +297,7 @@ void Scheduler::flush_unlisted(Worker& w) noexcept {
     for (std::uint32_t i = 0; i < n;) {
         RegistryShard& s = shards_[batch[i]->shard_];
         std::lock_guard lk(s.mx);
-        for (; i < n && &shards_[batch[i]->shard_] == &s; ++i) {
-            TaskHeader& t = *batch[i];
-            if (t.reg_prev_ != nullptr) t.reg_prev_->reg_next_ = t.reg_next_;
-            else s.head = t.reg_next_;
-            if (t.reg_next_ != nullptr) t.reg_next_->reg_prev_ = t.reg_prev_;
-        }
+        for (; i < n && &shards_[batch[i]->shard_] == &s; ++i) unlink_locked(s, *batch[i]);
     }
     // Unlisted: now the runtime's references may go (each may destroy its frame).
     for (std::uint32_t i = 0; i < n; ++i) {
@@ -299,11 +305,7 @@ void Scheduler::flush_unlisted(Worker& w) noexcept {
         // After the frame's release, as in on_complete().
         count_on_shard(&w, &RegistryShard::done);
     }
-    // relaxed: only set while shutdown() waits; a missed notify costs one 20 ms poll.
-    if (shutting_down_.load(std::memory_order_relaxed)) {
-        std::lock_guard lk(live_mx_);
-        live_cv_.notify_all();
-    }
+    notify_shutdown_waiter();
 }
 
 void Scheduler::shutdown() {

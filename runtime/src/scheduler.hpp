@@ -351,6 +351,8 @@ private:
     /// reference to each and counts it done ("Unlisting" in registry.cpp). Owner only;
     /// at every batch boundary, before the worker idles, and when it exits.
     void flush_unlisted(Worker& w) noexcept;
+    /// After counting tasks done: wakes shutdown() if it waits for live_count() == 0.
+    void notify_shutdown_waiter() noexcept;
     /// Adds one to `counter` of `own`'s shard (own_worker(); null: the last shard,
     /// under its mutex). `finished`: a task about to be marked complete; `done`: a
     /// finished task, after its frame may have died.
