@@ -423,20 +423,76 @@ std::uint64_t WaitQueue::approx_size() const noexcept {
     return e > f ? e - f : 0;
 }
 
+namespace {
+
+/// Holds `t` inside its sync wait (F2 in the header: kCellInspected) and returns the
+/// cell pointer as stored (with kFrameCell if it has it), or null when the task has
+/// left its wait. Another holder (a dumper) is waited out.
+std::atomic<std::uint64_t>* hold_in_wait(TaskHeader& t) noexcept {
+    unsigned spins = 0;
+    for (;;) {
+        // acquire: pairs with SyncWait::park's / the frame wait's seq_cst store of the
+        // cell pointer.
+        std::atomic<std::uint64_t>* c = t.wait_cell_.load(std::memory_order_acquire);
+        if (c == nullptr) return nullptr;
+        if ((reinterpret_cast<std::uintptr_t>(c) & TaskHeader::kCellInspected) != 0U) {
+            // Another holder has it for a few loads; wait for it.
+            if (++spins > 64) std::this_thread::yield();
+            continue;
+        }
+        auto* tagged = reinterpret_cast<std::atomic<std::uint64_t>*>(reinterpret_cast<std::uintptr_t>(c) |
+                                                                     TaskHeader::kCellInspected);
+        // acquire: pairs with the task's store (as above); failure (relaxed): re-read.
+        if (t.wait_cell_.compare_exchange_strong(c, tagged, std::memory_order_acq_rel, std::memory_order_relaxed))
+            return c;
+    }
+}
+
+/// Ends hold_in_wait(): puts the plain pointer back.
+void release_hold(TaskHeader& t, std::atomic<std::uint64_t>* c) noexcept {
+    // release: pairs with clear_wait_cell's CAS/wait_while_inspected's load: our reads
+    // and CAS of the cell happen before the task can leave its wait.
+    t.wait_cell_.store(c, std::memory_order_release);
+}
+
+bool is_frame_cell(const std::atomic<std::uint64_t>* c) noexcept {
+    return (reinterpret_cast<std::uintptr_t>(c) & TaskHeader::kFrameCell) != 0U;
+}
+
+FrameCell& frame_cell_of(std::atomic<std::uint64_t>* c) noexcept {
+    // `cell` is FrameCell's first member (standard layout): the cell's address is the
+    // FrameCell's.
+    return *reinterpret_cast<FrameCell*>(TaskHeader::untagged(c));
+}
+
+}  // namespace
+
 void cancel_cell_wait(TaskHeader& t, std::uint64_t token) noexcept {
     bool won = false;
     {
+        // A segment cell is dereferenced only while pinned (R4).
         ebr::Guard g;
-        // acquire: pairs with the task's store before it armed; the pointer is only
-        // dereferenced while pinned (R4).
-        // A dumper's kCellInspected tag is stripped: the cell is the same.
-        std::atomic<std::uint64_t>* c = TaskHeader::untagged(t.wait_cell_.load(std::memory_order_acquire));
+        // acquire: pairs with the task's store before it armed. A dumper's
+        // kCellInspected tag is stripped below: the cell is the same.
+        std::atomic<std::uint64_t>* c = t.wait_cell_.load(std::memory_order_acquire);
         if (c == nullptr) return;
+        const bool hold = is_frame_cell(c);
+        if (hold) {
+            // F2: the cell is in the task's frame; hold the task inside its wait. (It
+            // may have moved on to another wait meanwhile: the token then fails below.)
+            c = hold_in_wait(t);
+            if (c == nullptr) return;
+        }
+        std::atomic<std::uint64_t>& cell = *TaskHeader::untagged(c);
         std::uint64_t expected = cell::waiting(&t, token);
         // acq_rel: the arbitration against a granter (see the header).
-        won = c->compare_exchange_strong(expected, cell::kCancelled, std::memory_order_acq_rel,
-                                         std::memory_order_acquire);  // failure: acquire the winner's value
-        if (won) segment_of(c)->queue->owner()->on_waiter_cancelled();
+        won = cell.compare_exchange_strong(expected, cell::kCancelled, std::memory_order_acq_rel,
+                                           std::memory_order_acquire);  // failure: acquire the winner's value
+        if (won) {
+            if (is_frame_cell(c)) frame_cell_of(c).owner->on_frame_cell_cancelled();
+            else segment_of(&cell)->queue->owner()->on_waiter_cancelled();
+        }
+        if (hold) release_hold(t, c);
     }
     if (won) t.schedule();  // the cell is ours: we are the only one to wake the task
 }
@@ -448,30 +504,22 @@ bool describe_cell_wait(TaskHeader& t, WaitDescription& out, std::uint64_t& cell
     // violation — and the waiter cannot leave it (clear_wait_cell) while we hold
     // the kCellInspected tag, which we set only on a non-null wait_cell_.
     ebr::Guard g;
-    unsigned spins = 0;
-    std::atomic<std::uint64_t>* c = nullptr;
-    for (;;) {
-        // acquire: pairs with SyncWait::park's seq_cst store of the cell pointer.
-        c = t.wait_cell_.load(std::memory_order_acquire);
-        if (c == nullptr) return false;
-        if ((reinterpret_cast<std::uintptr_t>(c) & TaskHeader::kCellInspected) != 0U) {
-            // Another dumper holds it for a few loads; wait for it.
-            if (++spins > 64) std::this_thread::yield();
-            continue;
-        }
-        auto* tagged = reinterpret_cast<std::atomic<std::uint64_t>*>(reinterpret_cast<std::uintptr_t>(c) |
-                                                                     TaskHeader::kCellInspected);
-        // acquire: pairs with park's store (as above); the release half is unused.
-        if (t.wait_cell_.compare_exchange_strong(c, tagged, std::memory_order_acq_rel, std::memory_order_relaxed))
-            break;  // failure (relaxed): re-read above
+    std::atomic<std::uint64_t>* c = hold_in_wait(t);
+    if (c == nullptr) return false;
+    if (is_frame_cell(c)) {
+        const FrameCell& fc = frame_cell_of(c);
+        out = fc.owner->describe_frame_wait();
+        // acquire: pairs with the granter's/canceller's CAS (diagnostic value).
+        cell_value = fc.cell.load(std::memory_order_acquire);
+    } else {
+        const WaitQueue* q = segment_of(c)->queue;
+        out = q->owner()->describe_wait(*q);
+        // acquire: pairs with the granter's/canceller's CAS (diagnostic value).
+        cell_value = c->load(std::memory_order_acquire);
     }
-    const WaitQueue* q = segment_of(c)->queue;
-    out = q->owner()->describe_wait(*q);
-    // acquire: pairs with the granter's/canceller's CAS (diagnostic value).
-    cell_value = c->load(std::memory_order_acquire);
-    // release: pairs with clear_wait_cell's CAS/load: our reads of the primitive
-    // happen before the task can leave its wait (and anyone can destroy it).
-    t.wait_cell_.store(c, std::memory_order_release);
+    // Our reads of the primitive happen before the task can leave its wait (and
+    // anyone can destroy it).
+    release_hold(t, c);
     return true;
 }
 

@@ -3,22 +3,122 @@
 #include "spindle/runtime/detail/tsan.hpp"
 
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <stdexcept>
+#include <thread>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SPINDLE_COND_RELAX() _mm_pause()
+#else
+#define SPINDLE_COND_RELAX() ((void)0)
+#endif
 
 #include "spindle/runtime/errors.hpp"
 #include "spindle/sync/barrier.hpp"
 
 namespace spindle {
 
-Condition::Condition() : lock_(&own_), q_(this) {}
-Condition::Condition(Lock& lock) noexcept : lock_(&lock), q_(this) {}
-Condition::~Condition() = default;
+Condition::Condition() : lock_(&own_) {}
+Condition::Condition(Lock& lock) noexcept : lock_(&lock) {}
+Condition::~Condition() {
+#ifndef NDEBUG
+    // Destroying a condition with waiters is a contract violation (as for every
+    // primitive, see WaitQueue::release_segments).
+    if (head_ != nullptr) {
+        std::fprintf(stderr, "spindle: Condition %p destroyed with %llu waiter(s) in its list\n",
+                     static_cast<const void*>(this), static_cast<unsigned long long>(approx_waiters()));
+        std::abort();
+    }
+#endif
+}
 
-detail::WaitDescription Condition::describe_wait(const detail::WaitQueue& q) const noexcept {
+detail::WaitDescription Condition::describe_frame_wait() const noexcept {
     // A Barrier's parties wait here: name the Barrier (alive: it owns this Condition).
     if (barrier_ != nullptr) return {"Barrier", barrier_, barrier_->n_waiting()};
-    return {"Condition", this, q.approx_size()};
+    return {"Condition", this, approx_waiters()};
+}
+
+void Condition::lock_list_contended() noexcept {
+    // Only misuse contends under the lock's contract, or a cancelled waiter that
+    // unlinks itself while a notifier walks: a few instructions each.
+    unsigned spins = 0;
+    for (;;) {
+        // relaxed: a read-only wait for the holder's release; the exchange acquires.
+        while (list_busy_.load(std::memory_order_relaxed)) {
+            if (++spins < 64) SPINDLE_COND_RELAX();
+            else std::this_thread::yield();
+        }
+        // acquire: as in lock_list().
+        if (!list_busy_.exchange(true, std::memory_order_acquire)) return;
+    }
+}
+
+void Condition::link(detail::CondWaiter& w) noexcept {
+    w.next = nullptr;
+    w.prev = tail_;
+    if (tail_ != nullptr) tail_->next = &w;
+    else head_ = &w;
+    tail_ = &w;
+    w.linked = true;
+    // relaxed (both): a diagnostic count, written only under the guard (so a load and
+    // a store, not a locked add: that was one of a wait's few locked instructions).
+    n_linked_.store(n_linked_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void Condition::unlink(detail::CondWaiter& w) noexcept {
+    if (w.prev != nullptr) w.prev->next = w.next;
+    else head_ = w.next;
+    if (w.next != nullptr) w.next->prev = w.prev;
+    else tail_ = w.prev;
+    w.linked = false;
+    // relaxed (both): as in link().
+    n_linked_.store(n_linked_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+}
+
+std::size_t Condition::grant_waiters(std::size_t n) noexcept {
+    std::size_t granted = 0;
+    if (n == 0) return 0;
+    lock_list();
+    detail::CondWaiter* w = head_;
+    while (w != nullptr && granted < n) {
+        detail::CondWaiter* next = w->next;
+        // acquire: pairs with the waiter's install (its writes before it waits) and a
+        // canceller's CAS.
+        std::uint64_t v = w->fc.cell.load(std::memory_order_acquire);
+        if (v == detail::cell::kEmpty || detail::cell::is_waiting(v)) {
+            unlink(*w);  // C2: before the CAS that may let the waiter go
+            for (;;) {
+                if (v == detail::cell::kEmpty) {
+                    detail::tsan_release(&w->fc.cell);  // the waiter's install acquires it
+                    // acq_rel: publishes the grant to the waiter (its install acquires).
+                    if (w->fc.cell.compare_exchange_weak(v, detail::cell::kDeposit, std::memory_order_acq_rel,
+                                                         std::memory_order_acquire)) {  // failure: re-read
+                        ++granted;
+                        break;
+                    }
+                    continue;
+                }
+                if (detail::cell::is_waiting(v)) {
+                    // acq_rel: the arbitration against a canceller; releases the grant.
+                    if (w->fc.cell.compare_exchange_weak(v, detail::cell::kGranted, std::memory_order_acq_rel,
+                                                         std::memory_order_acquire)) {  // failure: re-read
+                        detail::cell::task_of(v)->schedule();  // only the winner wakes it; w is not touched again
+                        ++granted;
+                        break;
+                    }
+                    continue;
+                }
+                break;  // CANCELLED: its waiter finds itself unlinked (C3)
+            }
+        }
+        // CANCELLED (not yet left): skipped, as asyncio skips a done future.
+        w = next;
+    }
+    unlock_list();
+    return granted;
 }
 
 namespace detail {
@@ -44,24 +144,74 @@ bool CondWaitEngine::suspend(std::coroutine_handle<> h) {
 bool CondWaitEngine::park_notified(TaskHeader& self) {
     w_.reset(&self);
     stage_ = kNotifyStage;
-    // Queue before releasing: a notify from another core, which needs the lock, then
-    // always finds us (asyncio gets this from running on one thread).
-    w_.pos = c_->q_.enqueue();
+    Condition& c = *c_;
+    // C1: linked before the lock is released, so a notify from another core, which
+    // needs the lock, always finds it (asyncio gets this from running on one thread).
+    node_.fc.owner = &c;
+    // relaxed: published by the guard's release below (notifiers read it under it).
+    node_.fc.cell.store(cell::kEmpty, std::memory_order_relaxed);
+    c.lock_list();
+    c.link(node_);
+    c.unlock_list();
     try {
         // A user's TSan sees this release only through the annotation: it runs in the
         // library (spindle/runtime/detail/tsan.hpp); the acquirer is often the user's
         // inline acquire.
-        tsan_release(&c_->lock_->state_);
-        c_->lock_->release();
-    } catch (...) {
-        (void)c_->q_.abandon(w_.pos);
+        tsan_release(&c.lock_->state_);
+        c.lock_->release();
+    } catch (...) {  // release() of a lock someone else released: misuse
+        c.lock_list();
+        if (node_.linked) c.unlink(node_);
+        c.unlock_list();
         throw;
     }
     // Before the wait is armed: the worker that runs us next (after a notification or
     // a cancellation) calls before_resume() instead of resuming the coroutine.
     self.resume_hook_ = this;
-    if (w_.park(c_->q_, h_)) return true;
-    self.resume_hook_ = nullptr;
+    const std::uint64_t token = self.next_token(/*sync=*/true);
+    // F1 (wait_queue.hpp). release: as in SyncWait::park (a canceller reaches it through
+    // a claim of the wait armed below; a dumper's acquire load pairs with it).
+    self.wait_cell_.store(reinterpret_cast<std::atomic<std::uint64_t>*>(
+                              reinterpret_cast<std::uintptr_t>(&node_.fc.cell) | TaskHeader::kFrameCell),
+                          std::memory_order_release);
+    std::uint64_t expected = cell::kEmpty;
+    // acq_rel: release publishes our writes before we wait (the notifier acquires
+    // them); acquire sees a deposit's grant.
+    if (!node_.fc.cell.compare_exchange_strong(expected, cell::waiting(&self, token), std::memory_order_acq_rel,
+                                               std::memory_order_acquire)) {  // failure: acquire the deposit
+        tsan_acquire(&node_.fc.cell);  // the notifier's tsan_release
+        // A deposit: notified before we slept (not a suspension point). Nobody can
+        // have claimed a wait we never armed, but a dumper may be reading the cell.
+        self.clear_wait_cell();
+        self.resume_hook_ = nullptr;
+        return false;
+    }
+    (void)self.arm(nullptr, h_);
+    w_.suspended = true;
+    if (self.cancelled_while_arming(token)) {
+        expected = cell::waiting(&self, token);
+        // acq_rel: the same arbitration as a canceller's (cancel_cell_wait).
+        if (node_.fc.cell.compare_exchange_strong(expected, cell::kCancelled, std::memory_order_acq_rel,
+                                                  std::memory_order_acquire))  // failure: a notifier won
+            self.schedule();  // back of the ready queue, as asyncio's call_soon
+    }
+    return true;
+}
+
+// The notification wait is over (resumed, or a deposit): true = notified, false =
+// cancelled in the list. Leaves the list (C3).
+bool CondWaitEngine::finish_notified(TaskHeader& self) noexcept {
+    if (!w_.suspended) return true;  // a deposit: the notifier unlinked us
+    // seq_cst (clear_wait_cell's CAS): after it no canceller or dumper reaches the
+    // cell (F2: it waits out a holder first).
+    self.clear_wait_cell();
+    self.disarm_sync_wait();  // harmless if a canceller claimed it
+    // acquire: pairs with the notifier's/canceller's CAS.
+    if (node_.fc.cell.load(std::memory_order_acquire) != cell::kCancelled) return true;  // C2: unlinked
+    Condition& c = *c_;
+    c.lock_list();
+    if (node_.linked) c.unlink(node_);  // C3
+    c.unlock_list();
     return false;
 }
 
@@ -76,9 +226,7 @@ bool CondWaitEngine::advance(TaskHeader& self) noexcept {
     for (;;) {
         bool have_lock = false;
         if (stage_ == kNotifyStage) {
-            bool granted = true;
-            if (w_.suspended) granted = w_.finish(c_->q_);
-            else c_->q_.remove(w_.pos);  // notified before we slept
+            const bool granted = finish_notified(self);
             if (!granted) {
                 (void)self.consume_cancel();
                 cancelled_ = true;
@@ -134,7 +282,7 @@ bool CondWaitEngine::finish_lock_wait(Lock& l) noexcept {
 void CondWaitEngine::rethrow_if_failed() {
     if (cancelled_) {
         // CPython 3.13: the wait may have consumed a notification; pass it on.
-        (void)c_->q_.grant_first(1);
+        (void)c_->grant_waiters(1);
         throw CancelledError{};
     }
     if (error_) std::rethrow_exception(error_);
@@ -161,7 +309,7 @@ Task<bool> Condition::wait() {
 
 void Condition::notify(std::size_t n) {
     if (!locked()) throw std::logic_error("spindle::Condition::notify: cannot notify on un-acquired lock");
-    (void)q_.grant_first(n);
+    (void)grant_waiters(n);
 }
 
 void Condition::notify_all() { notify(SIZE_MAX); }

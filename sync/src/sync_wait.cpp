@@ -16,8 +16,10 @@ TaskHeader& waiting_task(const char* what) {
 
 bool SyncWait::park(WaitQueue& q, std::coroutine_handle<> h) noexcept {
     const std::uint64_t token = self->next_token(/*sync=*/true);
-    // seq_cst: visible to a canceller that claims the wait armed below.
-    self->wait_cell_.store(&pos.cell(), std::memory_order_seq_cst);
+    // release: a canceller reaches it only through a claim of the wait armed below,
+    // whose CAS acquires arm()'s seq_cst store (which follows this one); a dumper's
+    // acquire load pairs with it directly.
+    self->wait_cell_.store(&pos.cell(), std::memory_order_release);
     if (!q.install(pos, *self, token)) {
         // Nobody can have claimed a wait we never armed, but a dumper may be reading it.
         self->clear_wait_cell();
@@ -47,10 +49,9 @@ bool SyncWait::finish_keep() noexcept {
     // a canceller pinned after this store cannot reach the cell (wait_queue.hpp R4).
     // (clear_wait_cell's CAS is seq_cst; it first waits out a dumper reading the cell.)
     self->clear_wait_cell();
-    // Disarm; fails harmlessly if a canceller claimed it (the armed bit is then clear),
-    // or if the wait was never armed (a deposit: wait_ still holds the last epoch,
-    // disarmed). relaxed: only this task writes new epochs.
-    (void)self->claim(self->wait_.load(std::memory_order_relaxed) | TaskHeader::kArmed);
+    // Disarm (harmless if a canceller claimed it, or if the wait was never armed: a
+    // deposit).
+    self->disarm_sync_wait();
     return WaitQueue::outcome(pos) != cell::kCancelled;
 }
 

@@ -647,3 +647,162 @@ CO_TEST_OPTS(SyncConditionAsyncio, CondTimedOutWaiterNeverLosesANotification, on
         }
     }
 }
+
+// ───────────── the waiter list (condition.hpp C1-C4, wait_queue.hpp F1-F3) ─────────────
+
+// Runtime::dump() names a Condition wait (describe_frame_wait, reached through the
+// task's frame cell while the dumper holds the task inside its wait).
+TEST(SyncCondition, DumpShowsConditionWaits) {
+    spindle::Runtime rt(spindle::RuntimeOptions{.workers = 1});
+    Condition cond;
+    bool go = false;
+    auto w = rt.spawn([](Condition& c, bool& g) -> Task<void> {
+        auto guard = co_await c.scoped();
+        (void)co_await c.wait_for([&] { return g; });
+    }(cond, go), "cond-waiter");
+    rt.block_on([]() -> Task<void> { co_return; }());
+    EXPECT_EQ(cond.approx_waiters(), 1u);
+    const std::string dump = rt.dump();
+    EXPECT_NE(dump.find("\"cond-waiter\": parked on Condition"), std::string::npos) << dump;
+    rt.block_on([](Condition& c, bool& g, JoinHandle<void> h) -> Task<void> {
+        {
+            auto guard = co_await c.scoped();
+            g = true;
+            c.notify();
+        }
+        co_await h;
+    }(cond, go, std::move(w)));
+    EXPECT_EQ(cond.approx_waiters(), 0u);
+}
+
+// Notifies (from a task, and from a plain thread that holds the lock, whose grants
+// are injected so that either worker runs the granted waiter), cancellations (from a
+// task and a plain thread, by JoinHandle and by timeouts) and dumps race on two
+// workers over waiters whose frames die right after their wait. A node unlinked twice
+// or never (C3: leaving out the cancelled waiter's unlink fails it every run), a
+// canceller or dumper that reads a frame cell without holding its task (F2, under
+// TSan), a lost ticket (a patient waiter asleep while tickets remain: the test's time
+// limit) or waiters left behind fail it. (A notifier that touched a node after its
+// grant, C2, is not caught: under the lock's contract the granted waiter cannot leave
+// before the notifier releases the lock, C4.)
+namespace {
+struct Tickets {
+    long left = 0;      // under the condition's lock
+    long taken = 0;     // under the condition's lock
+    long produced = 0;  // under the condition's lock
+    long total = 0;
+};
+
+// One wait in a frame of its own (freed as soon as the wait is over).
+Task<bool> take_one(Condition& c, Tickets& t, long timeout_us) {
+    auto g = co_await c.scoped();
+    if (timeout_us >= 0) {
+        try {
+            (void)co_await spindle::wait_for(c.wait_for([&] { return t.left > 0 || t.taken == t.total; }),
+                                             std::chrono::microseconds(timeout_us));
+        } catch (const spindle::TimeoutError&) {
+            co_return false;
+        }
+    } else {
+        (void)co_await c.wait_for([&] { return t.left > 0 || t.taken == t.total; });
+    }
+    if (t.left == 0) co_return false;  // all taken
+    --t.left;
+    if (++t.taken == t.total) c.notify_all();  // the patient ones see the end
+    co_return true;
+}
+}  // namespace
+
+TEST(SyncCondition, NotifyCancelAndDumpRaceOverShortLivedWaiters) {
+    spindle::Runtime rt(spindle::RuntimeOptions{.workers = 2});
+    Condition cond;
+    Tickets t;
+    t.total = static_cast<long>(spindle::synctest::stress_size(20000));
+    const long from_thread = t.total / 2;
+    std::atomic<bool> stop{false};
+    std::thread dumper([&] {
+        while (!stop.load()) (void)rt.dump();
+    });
+    std::thread feeder([&] {
+        for (long n = 0; n < from_thread;) {
+            if (!cond.lock().try_acquire()) {
+                std::this_thread::yield();
+                continue;
+            }
+            ++t.left;
+            ++t.produced;
+            // Wider notifies keep the walk going after its first grant.
+            if (n % 64 == 0) cond.notify_all();
+            else cond.notify(1 + static_cast<std::size_t>(n % 3));
+            cond.release();
+            ++n;
+        }
+    });
+    rt.block_on([](Condition& c, Tickets& tk, std::atomic<bool>& stop_) -> Task<void> {
+        std::vector<JoinHandle<void>> patient;
+        for (int i = 0; i < 3; ++i)
+            patient.push_back(spindle::spawn([](Condition& c2, Tickets& t2) -> Task<void> {
+                while (co_await take_one(c2, t2, -1)) {
+                }
+            }(c, tk)));
+        std::atomic<bool> impatient_stop{false};
+        std::vector<JoinHandle<void>> impatient;
+        for (int i = 0; i < 6; ++i)
+            impatient.push_back(spindle::spawn([](Condition& c2, Tickets& t2, std::atomic<bool>& st, int me) -> Task<void> {
+                long k = me;
+                while (!st.load()) {
+                    (void)co_await take_one(c2, t2, (k * 7) % 40);
+                    ++k;
+                }
+            }(c, tk, impatient_stop, i)));
+        // Victims: waits cancelled through their handles, from this task and a thread.
+        std::vector<JoinHandle<bool>> victims;
+        std::thread killer;
+        std::vector<JoinHandle<bool>> for_thread;
+        for (int round = 0; round < 40; ++round) {
+            for (int i = 0; i < 4; ++i) victims.push_back(spindle::spawn(take_one(c, tk, -1)));
+            for (int i = 0; i < 4; ++i) for_thread.push_back(spindle::spawn(take_one(c, tk, -1)));
+        }
+        killer = std::thread([hs = std::move(for_thread)]() mutable {
+            for (auto& h : hs) {
+                for (int s = 0; s < 200; ++s) std::this_thread::yield();
+                (void)h.cancel();
+            }
+        });
+        auto producer = spindle::spawn([](Condition& c2, Tickets& t2, long n) -> Task<void> {
+            for (long i = 0; i < n; ++i) {
+                {
+                    auto g = co_await c2.scoped();
+                    ++t2.left;
+                    ++t2.produced;
+                    c2.notify(1);
+                }
+                if (i % 4 == 0) co_await spindle::yield_now();
+            }
+        }(c, tk, tk.total - tk.total / 2));
+        for (std::size_t i = 0; i < victims.size(); ++i) {
+            co_await spindle::yield_now();
+            (void)victims[i].cancel();
+        }
+        co_await producer;
+        killer.join();
+        impatient_stop.store(true);
+        for (auto& h : impatient) co_await h;
+        for (auto& h : patient) co_await h;
+        for (auto& h : victims) {
+            try {
+                (void)co_await h;
+            } catch (const CancelledError&) {
+            }
+        }
+        stop_.store(true);
+        auto g = co_await c.scoped();
+        EXPECT_EQ(tk.taken, tk.total);
+        EXPECT_EQ(tk.left, 0);
+        EXPECT_EQ(tk.produced, tk.total);
+        EXPECT_EQ(c.approx_waiters(), 0u);
+    }(cond, t, stop));
+    stop.store(true);
+    dumper.join();
+    feeder.join();
+}

@@ -18,6 +18,31 @@
 // resumes once, with the lock held. wait_for() is frame-free; wait() is a Task (it
 // can be spawned, as asyncio's create_task(cond.wait())) around the same awaiter.
 //
+// The waiters to notify are a doubly-linked list of nodes in the waiters' awaiters
+// (detail::CondWaiter), not a WaitQueue: every wait() and notify() holds the
+// condition's lock, so the list needs no lock-free queue; a one-word guard
+// (list_busy_) only keeps misuse (a notify() from a thread that does not hold the
+// lock while a task holds it) memory-safe, and lets a cancelled waiter unlink itself
+// before it re-acquires the lock (asyncio's `finally: self._waiters.remove(fut)`).
+// The arbitration between a notify and a cancellation is the CAS on the node's
+// FrameCell (runtime/detail/wait_queue.hpp, F1-F3), as in a WaitQueue cell:
+//   C1 a node is linked (under the guard) before its waiter releases the lock, so a
+//      notify from another core always finds it; its cell is EMPTY until the waiter
+//      installs WAITING (a notify that comes first leaves a DEPOSIT and the waiter
+//      does not sleep).
+//   C2 a notifier unlinks a node (linked = false) before its CAS out of EMPTY or
+//      WAITING and touches it no more after a winning CAS: a granted waiter leaves
+//      without the guard, and may free its frame at once.
+//   C3 a waiter whose cell ends CANCELLED takes the guard and unlinks its node if it
+//      is still linked (a notifier that lost the CAS has unlinked it already). So a
+//      node is reachable from the list only while its waiter is inside its wait.
+//   C4 notify() after a grant touches only the list and the guard: under the lock's
+//      contract the granted waiter cannot return from wait() (and destroy the
+//      condition) before the notifier releases the lock.
+// A 56-cell WaitQueue here cost ~420 of a wait's ~1,070 instructions (callgrind,
+// condition_pingpong): a pinned enqueue, a pinned grant scan and a remove that moved
+// the queue's front. The list costs a guard exchange per link, grant and unlink.
+//
 // THREAD SAFETY: acquire/scoped/wait/wait_for inside a task; notify/notify_all/
 // release/locked from any thread (notify checks that the lock is held by someone).
 #pragma once
@@ -40,6 +65,16 @@ class Barrier;
 class Condition;
 
 namespace detail {
+
+/// A waiter's node in a Condition's list (in its awaiter, so in its frame). `fc` must
+/// stay the first member (wait_cell_ points at its cell). Guarded by the condition's
+/// list guard, except fc.cell (atomic: the notify/cancel arbitration).
+struct CondWaiter {
+    FrameCell fc;
+    CondWaiter* prev = nullptr;
+    CondWaiter* next = nullptr;
+    bool linked = false;
+};
 
 /// The engine of Condition::wait() and wait_for() (sync/src/condition.cpp): queue on
 /// the condition, release the lock, wait for the notification, re-acquire the lock
@@ -70,11 +105,13 @@ private:
     bool before_resume(TaskHeader& task) noexcept override;
     bool rotation() const noexcept override { return false; }  // a parked wait, not a yield
     bool park_notified(TaskHeader& self);  // queue, release the lock, park: true = parked
+    bool finish_notified(TaskHeader& self) noexcept;  // the notification wait ended: true = granted
     bool advance(TaskHeader& self) noexcept;  // true = resume the coroutine, lock held
     bool finish_lock_wait(Lock& l) noexcept;  // true = the lock is ours, false = cancelled
 
     Condition* c_;
-    SyncWait w_;
+    CondWaiter node_;  // the notification wait (the condition's list)
+    SyncWait w_;       // the lock wait (the lock's WaitQueue); w_.suspended: node_'s wait slept
     std::uint8_t stage_ = 0;  // 0: waiting for the notification; 1: for the lock
     bool cancelled_ = false;  // a cancellation was consumed; re-raised in await_resume
     std::coroutine_handle<> h_;
@@ -87,7 +124,7 @@ private:
 /// so no notify is lost, and re-acquires the lock (FIFO) before it returns — also
 /// when cancelled. wait()/wait_for()/acquire()/scoped() inside a task;
 /// notify()/notify_all()/release()/locked() from any thread.
-class Condition final : private detail::WaitQueueOwner {
+class Condition final : private detail::FrameCellOwner {
 public:
     /// A condition with a Lock of its own.
     Condition();
@@ -167,19 +204,41 @@ public:
     void notify(std::size_t n = 1);
     /// Wakes every waiter not yet woken; std::logic_error unless the lock is held.
     void notify_all();
-    /// Tasks waiting for a notification (approximate; diagnostics).
-    [[nodiscard]] std::uint64_t approx_waiters() const noexcept { return q_.approx_size(); }
+    /// Tasks waiting for a notification, cancelled ones that have not left yet
+    /// included (approximate; diagnostics).
+    [[nodiscard]] std::uint64_t approx_waiters() const noexcept {
+        // relaxed: a diagnostic count.
+        return n_linked_.load(std::memory_order_relaxed);
+    }
 
 private:
     class WaitOnce;
     friend class Barrier;
     friend class detail::CondWaitEngine;
-    void on_waiter_cancelled() noexcept override {}
-    [[nodiscard]] detail::WaitDescription describe_wait(const detail::WaitQueue& q) const noexcept override;
+    void on_frame_cell_cancelled() noexcept override {}
+    [[nodiscard]] detail::WaitDescription describe_frame_wait() const noexcept override;
+
+    // The waiter list (C1-C4 above).
+    void lock_list() noexcept {
+        // acquire: pairs with unlock_list()'s release (the previous holder's list writes).
+        if (list_busy_.exchange(true, std::memory_order_acquire)) [[unlikely]] lock_list_contended();
+    }
+    void lock_list_contended() noexcept;
+    void unlock_list() noexcept {
+        // release: pairs with lock_list()'s acquire exchange.
+        list_busy_.store(false, std::memory_order_release);
+    }
+    void link(detail::CondWaiter& w) noexcept;    // under the guard, at the back
+    void unlink(detail::CondWaiter& w) noexcept;  // under the guard
+    /// Grants the first n nodes not granted or cancelled (asyncio's notify loop).
+    std::size_t grant_waiters(std::size_t n) noexcept;
 
     Lock own_;
     Lock* lock_;
-    detail::WaitQueue q_;
+    std::atomic<bool> list_busy_{false};
+    detail::CondWaiter* head_ = nullptr;  // guarded by list_busy_
+    detail::CondWaiter* tail_ = nullptr;  // guarded by list_busy_
+    std::atomic<std::uint64_t> n_linked_{0};  // nodes in the list (approx_waiters, dump)
     const Barrier* barrier_ = nullptr;  // set by the Barrier built on this Condition (dump)
 };
 

@@ -206,6 +206,22 @@ public:
                                              std::memory_order_relaxed);  // failure: nothing is read
     }
 
+    /// The task leaves a sync (cell) wait, after clear_wait_cell(): clears kArmed. A
+    /// store, not a claim: only this task arms, so a canceller's claim could only have
+    /// cleared the same bit of the same token, and the value is the same whichever
+    /// lands first; a canceller that won the claim finds wait_cell_ cleared, or a cell
+    /// whose tag does not match (cancel_cell_wait), and its request stays pending for
+    /// the next suspension point. (The CAS was one of a wait's dozen locked
+    /// instructions.) Also right when the wait was never armed (a deposit).
+    void disarm_sync_wait() noexcept {
+        // relaxed: only this task writes new epochs.
+        const std::uint64_t w = wait_.load(std::memory_order_relaxed);
+        // release: pairs with the acquire of a dumper's or canceller's later load (the
+        // task's writes before it left the wait); a claim CAS that fails on it reads
+        // nothing.
+        if ((w & kArmed) != 0U) wait_.store(w & ~kArmed, std::memory_order_release);
+    }
+
     /// After arming: if a cancellation is pending, take the wait back and report
     /// that the task must not suspend (its await_resume will deliver it).
     bool cancelled_while_arming(std::uint64_t token) noexcept {
@@ -216,6 +232,12 @@ public:
 
     /// Consumes a pending cancellation request; true if there was one.
     bool consume_cancel() noexcept {
+        // Most calls find nothing: a load first, not a locked fetch_and on every resume.
+        // A request it misses was made concurrently (linearized after the load) and is
+        // delivered at the next suspension point (cancelled_while_arming's seq_cst
+        // load); one made before a canceller won our wait is seen, because that win
+        // happens before we run. acquire: pairs with the fetch_or in cancel().
+        if ((state_.load(std::memory_order_acquire) & kCancelReq) == 0U) return false;
         // acq_rel: pairs with the fetch_or in cancel().
         return (state_.fetch_and(~kCancelReq, std::memory_order_acq_rel) & kCancelReq) != 0U;
     }
@@ -268,8 +290,13 @@ public:
     /// waits on: the task cannot clear wait_cell_ (so cannot leave its wait, so the
     /// primitive stays alive) until the dumper puts the plain pointer back.
     static constexpr std::uintptr_t kCellInspected = 1;
+    /// Set by the task itself when its cell lives in its own frame (a FrameCell,
+    /// wait_queue.hpp), not in a WaitQueue segment: a canceller then holds the task
+    /// inside its wait (kCellInspected) while it touches the cell, as a dumper does.
+    static constexpr std::uintptr_t kFrameCell = 2;
     [[nodiscard]] static std::atomic<std::uint64_t>* untagged(std::atomic<std::uint64_t>* c) noexcept {
-        return reinterpret_cast<std::atomic<std::uint64_t>*>(reinterpret_cast<std::uintptr_t>(c) & ~kCellInspected);
+        return reinterpret_cast<std::atomic<std::uint64_t>*>(reinterpret_cast<std::uintptr_t>(c) &
+                                                             ~(kCellInspected | kFrameCell));
     }
     /// The task leaves its sync wait: wait_cell_ = nullptr, after any dumper that is
     /// inspecting it has finished (it holds it for a few loads). Costs what the plain

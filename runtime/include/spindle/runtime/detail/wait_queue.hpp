@@ -140,6 +140,37 @@ inline TaskHeader* task_of(std::uint64_t v) noexcept {
 inline bool is_waiting(std::uint64_t v) noexcept { return v > kMaxSpecial; }
 }  // namespace cell
 
+/// The owner of FrameCells (Condition's waiter list): what a canceller and a
+/// dumper call, through the cell, while they hold its task inside its wait.
+struct FrameCellOwner {
+    /// A canceller won the cell (WAITING -> CANCELLED). Must not block.
+    virtual void on_frame_cell_cancelled() noexcept = 0;
+    /// For Runtime::dump(), as WaitQueueOwner::describe_wait (atomics only).
+    [[nodiscard]] virtual WaitDescription describe_frame_wait() const noexcept = 0;
+
+protected:
+    ~FrameCellOwner() = default;
+};
+
+/// A sync wait's cell kept in the waiter's own frame (in its awaiter) instead of a
+/// WaitQueue segment, for a primitive that keeps its waiters in a list of its own
+/// (Condition: the list is guarded by the condition's lock). The cell has the
+/// segment cells' states and arbitration (EMPTY/WAITING/GRANTED/CANCELLED, one CAS
+/// out of WAITING decides between a granter and a canceller), but its memory is the
+/// frame's, so nobody may touch it once its task has left the wait:
+///   F1 the task publishes it in wait_cell_ tagged with TaskHeader::kFrameCell;
+///   F2 a canceller or a dumper first tags wait_cell_ with kCellInspected (CAS), so
+///      the task, whose clear_wait_cell() waits out that tag, cannot leave the wait
+///      (and free the frame) while they read or CAS the cell (cancel_cell_wait,
+///      describe_cell_wait);
+///   F3 a granter reaches the cell through the owner's list, under the owner's
+///      guard, and touches the cell (and the frame) only up to its winning CAS: the
+///      waiter that sees GRANTED may leave at once.
+struct FrameCell {
+    std::atomic<std::uint64_t> cell{cell::kEmpty};  // wait_cell_ points here (tagged)
+    FrameCellOwner* owner = nullptr;
+};
+
 struct Segment {
     static constexpr std::uint32_t kCells = 56;
     static constexpr std::uintptr_t kAlign = 512;  // allocation alignment (see wait_queue.cpp)
