@@ -81,43 +81,43 @@ void Condition::unlink(detail::CondWaiter& w) noexcept {
 std::size_t Condition::grant_waiters(std::size_t n) noexcept {
     std::size_t granted = 0;
     if (n == 0) return 0;
+    // C2: the granted nodes are unlinked and CASed under the guard, then chained
+    // through their own `next` (ours now: unlinked, and their waiters cannot run
+    // before we schedule them) and scheduled after the guard is released, so
+    // nothing of *this is touched once a waiter may run.
+    detail::CondWaiter* chain = nullptr;
+    detail::CondWaiter** chain_end = &chain;
     lock_list();
     detail::CondWaiter* w = head_;
     while (w != nullptr && granted < n) {
         detail::CondWaiter* next = w->next;
-        // acquire: pairs with the waiter's install (its writes before it waits) and a
-        // canceller's CAS.
+        // acquire: pairs with a canceller's CAS (the waiter's own writes are
+        // published by the guard, which it held to link the node).
         std::uint64_t v = w->fc.cell.load(std::memory_order_acquire);
-        if (v == detail::cell::kEmpty || detail::cell::is_waiting(v)) {
-            unlink(*w);  // C2: before the CAS that may let the waiter go
-            for (;;) {
-                if (v == detail::cell::kEmpty) {
-                    detail::tsan_release(&w->fc.cell);  // the waiter's install acquires it
-                    // acq_rel: publishes the grant to the waiter (its install acquires).
-                    if (w->fc.cell.compare_exchange_weak(v, detail::cell::kDeposit, std::memory_order_acq_rel,
-                                                         std::memory_order_acquire)) {  // failure: re-read
-                        ++granted;
-                        break;
-                    }
-                    continue;
-                }
-                if (detail::cell::is_waiting(v)) {
-                    // acq_rel: the arbitration against a canceller; releases the grant.
-                    if (w->fc.cell.compare_exchange_weak(v, detail::cell::kGranted, std::memory_order_acq_rel,
-                                                         std::memory_order_acquire)) {  // failure: re-read
-                        detail::cell::task_of(v)->schedule();  // only the winner wakes it; w is not touched again
-                        ++granted;
-                        break;
-                    }
-                    continue;
-                }
-                break;  // CANCELLED: its waiter finds itself unlinked (C3)
+        if (detail::cell::is_waiting(v)) {
+            unlink(*w);  // before the CAS: a waiter cancelled meanwhile finds itself unlinked (C3)
+            // acq_rel: the arbitration against a canceller; releases the grant. strong:
+            // a canceller is the only other writer, and its CANCELLED is final.
+            if (w->fc.cell.compare_exchange_strong(v, detail::cell::kGranted, std::memory_order_acq_rel,
+                                                   std::memory_order_acquire)) {  // failure: the canceller won
+                w->granted_task = detail::cell::task_of(v);
+                *chain_end = w;
+                chain_end = &w->next;
+                ++granted;
             }
         }
         // CANCELLED (not yet left): skipped, as asyncio skips a done future.
         w = next;
     }
+    *chain_end = nullptr;
     unlock_list();
+    // Only the winner of a cell wakes its task; a node may be freed once its task
+    // runs, so `next` is read first.
+    while (chain != nullptr) {
+        detail::CondWaiter* next = chain->next;
+        chain->granted_task->schedule();
+        chain = next;
+    }
     return granted;
 }
 
@@ -126,6 +126,7 @@ namespace detail {
 namespace {
 constexpr std::uint8_t kNotifyStage = 0;
 constexpr std::uint8_t kLockStage = 1;
+constexpr std::uint8_t kFailedStage = 2;  // park_notified's release() threw after a notify took us
 }  // namespace
 
 void CondWaitEngine::check_locked() const {
@@ -136,8 +137,7 @@ bool CondWaitEngine::suspend(std::coroutine_handle<> h) {
     TaskHeader& self = waiting_task("Condition::wait");
     w_.self = &self;
     h_ = h;
-    if (park_notified(self)) return true;
-    return !advance(self);  // notified before we slept
+    return park_notified(self);  // always suspends (a throw aside)
 }
 
 // asyncio's `fut = create_future(); append; self.release(); await fut`.
@@ -145,11 +145,16 @@ bool CondWaitEngine::park_notified(TaskHeader& self) {
     w_.reset(&self);
     stage_ = kNotifyStage;
     Condition& c = *c_;
-    // C1: linked before the lock is released, so a notify from another core, which
-    // needs the lock, always finds it (asyncio gets this from running on one thread).
     node_.fc.owner = &c;
-    // relaxed: published by the guard's release below (notifiers read it under it).
-    node_.fc.cell.store(cell::kEmpty, std::memory_order_relaxed);
+    const std::uint64_t token = self.next_token(/*sync=*/true);
+    // C1: linked, WAITING already, before the lock is released, so a notify from
+    // another core, which needs the lock, always finds it (asyncio gets this from
+    // running on one thread). A notify that comes before we have suspended
+    // schedules us while we run: the worker runs us again once we have (the hook
+    // set here), and finish_notified() finds GRANTED. relaxed: published by the
+    // guard's release (notifiers read it under the guard).
+    node_.fc.cell.store(cell::waiting(&self, token), std::memory_order_relaxed);
+    self.resume_hook_ = this;
     c.lock_list();
     c.link(node_);
     c.unlock_list();
@@ -161,35 +166,30 @@ bool CondWaitEngine::park_notified(TaskHeader& self) {
         c.lock_->release();
     } catch (...) {  // release() of a lock someone else released: misuse
         c.lock_list();
-        if (node_.linked) c.unlink(node_);
+        const bool notified = !node_.linked;  // a notifier took us (and schedules us)
+        if (!notified) c.unlink(node_);
         c.unlock_list();
-        throw;
+        if (!notified) {
+            self.resume_hook_ = nullptr;
+            throw;
+        }
+        // Scheduled while we run: suspend once to absorb that wake (the worker runs
+        // us again at once; advance() then ends the wait with the error), and pass
+        // the notification on (CPython 3.13).
+        error_ = std::current_exception();
+        stage_ = kFailedStage;
+        (void)c.grant_waiters(1);
+        return true;
     }
-    // Before the wait is armed: the worker that runs us next (after a notification or
-    // a cancellation) calls before_resume() instead of resuming the coroutine.
-    self.resume_hook_ = this;
-    const std::uint64_t token = self.next_token(/*sync=*/true);
     // F1 (wait_queue.hpp). release: as in SyncWait::park (a canceller reaches it through
     // a claim of the wait armed below; a dumper's acquire load pairs with it).
     self.wait_cell_.store(reinterpret_cast<std::atomic<std::uint64_t>*>(
                               reinterpret_cast<std::uintptr_t>(&node_.fc.cell) | TaskHeader::kFrameCell),
                           std::memory_order_release);
-    std::uint64_t expected = cell::kEmpty;
-    // acq_rel: release publishes our writes before we wait (the notifier acquires
-    // them); acquire sees a deposit's grant.
-    if (!node_.fc.cell.compare_exchange_strong(expected, cell::waiting(&self, token), std::memory_order_acq_rel,
-                                               std::memory_order_acquire)) {  // failure: acquire the deposit
-        tsan_acquire(&node_.fc.cell);  // the notifier's tsan_release
-        // A deposit: notified before we slept (not a suspension point). Nobody can
-        // have claimed a wait we never armed, but a dumper may be reading the cell.
-        self.clear_wait_cell();
-        self.resume_hook_ = nullptr;
-        return false;
-    }
     (void)self.arm(nullptr, h_);
     w_.suspended = true;
     if (self.cancelled_while_arming(token)) {
-        expected = cell::waiting(&self, token);
+        std::uint64_t expected = cell::waiting(&self, token);
         // acq_rel: the same arbitration as a canceller's (cancel_cell_wait).
         if (node_.fc.cell.compare_exchange_strong(expected, cell::kCancelled, std::memory_order_acq_rel,
                                                   std::memory_order_acquire))  // failure: a notifier won
@@ -198,10 +198,9 @@ bool CondWaitEngine::park_notified(TaskHeader& self) {
     return true;
 }
 
-// The notification wait is over (resumed, or a deposit): true = notified, false =
-// cancelled in the list. Leaves the list (C3).
+// The notification wait is over: true = notified, false = cancelled in the list.
+// Leaves the list (C3).
 bool CondWaitEngine::finish_notified(TaskHeader& self) noexcept {
-    if (!w_.suspended) return true;  // a deposit: the notifier unlinked us
     // seq_cst (clear_wait_cell's CAS): after it no canceller or dumper reaches the
     // cell (F2: it waits out a holder first).
     self.clear_wait_cell();
@@ -223,6 +222,7 @@ bool CondWaitEngine::before_resume(TaskHeader& task) noexcept { return advance(t
 // worker every step lands at the same place in the run order as in asyncio.
 bool CondWaitEngine::advance(TaskHeader& self) noexcept {
     Lock& l = *c_->lock_;
+    if (stage_ == kFailedStage) return true;  // error_ is rethrown in await_resume
     for (;;) {
         bool have_lock = false;
         if (stage_ == kNotifyStage) {
@@ -230,7 +230,7 @@ bool CondWaitEngine::advance(TaskHeader& self) noexcept {
             if (!granted) {
                 (void)self.consume_cancel();
                 cancelled_ = true;
-            } else if (w_.suspended && self.consume_cancel()) {
+            } else if (self.consume_cancel()) {  // notified, and cancelled since
                 cancelled_ = true;
             }
         } else {
@@ -260,7 +260,8 @@ bool CondWaitEngine::advance(TaskHeader& self) noexcept {
         // predicate, and waits again while it is false.
         if (cancelled_ || recheck()) return true;
         try {
-            if (park_notified(self)) return false;
+            (void)park_notified(self);  // always suspends (a throw aside)
+            return false;
         } catch (...) {  // release() of a lock someone else released: misuse
             error_ = std::current_exception();
             return true;

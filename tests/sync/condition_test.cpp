@@ -682,9 +682,9 @@ TEST(SyncCondition, DumpShowsConditionWaits) {
 // or never (C3: leaving out the cancelled waiter's unlink fails it every run), a
 // canceller or dumper that reads a frame cell without holding its task (F2, under
 // TSan), a lost ticket (a patient waiter asleep while tickets remain: the test's time
-// limit) or waiters left behind fail it. (A notifier that touched a node after its
-// grant, C2, is not caught: under the lock's contract the granted waiter cannot leave
-// before the notifier releases the lock, C4.)
+// limit) or waiters left behind fail it. (A notifier that touched a node after it
+// scheduled its task, C2, is not caught: under the lock's contract the granted waiter
+// cannot leave before the notifier releases the lock.)
 namespace {
 struct Tickets {
     long left = 0;      // under the condition's lock
@@ -805,4 +805,90 @@ TEST(SyncCondition, NotifyCancelAndDumpRaceOverShortLivedWaiters) {
     stop.store(true);
     dumper.join();
     feeder.join();
+}
+
+// Misuse stays memory-safe (the list guard's purpose): a plain thread notifies
+// without holding the lock while tasks hold it, wait (with and without timeouts) and
+// are cancelled from another thread, and a dumper reads their waits. Nothing is
+// asserted about who wakes (misuse), only that every waiter ends once notified
+// legally, that none is left in the list, and (under the sanitizers) no race or
+// use-after-free. (Adapted from a review's attack, 2026-12-05.)
+namespace {
+Task<bool> misuse_one(Condition& c, std::atomic<long>& gen, long timeout_us) {
+    auto g = co_await c.scoped();
+    const long my = gen.load();
+    if (timeout_us >= 0) {
+        try {
+            (void)co_await spindle::wait_for(c.wait_for([&] { return gen.load() != my; }),
+                                             std::chrono::microseconds(timeout_us));
+        } catch (const spindle::TimeoutError&) {
+            co_return false;
+        }
+    } else {
+        (void)co_await c.wait();
+    }
+    co_return true;
+}
+}  // namespace
+
+TEST(SyncCondition, NotifyWithoutHoldingTheLockStaysMemorySafe) {
+    spindle::Runtime rt(spindle::RuntimeOptions{.workers = 2});
+    Condition cond;
+    std::atomic<long> gen{0};
+    std::atomic<bool> stop{false};
+    std::atomic<long> notifies{0};
+    std::thread dumper([&] {
+        while (!stop.load()) (void)rt.dump();
+    });
+    std::vector<JoinHandle<void>> loops;
+    for (int i = 0; i < 6; ++i)
+        loops.push_back(rt.spawn([](Condition& c, std::atomic<long>& g, std::atomic<bool>& st, int me) -> Task<void> {
+            long k = me;
+            while (!st.load()) {
+                try {
+                    (void)co_await misuse_one(c, g, (k % 3 == 0) ? -1 : (k * 7) % 30);
+                } catch (const CancelledError&) {
+                }
+                ++k;
+            }
+        }(cond, gen, stop, i)));
+    std::thread killer([&] {
+        std::uint64_t r = 7;
+        while (!stop.load()) {
+            r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+            (void)loops[(r >> 33) % loops.size()].cancel();
+            for (int s = 0; s < 50; ++s) std::this_thread::yield();
+        }
+    });
+    // The misuse: notifies from a thread that never holds the lock.
+    const long attempts = static_cast<long>(spindle::synctest::stress_size(2000000));
+    for (long n = 0; n < attempts; ++n) {
+        gen.fetch_add(1);
+        try {
+            if (n % 2 != 0) cond.notify_all();
+            else cond.notify(2);
+            notifies.fetch_add(1);
+        } catch (const std::logic_error&) {  // nobody held the lock just then
+        }
+    }
+    stop.store(true);
+    killer.join();
+    // Legal notifies until every loop has seen `stop` and ended.
+    rt.block_on([](Condition& c, std::atomic<long>& g, std::vector<JoinHandle<void>>& ls) -> Task<void> {
+        for (;;) {
+            bool all = true;
+            for (auto& h : ls) all = all && h.done();
+            if (all) break;
+            {
+                auto guard = co_await c.scoped();
+                g.fetch_add(1);
+                c.notify_all();
+            }
+            co_await spindle::yield_now();
+        }
+    }(cond, gen, loops));
+    dumper.join();
+    loops.clear();
+    EXPECT_EQ(cond.approx_waiters(), 0u);
+    EXPECT_GT(notifies.load(), 0);
 }

@@ -26,19 +26,19 @@
 // before it re-acquires the lock (asyncio's `finally: self._waiters.remove(fut)`).
 // The arbitration between a notify and a cancellation is the CAS on the node's
 // FrameCell (runtime/detail/wait_queue.hpp, F1-F3), as in a WaitQueue cell:
-//   C1 a node is linked (under the guard) before its waiter releases the lock, so a
-//      notify from another core always finds it; its cell is EMPTY until the waiter
-//      installs WAITING (a notify that comes first leaves a DEPOSIT and the waiter
-//      does not sleep).
-//   C2 a notifier unlinks a node (linked = false) before its CAS out of EMPTY or
-//      WAITING and touches it no more after a winning CAS: a granted waiter leaves
-//      without the guard, and may free its frame at once.
+//   C1 a node is linked (under the guard), WAITING already, before its waiter
+//      releases the lock, so a notify from another core always finds it. A notify
+//      that comes before the waiter has suspended schedules it while it runs (the
+//      worker runs it again once it has), so there is no deposit state.
+//   C2 a notifier unlinks a node (linked = false) before its CAS out of WAITING, and
+//      schedules the tasks it granted only after it released the guard: a waiter
+//      runs only once scheduled, so from the first schedule on the notifier touches
+//      neither the nodes nor the condition (it may be destroyed by a woken waiter
+//      if the lock was released meanwhile, which a Lock without an owner allows).
 //   C3 a waiter whose cell ends CANCELLED takes the guard and unlinks its node if it
 //      is still linked (a notifier that lost the CAS has unlinked it already). So a
 //      node is reachable from the list only while its waiter is inside its wait.
-//   C4 notify() after a grant touches only the list and the guard: under the lock's
-//      contract the granted waiter cannot return from wait() (and destroy the
-//      condition) before the notifier releases the lock.
+//   C4 a granted waiter never touches the list again (its node was unlinked).
 // A 56-cell WaitQueue here cost ~420 of a wait's ~1,070 instructions (callgrind,
 // condition_pingpong): a pinned enqueue, a pinned grant scan and a remove that moved
 // the queue's front. The list costs a guard exchange per link, grant and unlink.
@@ -72,7 +72,8 @@ namespace detail {
 struct CondWaiter {
     FrameCell fc;
     CondWaiter* prev = nullptr;
-    CondWaiter* next = nullptr;
+    CondWaiter* next = nullptr;          // also the notifier's chain of granted nodes (C2)
+    TaskHeader* granted_task = nullptr;  // the notifier's, between its CAS and the schedule
     bool linked = false;
 };
 
@@ -104,15 +105,15 @@ protected:
 private:
     bool before_resume(TaskHeader& task) noexcept override;
     bool rotation() const noexcept override { return false; }  // a parked wait, not a yield
-    bool park_notified(TaskHeader& self);  // queue, release the lock, park: true = parked
+    bool park_notified(TaskHeader& self);  // queue, release the lock, park: always true (or throws)
     bool finish_notified(TaskHeader& self) noexcept;  // the notification wait ended: true = granted
     bool advance(TaskHeader& self) noexcept;  // true = resume the coroutine, lock held
     bool finish_lock_wait(Lock& l) noexcept;  // true = the lock is ours, false = cancelled
 
     Condition* c_;
     CondWaiter node_;  // the notification wait (the condition's list)
-    SyncWait w_;       // the lock wait (the lock's WaitQueue); w_.suspended: node_'s wait slept
-    std::uint8_t stage_ = 0;  // 0: waiting for the notification; 1: for the lock
+    SyncWait w_;       // the lock wait (the lock's WaitQueue)
+    std::uint8_t stage_ = 0;  // 0: waiting for the notification; 1: for the lock; 2: failed
     bool cancelled_ = false;  // a cancellation was consumed; re-raised in await_resume
     std::coroutine_handle<> h_;
 };

@@ -164,8 +164,9 @@ protected:
 ///      (and free the frame) while they read or CAS the cell (cancel_cell_wait,
 ///      describe_cell_wait);
 ///   F3 a granter reaches the cell through the owner's list, under the owner's
-///      guard, and touches the cell (and the frame) only up to its winning CAS: the
-///      waiter that sees GRANTED may leave at once.
+///      guard. Its winning CAS does not let the waiter go (a WAITING task runs only
+///      once scheduled, and there is no deposit state), so it may touch the frame up
+///      to the schedule() that wakes the task, and never after.
 struct FrameCell {
     std::atomic<std::uint64_t> cell{cell::kEmpty};  // wait_cell_ points here (tagged)
     FrameCellOwner* owner = nullptr;
