@@ -290,11 +290,11 @@ std::size_t WaitQueue::grant(std::size_t limit, std::uint64_t bound) noexcept {
         hinted = true;
         // relaxed: a hint (see grant_hint_), published by the grant's CAS that follows.
         grant_hint_.store(current_worker_hint(), std::memory_order_relaxed);
-        // relaxed: a monotone hint; the cells themselves are read with acquire.
-        std::uint64_t cur = scan_.load(std::memory_order_relaxed);
-        while (cur < settled_below &&
-               !scan_.compare_exchange_weak(cur, settled_below, std::memory_order_relaxed)) {  // relaxed: as above
-        }
+        // relaxed (both): a hint; the cells themselves are read with acquire. A load and
+        // a store, not a CAS-max (a locked instruction on every grant): racing
+        // granters may move it back, which costs only a longer scan (G3).
+        if (scan_.load(std::memory_order_relaxed) < settled_below)
+            scan_.store(settled_below, std::memory_order_relaxed);
     };
     for (; i < end; ++i) {
         s = find(s, i / Segment::kCells);

@@ -34,8 +34,9 @@
 // Grant scans (grant_first) skip settled cells:
 //   G3 A cell that is DEPOSIT, GRANTED, CANCELLED or REMOVED never becomes EMPTY or
 //      WAITING again, so once a scan has seen every cell below index k settled, no
-//      later scan needs to look there: scan_ keeps the largest such k (a monotone
-//      hint; scans start at max(front_, scan_)). Without it a waiter that is slow to
+//      later scan needs to look there: scan_ keeps such a k (a hint, raised by a
+//      plain store: racing granters may move it back, which only lengthens a scan,
+//      since every value written stays true; scans start at max(front_, scan_)). Without it a waiter that is slow to
 //      resume after its grant holds front_ back and every grant rescans the cells
 //      behind it. The cells between front_ and scan_ are still in linked segments
 //      (they are not REMOVED past front_), so the walk to scan_ is safe under R4.
