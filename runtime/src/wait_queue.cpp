@@ -431,7 +431,7 @@ namespace {
 std::atomic<std::uint64_t>* hold_in_wait(TaskHeader& t) noexcept {
     unsigned spins = 0;
     for (;;) {
-        // acquire: pairs with SyncWait::park's / the frame wait's seq_cst store of the
+        // acquire: pairs with SyncWait::park's / the frame wait's release store of the
         // cell pointer.
         std::atomic<std::uint64_t>* c = t.wait_cell_.load(std::memory_order_acquire);
         if (c == nullptr) return nullptr;

@@ -366,7 +366,8 @@ public:
     WaitNode* wait_node_ = nullptr;         // task writes before arming; claim winner reads
     // A sync wait's cell (see wait_queue.hpp): set before arming, cleared by the task
     // (clear_wait_cell) when it resumes, before it removes the cell; read by a
-    // canceller (pinned); tagged with kCellInspected by Runtime::dump() (pinned).
+    // canceller (pinned); tagged with kCellInspected by Runtime::dump() (pinned), and by
+    // a canceller when the cell is a FrameCell in the task's own frame (kFrameCell).
     std::atomic<std::atomic<std::uint64_t>*> wait_cell_{nullptr};
     // The coroutine to resume: the task writes it before arming (spawn: the root frame);
     // the worker reads it. From the final suspension on, the root frame (destroy_frame).
