@@ -178,6 +178,7 @@ bool CondWaitEngine::park_notified(TaskHeader& self) {
         // the notification on (CPython 3.13).
         error_ = std::current_exception();
         stage_ = kFailedStage;
+        self.resume_ = h_;  // what arm() would have set: the worker resumes it
         (void)c.grant_waiters(1);
         return true;
     }
