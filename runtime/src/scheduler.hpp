@@ -73,6 +73,9 @@ struct alignas(64) Worker {
     static constexpr std::uint32_t kInlineMax = 128;
     bool inline_joins_on = false;  // 2+ workers, not debug mode; set before the threads start
     std::uint32_t inline_depth = 0;
+    // The running task that yielded in this slice (yield_self), re-queued by end_slice
+    // in one CAS; read and cleared by run_task when the slice ends. Owner only.
+    TaskHeader* self_yield = nullptr;
     std::array<JoinAwaiterBase*, kInlineMax> inline_joins{};
     struct Fired {
         TaskHeader* task;         // a claimed wait: schedule it
@@ -249,7 +252,7 @@ private:
     [[gnu::always_inline]] inline bool start_slice(TaskHeader& t, bool exclusive = false) noexcept;
     /// The end of `t`'s slice on `w` (it suspended): list it, drop kRunning, requeue or
     /// hand it over if it was woken meanwhile.
-    [[gnu::always_inline]] inline void end_slice(Worker& w, TaskHeader* t) noexcept;
+    [[gnu::always_inline]] inline void end_slice(Worker& w, TaskHeader* t, bool yielded = false) noexcept;
     /// The slice that ran a chain of inline joins ended with `cur` suspended: every
     /// awaiting task of the chain becomes an ordinary joiner, and each slice ends.
     void detach_inline_chain(Worker& w, TaskHeader* cur) noexcept;

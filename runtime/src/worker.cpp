@@ -576,15 +576,29 @@ void Scheduler::run_task(Worker& w, TaskHeader* t) noexcept {
     // joins that suspended ("Inline joins" above).
     TaskHeader* const cur = tl_task;
     tl_task = nullptr;
+    // A yield in this slice (yield_self: only outside inline joins, so only by `t`).
+    TaskHeader* const yielded = w.self_yield;
+    w.self_yield = nullptr;
     if (tl_completed) return;  // the frame may be gone
     if (w.inline_depth > 0) {
         detach_inline_chain(w, cur);
         return;
     }
-    end_slice(w, t);
+    end_slice(w, t, yielded == t);
 }
 
-inline void Scheduler::end_slice(Worker& w, TaskHeader* t) noexcept {
+void yield_self(TaskHeader& t) noexcept {
+    Worker* w = tl_worker;
+    // Not a worker's running task, or inside an inline join (detach_inline_chain reads
+    // kNotified from the state): the plain way.
+    if (w == nullptr || tl_task != &t || w->inline_depth > 0) {
+        t.schedule();
+        return;
+    }
+    w->self_yield = &t;
+}
+
+inline void Scheduler::end_slice(Worker& w, TaskHeader* t, bool yielded) noexcept {
     if (!t->listed_) {
         // Its first slice ended without completing: list it now, while we still hold
         // kRunning ("Registry" in registry.cpp). seq_cst: the load after the insert's
@@ -600,7 +614,20 @@ inline void Scheduler::end_slice(Worker& w, TaskHeader* t) noexcept {
     // acq_rel: releases the task's writes to the next worker; observes a kNotified
     // set by a waker while we ran (the waker did not enqueue then).
     tsan_release(t);  // see scheduler_internal.hpp
-    const std::uint32_t s = t->state_.fetch_sub(TaskHeader::kRunning, std::memory_order_acq_rel);
+    std::uint32_t s = 0;
+    if (yielded) [[unlikely]] {
+        // A yield: Running -> Notified in one step, as schedule() during the slice and
+        // the fetch_sub below made it in two. (A waker that set kNotified meanwhile
+        // leaves it set; nobody else enqueues a running task.) acq_rel: as the
+        // fetch_sub; failure relaxed: the loop re-reads.
+        s = t->state_.load(std::memory_order_relaxed);  // relaxed: the CAS validates
+        while (!t->state_.compare_exchange_weak(s, (s | TaskHeader::kNotified) & ~TaskHeader::kRunning,
+                                                std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        }
+        s |= TaskHeader::kNotified;
+    } else {
+        s = t->state_.fetch_sub(TaskHeader::kRunning, std::memory_order_acq_rel);
+    }
     if ((s & TaskHeader::kNotified) != 0U) {
         // Woken while it ran by a task on another worker: it joins its waker there
         // ("Migration to the waker" above).

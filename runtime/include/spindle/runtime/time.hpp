@@ -24,7 +24,7 @@ struct YieldAwaiter {
     void await_suspend(std::coroutine_handle<> h) {
         self = &require_task("yield_now");
         self->resume_ = h;
-        self->schedule();  // we are running: this only marks us to be re-queued
+        yield_self(*self);  // we are running: this only marks us to be re-queued
     }
     void await_resume() const {
         if (self->consume_cancel()) throw CancelledError{};
@@ -43,7 +43,7 @@ struct SleepAwaiter : WaitNode {
         self = &require_task("sleep");
         if (delay_ns <= 0) {
             self->resume_ = h;
-            self->schedule();
+            yield_self(*self);
             return true;
         }
         entry.deadline = now_ns(*self) + delay_ns;

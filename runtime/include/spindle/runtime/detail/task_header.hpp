@@ -440,5 +440,10 @@ private:
 bool hand_over_self(TaskHeader& t, std::coroutine_handle<> h, std::uint16_t hint) noexcept;
 /// Like current_task() but throws std::logic_error naming `what` when there is none.
 TaskHeader& require_task(const char* what);
+/// A yield (yield_now, sleep(0)) of the running task `t`: re-queued at the back when its
+/// slice ends. On a worker outside an inline join it only marks `t` (Worker::self_yield),
+/// and the slice's end makes Running -> Notified in one CAS (schedule() + end_slice's
+/// fetch_sub were two locked instructions per yield); otherwise t.schedule().
+void yield_self(TaskHeader& t) noexcept;
 
 }  // namespace spindle::detail
