@@ -294,7 +294,7 @@ std::size_t WaitQueue::grant(std::size_t limit, std::uint64_t bound) noexcept {
         // a store, not a CAS-max (a locked instruction on every grant): racing
         // granters may move it back, which costs only a longer scan (G3).
         if (scan_.load(std::memory_order_relaxed) < settled_below)
-            scan_.store(settled_below, std::memory_order_relaxed);
+            scan_.store(settled_below, std::memory_order_relaxed);  // relaxed: a hint (as above)
     };
     for (; i < end; ++i) {
         s = find(s, i / Segment::kCells);
@@ -486,7 +486,7 @@ void cancel_cell_wait(TaskHeader& t, std::uint64_t token) noexcept {
         std::atomic<std::uint64_t>& cell = *TaskHeader::untagged(c);
         std::uint64_t expected = cell::waiting(&t, token);
         // acq_rel: the arbitration against a granter (see the header).
-        won = cell.compare_exchange_strong(expected, cell::kCancelled, std::memory_order_acq_rel,
+        won = cell.compare_exchange_strong(expected, cell::kCancelled, std::memory_order_acq_rel,  // acq_rel: vs the granter's CAS
                                            std::memory_order_acquire);  // failure: acquire the winner's value
         if (won) {
             if (is_frame_cell(c)) frame_cell_of(c).owner->on_frame_cell_cancelled();

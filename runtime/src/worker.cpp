@@ -622,10 +622,11 @@ inline void Scheduler::end_slice(Worker& w, TaskHeader* t, bool yielded) noexcep
         // fetch_sub; failure relaxed: the loop re-reads.
         s = t->state_.load(std::memory_order_relaxed);  // relaxed: the CAS validates
         while (!t->state_.compare_exchange_weak(s, (s | TaskHeader::kNotified) & ~TaskHeader::kRunning,
-                                                std::memory_order_acq_rel, std::memory_order_relaxed)) {
+                                                std::memory_order_acq_rel, std::memory_order_relaxed)) {  // acq_rel: pairs with start_slice's fetch_add
         }
         s |= TaskHeader::kNotified;
     } else {
+        // acq_rel: pairs with schedule()'s CAS and the next start_slice's fetch_add (see above).
         s = t->state_.fetch_sub(TaskHeader::kRunning, std::memory_order_acq_rel);
     }
     if ((s & TaskHeader::kNotified) != 0U) {
