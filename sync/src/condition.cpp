@@ -78,6 +78,14 @@ void Condition::unlink(detail::CondWaiter& w) noexcept {
     n_linked_.store(n_linked_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
 }
 
+bool Condition::leave(detail::CondWaiter& w) noexcept {
+    lock_list();
+    const bool was_linked = w.linked;
+    if (was_linked) unlink(w);
+    unlock_list();
+    return was_linked;
+}
+
 std::size_t Condition::grant_waiters(std::size_t n) noexcept {
     std::size_t granted = 0;
     if (n == 0) return 0;
@@ -135,15 +143,13 @@ void CondWaitEngine::check_locked() const {
 
 bool CondWaitEngine::suspend(std::coroutine_handle<> h) {
     TaskHeader& self = waiting_task("Condition::wait");
-    w_.self = &self;
     h_ = h;
     return park_notified(self);  // always suspends (a throw aside)
 }
 
 // asyncio's `fut = create_future(); append; self.release(); await fut`.
 bool CondWaitEngine::park_notified(TaskHeader& self) {
-    w_.reset(&self);
-    stage_ = kNotifyStage;
+    stage_ = kNotifyStage;  // w_ is the lock stage's only (advance() resets it there)
     Condition& c = *c_;
     node_.fc.owner = &c;
     const std::uint64_t token = self.next_token(/*sync=*/true);
@@ -165,10 +171,7 @@ bool CondWaitEngine::park_notified(TaskHeader& self) {
         tsan_release(&c.lock_->state_);
         c.lock_->release();
     } catch (...) {  // release() of a lock someone else released: misuse
-        c.lock_list();
-        const bool notified = !node_.linked;  // a notifier took us (and schedules us)
-        if (!notified) c.unlink(node_);
-        c.unlock_list();
+        const bool notified = !c.leave(node_);  // else a notifier took us (and schedules us)
         if (!notified) {
             self.resume_hook_ = nullptr;
             throw;
@@ -186,9 +189,8 @@ bool CondWaitEngine::park_notified(TaskHeader& self) {
     // a claim of the wait armed below; a dumper's acquire load pairs with it).
     self.wait_cell_.store(reinterpret_cast<std::atomic<std::uint64_t>*>(
                               reinterpret_cast<std::uintptr_t>(&node_.fc.cell) | TaskHeader::kFrameCell),
-                          std::memory_order_release);
+                          std::memory_order_release);  // release: pairs with hold_in_wait's acquire load
     (void)self.arm(nullptr, h_);
-    w_.suspended = true;
     if (self.cancelled_while_arming(token)) {
         std::uint64_t expected = cell::waiting(&self, token);
         // acq_rel: the same arbitration as a canceller's (cancel_cell_wait).
@@ -208,10 +210,7 @@ bool CondWaitEngine::finish_notified(TaskHeader& self) noexcept {
     self.disarm_sync_wait();  // harmless if a canceller claimed it
     // acquire: pairs with the notifier's/canceller's CAS.
     if (node_.fc.cell.load(std::memory_order_acquire) != cell::kCancelled) return true;  // C2: unlinked
-    Condition& c = *c_;
-    c.lock_list();
-    if (node_.linked) c.unlink(node_);  // C3
-    c.unlock_list();
+    (void)c_->leave(node_);  // C3
     return false;
 }
 

@@ -231,6 +231,9 @@ private:
     }
     void link(detail::CondWaiter& w) noexcept;    // under the guard, at the back
     void unlink(detail::CondWaiter& w) noexcept;  // under the guard
+    /// Takes the guard and unlinks `w` if it is still linked; false if a notifier
+    /// already had (C2, C3).
+    bool leave(detail::CondWaiter& w) noexcept;
     /// Grants the first n nodes not granted or cancelled (asyncio's notify loop).
     std::size_t grant_waiters(std::size_t n) noexcept;
 
