@@ -47,6 +47,28 @@ inline long S(long n, long min = 1) {
 inline double ns_since(clk::time_point t0) {
     return std::chrono::duration<double, std::nano>(clk::now() - t0).count();
 }
+// SPINDLE_BENCH_PERF_CTL=<fifo> (and SPINDLE_BENCH_PERF_ACK=<fifo>): profile only a
+// workload's timed window. Run under `perf record -D -1 --control fifo:CTL,ACK`; a
+// workload that calls perf_window(true) / perf_window(false) around its timed part
+// enables and disables perf's events there (the set-up, often most of a run, stays out
+// of the profile). Without the variable both calls do nothing.
+inline void perf_window(bool on) {
+    static FILE* ctl = [] {
+        const char* p = std::getenv("SPINDLE_BENCH_PERF_CTL");
+        return p != nullptr ? std::fopen(p, "w") : nullptr;
+    }();
+    static FILE* ack = [] {
+        const char* p = std::getenv("SPINDLE_BENCH_PERF_ACK");
+        return p != nullptr && ctl != nullptr ? std::fopen(p, "r") : nullptr;
+    }();
+    if (ctl == nullptr) return;
+    std::fputs(on ? "enable\n" : "disable\n", ctl);
+    std::fflush(ctl);
+    if (ack != nullptr) {
+        char buf[16];
+        if (std::fgets(buf, sizeof buf, ack) == nullptr) return;  // perf went away: nothing to wait for
+    }
+}
 inline void check(Result& r, bool cond, const char* what) {
     if (!cond) {
         r.ok = false;

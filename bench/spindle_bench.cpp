@@ -245,9 +245,11 @@ Result event_broadcast() {
                 if (r.fetch_add(1, std::memory_order_acq_rel) + 1 == total) last = bench::clk::now();
             }(ev, resumed, n, t_last)));
         while (ev.approx_waiters() < static_cast<std::uint64_t>(n)) co_await spindle::yield_now();
+        bench::perf_window(true);
         auto t0 = bench::clk::now();
         ev.set();
         for (auto& h : hs) co_await h;
+        bench::perf_window(false);
         co_return std::chrono::duration<double, std::nano>(t_last - t0).count();
     });
     Result r{ns / static_cast<double>(n), "primitive:spindle::Event"};

@@ -209,6 +209,28 @@ std::uint64_t WaitQueue::outcome(const WaitPosition& p) noexcept {
 
 void WaitQueue::remove(const WaitPosition& p) noexcept {
     const std::uint64_t index = p.index();  // before the store: the segment may go after it
+    const bool ends_segment = index % Segment::kCells == Segment::kCells - 1;
+    // R6 (header): a waiter whose cell is at front_ leaves by moving front_ over it,
+    // without marking the cell REMOVED: one locked instruction, not two. Nobody else
+    // moves front_ over a cell that is not REMOVED (R5), so front_ stays at our cell
+    // until we move it. Not for a cell that ends its segment (passing it retires the
+    // segment: advance_front does that, pinned).
+    if (!ends_segment) {
+        // seq_cst: the load half of R6 (front_ reached our cell; what a mover wrote
+        // before it moved front_ here is ordered before our store below).
+        if (std::uint64_t f = front_.load(std::memory_order_seq_cst); f == index) {
+            // seq_cst: R5's Dekker pair with a remover behind us (its REMOVED store
+            // then front_ load; our store then the loads below), and L4's with the
+            // Lock (is_removed reads front_ first).
+            front_.store(index + 1, std::memory_order_seq_cst);
+            // seq_cst: R5; a cell taken after this load is not REMOVED (its owner
+            // will find front_ at or before it).
+            if (index + 1 >= enq_.load(std::memory_order_seq_cst)) return;
+            advance_front();  // a cell behind ours may be REMOVED already
+            return;
+        }
+    }
+    // Behind the front (or ending a segment): mark the cell for the mover.
     // seq_cst: our reads of the cell happen before front_ can pass it, and the Lock's
     // re-check of a CANCELLED front (is_removed) pairs with this store. It is also the
     // store half of R5's Dekker pair (with the front_ load below).
@@ -218,11 +240,11 @@ void WaitQueue::remove(const WaitPosition& p) noexcept {
     // seq_cst: the load half of R5's Dekker pair with advance_front's CAS-then-load.
     std::uint64_t f = front_.load(std::memory_order_seq_cst);
     if (f != index) return;
-    // At the front, and not the last cell of a segment (whose passing retires the
-    // segment: advance_front does that, pinned): move front_ over our own cell without
-    // pinning; only if a cell lies behind ours go on pinned (it may be REMOVED, by a
-    // remover that saw front_ below it and left the move to us).
-    if (index % Segment::kCells != Segment::kCells - 1) {
+    // Front_ reached our cell meanwhile. Another mover that sees it REMOVED may move
+    // front_ too now: a CAS, not R6's store. Only if a cell lies behind ours go on
+    // pinned (it may be REMOVED, by a remover that saw front_ below it and left the
+    // move to us).
+    if (!ends_segment) {
         // seq_cst: R5, as in advance_front (a remover behind us that saw the old front_
         // has its REMOVED store, and its enq_ increment, ordered before our loads).
         // relaxed failure: someone else passed our cell; nothing is read after it.

@@ -9,7 +9,7 @@
  * checked at every write of the word); a grant always finds `reserved` set when the
  * grantee takes the lock (the C++ aborts otherwise); no deposit in a cell abandoned
  * by the fast path (lock.cpp's comment); no lost wake-up (invalid end states, and
- * at the end: unlocked, unreserved, active == 0, every cell REMOVED); no access to
+ * at the end: unlocked, unreserved, active == 0, every cell REMOVED or left at the front); no access to
  * a freed segment.
  *
  * Broken variants:
@@ -139,14 +139,12 @@ proctype Waiter(byte me) {
                 :: granted && !cc ->
                     /* L3: reserved -> locked, active - 1, then leave the queue */
                     atomic { assert(reserved && !locked); reserved = 0; locked = 1; nactive--; L1 };
-                    atomic { CHK(i); cells[i] = REMOVED };
-                    advance_front(me, h, f, sg, nx, e, last, ok);
+                    remove(me, i, h, f, sg, nx, e, last, ok);
                     got = 1
                 :: granted && cc ->
                     /* woken but cancelled before it resumed: keep `reserved`, hand on */
                     atomic { nactive-- };
-                    atomic { CHK(i); cells[i] = REMOVED };
-                    advance_front(me, h, f, sg, nx, e, last, ok);
+                    remove(me, i, h, f, sg, nx, e, last, ok);
                     atomic { assert(reserved) };
                     hand_off(me, g, blocked, h, i2, e, sg2, q, v, r, ok);
                     got = 0
@@ -154,8 +152,7 @@ proctype Waiter(byte me) {
                     /* cancelled in the queue (already uncounted): leave, then
                      * asyncio's `if not locked: wake_up_first()` */
                     cancel_req[me] = 0;
-                    atomic { CHK(i); cells[i] = REMOVED };
-                    advance_front(me, h, f, sg, nx, e, last, ok);
+                    remove(me, i, h, f, sg, nx, e, last, ok);
 #ifndef BUG_NO_CANCEL_WAKE
                     wake_up_first(me, g, blocked, h, i2, e, sg2, q, v, r, ok);
 #endif
@@ -202,7 +199,7 @@ init {
     assert(front == enq);
     k = 0;
     do
-    :: k < enq -> assert(cells[k] == REMOVED); k++
+    :: k < enq -> assert(cells[k] == REMOVED || left[k]); k++
     :: else -> break
     od
 }

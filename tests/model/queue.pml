@@ -22,6 +22,7 @@
 #define WAITBASE 5
 
 byte cells[NCELLS];
+bool left[NCELLS];        /* the waiter left its cell by moving front_ over it (R6) */
 byte enq = 0;             /* WaitQueue::enq_ */
 byte front = 0;           /* WaitQueue::front_ */
 byte head = 0;            /* WaitQueue::head_ (a segment id) */
@@ -135,6 +136,28 @@ inline advance_front(me, h, f, sg, nx, v, last, ok) {
        fi
     od;
     unpin(me)
+}
+
+/* WaitQueue::remove(i): R6 — a waiter whose cell is at front_ (and does not end its
+ * segment) leaves by moving front_ over it with a store, the cell keeping its
+ * outcome; otherwise it marks the cell REMOVED. Then advance_front passes any
+ * REMOVED cells behind (the C++ moves its own cell without pinning where it can and
+ * calls advance_front only if a cell lies behind: a subset of these interleavings). */
+inline remove(me, i, h, f, sg, nx, v, last, ok) {
+    f = front;
+    if
+    :: f == i && (i % SEG != SEG - 1) ->
+        /* R6's claim: nobody else moves front_ over a cell that is not REMOVED */
+        atomic { assert(front == i); front = i + 1; left[i] = 1 };
+#ifndef BUG_R6_NO_ADVANCE
+        advance_front(me, h, f, sg, nx, v, last, ok)
+#else
+        skip
+#endif
+    :: else ->
+        atomic { CHK(i); cells[i] = REMOVED };
+        advance_front(me, h, f, sg, nx, v, last, ok)
+    fi
 }
 
 /* WaitQueue::grant(1) == grant_first(1): g = granted? */

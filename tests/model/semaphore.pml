@@ -10,7 +10,7 @@
  *     INIT tasks hold a permit at any moment; value never exceeds INIT;
  *   - no lost wake-up: no reachable state where some waiter is parked forever
  *     (pan reports it as an invalid end state), and when every waiter finished:
- *     value == INIT, nactive == 0, front_ == enq_, every cell REMOVED;
+ *     value == INIT, nactive == 0, front_ == enq_, every cell REMOVED or left at the front (R6);
  *   - no access to a freed segment: every dereference of a segment (its cells,
  *     its id/next while walking) asserts the segment has not been freed;
  *   - R2: a walk never starts from a segment past the one it looks for.
@@ -197,12 +197,10 @@ proctype Waiter(byte me) {
                     armed[me] = 0;
                     atomic { CHK(i); v = cells[i] };
                     granted = (v != CANCELLED);
-                    atomic { CHK(i); cells[i] = REMOVED };
-                    advance_front(me, h, f, sg, nx, e, last, ok)
+                    remove(me, i, h, f, sg, nx, e, last, ok)
                 :: else ->
                     granted = 1;
-                    atomic { CHK(i); cells[i] = REMOVED };
-                    advance_front(me, h, f, sg, nx, e, last, ok)
+                    remove(me, i, h, f, sg, nx, e, last, ok)
                 fi;
                 atomic { cc = cancel_req[me]; if :: suspended || !granted -> cancel_req[me] = 0 :: else fi };
                 if
@@ -263,7 +261,7 @@ init {
     assert(front == enq);
     k = 0;
     do
-    :: k < enq -> assert(cells[k] == REMOVED); k++
+    :: k < enq -> assert(cells[k] == REMOVED || left[k]); k++
     :: else -> break
     od
 }

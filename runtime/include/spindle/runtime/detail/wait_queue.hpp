@@ -16,8 +16,8 @@
 //     primitive chooses "first WAITING" or "front only"). Asyncio's deque scans the
 //     same cells, so the cost is the same.
 //   * Memory is reclaimed without a GC by epoch-based reclamation (ebr.hpp): a
-//     segment is unlinked when front_ moves past its last cell (all its cells are
-//     REMOVED, so no waiter refers to it) and retired to EBR; every traversal pins.
+//     segment is unlinked when front_ moves past its last cell (every waiter of its cells
+//     has left, so none refers to it) and retired to EBR; every traversal pins.
 //
 // ───────────────────────────── Cell states ─────────────────────────────
 //   EMPTY      index taken by a waiter that has not installed itself yet
@@ -27,6 +27,7 @@
 //   GRANTED    granted while waiting; the granter scheduled the task
 //   CANCELLED  cancelled while waiting; the canceller scheduled the task
 //   REMOVED    the waiter left (after reading its outcome); front_ may pass it
+//              (a waiter whose cell is at front_ leaves by moving front_ instead: R6)
 // Transitions: EMPTY->WAITING (waiter), EMPTY->DEPOSIT (granter), EMPTY->REMOVED
 // (waiter abandons), WAITING->GRANTED (granter), WAITING->CANCELLED (canceller or
 // the waiter itself), {DEPOSIT,GRANTED,CANCELLED}->REMOVED (the waiter, once).
@@ -67,24 +68,38 @@
 //
 // ───────────────────────────── Reclamation ─────────────────────────────
 // Invariants:
-//   R1 front_ <= every index whose cell is not REMOVED; cells below front_ are never
-//      read again except by threads pinned before they were unlinked.
+//   R1 front_ <= every index whose waiter has not left its cell (a waiter leaves by
+//      marking the cell REMOVED, or, at the front, by moving front_ over it: R6);
+//      cells below front_ are never read again except by threads pinned before they
+//      were unlinked.
 //   R2 head_ is the segment of front_ or an older one not yet retired; tail_ likewise
 //      for enq_; both only move forward (CAS on segment id).
 //   R3 a segment is retired only after head_ and tail_ both moved past it, by the
 //      one thread whose CAS moved front_ onto the next segment's first cell.
-//   R4 a waiter dereferences its own cell only before it marks it REMOVED (R1 keeps
-//      its segment alive until then); everyone else dereferences cells only while
+//   R4 a waiter dereferences its own cell only before it leaves it (R1 keeps its
+//      segment alive until then); everyone else dereferences cells only while
 //      pinned (EBR), having loaded the segment pointer after pinning.
-//   R5 front_ is moved only over REMOVED cells, and a remove() moves it only if its
-//      cell is at front_ then: it stores REMOVED, then reads front_ (both seq_cst;
-//      abandon()'s exchange is seq_cst too, and it always runs advance_front);
-//      a mover CASes front_ forward, then reads the next cell (both seq_cst). By the
-//      single total order one of the two sees the other, so a cell behind front_ is
-//      passed by the remover at the front (or whoever follows it), never stranded.
-//      The remover at the front passes its own cell without pinning (its segment is
-//      alive until front_ passes it) unless the cell ends a segment or another cell
-//      lies behind it (then advance_front, pinned, as before).
+//   R5 front_ is moved only over REMOVED cells, and over a cell whose waiter leaves
+//      at the front (R6). A remove() behind the front stores REMOVED, then reads
+//      front_ (both seq_cst; abandon()'s exchange is seq_cst too, and it always runs
+//      advance_front); if front_ reached its cell meanwhile it moves it by CAS (a
+//      mover may see the REMOVED cell too). A mover CASes front_ forward, then reads
+//      the next cell (both seq_cst). By the single total order one of the two sees
+//      the other, so a cell behind front_ is passed by the remover at the front (or
+//      whoever follows it), never stranded. The remover at the front passes its own
+//      cell without pinning (its segment is alive until front_ passes it) unless the
+//      cell ends a segment or another cell lies behind it (then advance_front,
+//      pinned).
+//   R6 A remove() that reads front_ == its own index (seq_cst) moves front_ over the
+//      cell with a seq_cst store and leaves the cell as it is (DEPOSIT, GRANTED or
+//      CANCELLED): nobody else moves front_ over a cell that is not REMOVED (R5), so
+//      front_ stays there until this store, and no reader looks below front_ again
+//      (grants and walks start at front_ or above it; is_removed() answers true for
+//      an index below front_). One locked instruction where marking the cell and
+//      moving front_ took two. The store is also the store half of R5's Dekker pair
+//      with a remover behind it, and of L4's with the Lock (is_removed reads front_
+//      before the cell). Not for the last cell of a segment: passing it retires the
+//      segment, which advance_front does, pinned (R3).
 //
 // THREAD SAFETY: every member may be called from any thread; suspend-side calls
 // for one WaitPosition come from its single waiter.
