@@ -295,7 +295,7 @@ std::size_t WaitQueue::grant(std::size_t limit, std::uint64_t bound) noexcept {
     // from head_ reaches front_'s segment going forward.
     // acquire: pairs with move_forward.
     Segment* s = head_.load(std::memory_order_acquire);
-    // acquire: pairs with advance_front's CAS.
+    // acquire: pairs with advance_front's and remove()'s CAS and R6's store.
     std::uint64_t i = front_.load(std::memory_order_acquire);
     // Skip the cells a previous grant found settled (G3 in the header).
     // relaxed: only a lower bound; every cell below it is settled for good.
@@ -364,7 +364,7 @@ void WaitQueue::walk_from_front(Visit&& visit) noexcept {
     ebr::Guard g;
     // acquire: pairs with move_forward (head_ before front_, as in grant()).
     Segment* s = head_.load(std::memory_order_acquire);
-    // acquire: pairs with advance_front's CAS.
+    // acquire: pairs with advance_front's and remove()'s CAS and R6's store.
     std::uint64_t i = front_.load(std::memory_order_acquire);
     // seq_cst: the Dekker pair described in enqueue() (a waiter that took its cell
     // before this read is seen).
@@ -379,7 +379,8 @@ WaitQueue::FrontGrant WaitQueue::grant_front() noexcept {
     FrontGrant r;
     walk_from_front([this, &r](std::uint64_t i, std::atomic<std::uint64_t>& c) {
         // seq_cst: a CANCELLED front is re-checked by the Lock after it drops its
-        // reservation (Dekker with the waiter's REMOVED store + state read).
+        // reservation (Dekker with the waiter's leaving store — REMOVED, or R6's
+        // front_ store — then its state read).
         std::uint64_t v = c.load(std::memory_order_seq_cst);
         for (;;) {
             if (v == cell::kEmpty) {

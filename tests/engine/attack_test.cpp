@@ -71,7 +71,8 @@ bool wait_done(const JoinHandle<T>& h, std::chrono::milliseconds limit) {
 }
 
 // ───────────────────── 1. Lock: mutual exclusion under cancellation ─────────────────────
-// Lock::AcquireAwaiter::await_resume marks its cell REMOVED (finish -> q.remove) before
+// Lock::AcquireAwaiter::await_resume left its cell (finish -> q.remove: REMOVED, or front_
+// moved over it, wait_queue.hpp R6) before
 // it sets the locked bit. In that window a waiter C that was cancelled in the queue runs
 // `if (!l.locked()) l.wake_up_first();`: grant_front skips the granted waiter's REMOVED
 // cell (and C's own) and grants the next waiter H. The granted waiter G and H then both

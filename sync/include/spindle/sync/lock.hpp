@@ -29,9 +29,10 @@
 //      the lock to the next front waiter; a cancelled one, on leaving, reserves the
 //      lock if it is free and waiters remain (asyncio: `if not locked: wake first`).
 //   L4 a hand-off that finds a CANCELLED front drops `reserved`, then re-checks that
-//      cell: its waiter stores REMOVED and then reads state_ (seq_cst both sides),
-//      so either it sees the reservation gone and hands off itself, or we see the
-//      cell removed and try again.
+//      cell (is_removed: front_, then the cell): its waiter leaves — stores REMOVED,
+//      or at the front moves front_ over the cell (wait_queue.hpp R6) — and then
+//      reads state_ (seq_cst both sides), so either it sees the reservation gone and
+//      hands off itself, or we see the cell removed and try again.
 //
 // THREAD SAFETY: acquire/scoped inside a task; release/try_acquire/locked from any
 // thread (a Lock has no owner, as in asyncio).

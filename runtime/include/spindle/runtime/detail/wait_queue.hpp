@@ -11,8 +11,9 @@
 //     themselves in a `finally`), and asyncio's Lock looks only at the *first*
 //     waiter, while Semaphore/Condition scan for the first waiter not yet done. To
 //     reproduce that exactly at one worker, a cell keeps its outcome (GRANTED,
-//     CANCELLED) until its waiter has resumed and marked it REMOVED; the queue's
-//     front_ only moves over REMOVED cells, and granting scans from front_ (the
+//     CANCELLED) until its waiter has resumed and left it (marked it REMOVED, or,
+//     at the front, moved front_ over it: R6); the queue's front_ only moves over
+//     cells whose waiter left, and granting scans from front_ (the
 //     primitive chooses "first WAITING" or "front only"). Asyncio's deque scans the
 //     same cells, so the cost is the same.
 //   * Memory is reclaimed without a GC by epoch-based reclamation (ebr.hpp): a
@@ -30,7 +31,9 @@
 //              (a waiter whose cell is at front_ leaves by moving front_ instead: R6)
 // Transitions: EMPTY->WAITING (waiter), EMPTY->DEPOSIT (granter), EMPTY->REMOVED
 // (waiter abandons), WAITING->GRANTED (granter), WAITING->CANCELLED (canceller or
-// the waiter itself), {DEPOSIT,GRANTED,CANCELLED}->REMOVED (the waiter, once).
+// the waiter itself), {DEPOSIT,GRANTED,CANCELLED}->REMOVED (the waiter, once, unless
+// it leaves at the front by moving front_ over its cell: R6; the cell then keeps its
+// outcome below front_, where nobody reads it again).
 //
 // Grant scans (grant_first) skip settled cells:
 //   G3 A cell that is DEPOSIT, GRANTED, CANCELLED or REMOVED never becomes EMPTY or
@@ -205,7 +208,8 @@ inline Segment* segment_of(const std::atomic<std::uint64_t>* c) noexcept {
 
 /// Where a waiter sits: its cell (the segment is found by masking, the queue index
 /// from the segment's id), one pointer in every waiting awaiter. Valid until the
-/// waiter marks its cell REMOVED: read index() before that.
+/// waiter leaves its cell (remove(): REMOVED, or front_ moved over it): read index()
+/// before that.
 struct WaitPosition {
     std::atomic<std::uint64_t>* c = nullptr;
     std::atomic<std::uint64_t>& cell() const noexcept { return *c; }
@@ -243,7 +247,8 @@ public:
     bool self_cancel(const WaitPosition& p, const TaskHeader& t, std::uint64_t token) noexcept;
     /// After the waiter resumed: GRANTED, DEPOSIT or CANCELLED.
     static std::uint64_t outcome(const WaitPosition& p) noexcept;
-    /// The waiter leaves: REMOVED, and front_ moves over removed cells.
+    /// The waiter leaves: at the front it moves front_ over its cell (R6), behind it
+    /// it marks the cell REMOVED; front_ then moves over removed cells (R5).
     void remove(const WaitPosition& p) noexcept;
 
     // ── grant side ──
@@ -295,7 +300,7 @@ private:
     WaitQueueOwner* const owner_;
     alignas(64) std::atomic<std::uint64_t> enq_{0};    // next index to hand out (fetch_add)
     std::atomic<Segment*> tail_;                        // hint: segment of enq_ (R2)
-    alignas(64) std::atomic<std::uint64_t> front_{0};  // oldest cell not REMOVED (R1)
+    alignas(64) std::atomic<std::uint64_t> front_{0};  // oldest cell whose waiter has not left (R1)
     std::atomic<Segment*> head_;                        // segment of front_ (R2)
     std::atomic<std::uint64_t> scan_{0};               // G3: cells below are settled
     // The worker (index + 1, 0: not a worker) that made the latest grant (a DEPOSIT
