@@ -222,6 +222,31 @@ inline grant_front(me, g, blocked, h, i, e, sg, q, v) {
     unpin(me)
 }
 
+/* WaitQueue::has_pending_grant (the Semaphore's cancelled waiter): a pinned walk from
+ * front_ to enq_ (walk_from_front: head_, front_, enq_, then each cell); found = a
+ * GRANTED or DEPOSIT cell. A cell whose waiter left at the front (R6) keeps GRANTED,
+ * so a walk that read front_ before that waiter's store may report a grant whose
+ * waiter has already gone: the model checks that this stale answer loses no wake. */
+inline has_pending_grant(me, found, h, i, e, sg, v) {
+    found = 0;
+    pin(me);
+    h = head;
+    i = front;
+    e = enq;
+    sg = h;
+    do
+    :: i < e ->
+        walk(sg, i / SEG);
+        atomic { CHK(i); v = cells[i] };
+        if
+        :: v == GRANTED || v == DEPOSIT -> found = 1; break
+        :: else -> i++
+        fi
+    :: else -> break
+    od;
+    unpin(me)
+}
+
 /* WaitQueue::is_removed */
 inline is_removed(me, idx, r, h, sg) {
     pin(me);

@@ -31,6 +31,8 @@
  *                   code did before the fix (the ABA described in semaphore.cpp)
  *   BUG_CANCEL_NO_WAKE a waiter cancelled in the queue leaves without looking at
  *                   the state, as the code did before the fix
+ *   BUG_PENDING_SKIPS_WAKE the cancelled waiter's has_pending_grant() always says
+ *                   yes (the wake is left to a granted waiter that may not exist)
  *   BUG_EARLY_RETIRE advance_front retires the segment before moving head_/tail_
  *                   (violates R3: a reader can load head_ and walk a freed segment)
  */
@@ -136,7 +138,7 @@ inline after_giving(gv) {
 proctype Waiter(byte me) {
     byte it = 0;
     byte i, sg, h, f, e, v, nx, q, sv, sa, i2, sg2, e0;
-    bool ok, last, g, got, installed, suspended, cwa, granted, cc, mv, gv;
+    bool ok, last, g, got, installed, suspended, cwa, granted, cc, mv, gv, pg;
     do
     :: it < ITER ->
         in_acq[me] = 1;
@@ -207,8 +209,16 @@ proctype Waiter(byte me) {
                 :: !granted ->                             /* cancelled in the queue */
 #ifndef BUG_CANCEL_NO_WAKE
                     /* a newcomer may have queued behind our stale `active` count
-                     * while permits were free: look again now that we are uncounted */
-                    wake_up_next(me, g, h, i2, e, sg2, q, sv, sa, ok, e0, mv);
+                     * while permits were free: look again now that we are uncounted,
+                     * unless a granted waiter has yet to resume (its epilogue wakes) */
+                    has_pending_grant(me, pg, h, i2, e, sg2, v);
+#ifdef BUG_PENDING_SKIPS_WAKE
+                    pg = 1;
+#endif
+                    if
+                    :: !pg -> wake_up_next(me, g, h, i2, e, sg2, q, sv, sa, ok, e0, mv)
+                    :: else
+                    fi;
 #endif
                     got = 0
                 :: granted && suspended && cc ->
