@@ -215,46 +215,42 @@ void WaitQueue::remove(const WaitPosition& p) noexcept {
     // moves front_ over a cell that is not REMOVED (R5), so front_ stays at our cell
     // until we move it. Not for a cell that ends its segment (passing it retires the
     // segment: advance_front does that, pinned).
-    if (!ends_segment) {
-        // seq_cst: the load half of R6 (front_ reached our cell; what a mover wrote
-        // before it moved front_ here is ordered before our store below).
-        if (std::uint64_t f = front_.load(std::memory_order_seq_cst); f == index) {
-            // seq_cst: R5's Dekker pair with a remover behind us (its REMOVED store
-            // then front_ load; our store then the loads below), and L4's with the
-            // Lock (is_removed reads front_ first).
-            front_.store(index + 1, std::memory_order_seq_cst);
-            // seq_cst: R5; a cell taken after this load is not REMOVED (its owner
-            // will find front_ at or before it).
-            if (index + 1 >= enq_.load(std::memory_order_seq_cst)) return;
-            advance_front();  // a cell behind ours may be REMOVED already
+    // seq_cst (the load): the load half of R6 (front_ reached our cell; what a mover
+    // wrote before it moved front_ here is ordered before our store below).
+    if (!ends_segment && front_.load(std::memory_order_seq_cst) == index) {
+        // seq_cst: R5's Dekker pair with a remover behind us (its REMOVED store then
+        // front_ load; our store then the loads below), and L4's with the Lock
+        // (is_removed reads front_ first).
+        front_.store(index + 1, std::memory_order_seq_cst);
+    } else {
+        // Behind the front (or ending a segment): mark the cell for the mover.
+        // seq_cst: our reads of the cell happen before front_ can pass it, and the
+        // Lock's re-check of a CANCELLED front (is_removed) pairs with this store. It is
+        // also the store half of R5's Dekker pair (with the front_ load below).
+        p.cell().store(cell::kRemoved, std::memory_order_seq_cst);
+        // R5 (header): only the remover whose cell is at front_ moves it. A cell behind
+        // front_ is passed by whoever moves front_ up to it, so we are done here.
+        // seq_cst: the load half of R5's Dekker pair with advance_front's CAS-then-load.
+        std::uint64_t f = front_.load(std::memory_order_seq_cst);
+        if (f != index) return;
+        // Front_ reached our cell meanwhile. Another mover that sees it REMOVED may move
+        // front_ too now: a CAS, not R6's store; a segment's last cell is passed pinned.
+        if (ends_segment) {
+            advance_front();
             return;
         }
-    }
-    // Behind the front (or ending a segment): mark the cell for the mover.
-    // seq_cst: our reads of the cell happen before front_ can pass it, and the Lock's
-    // re-check of a CANCELLED front (is_removed) pairs with this store. It is also the
-    // store half of R5's Dekker pair (with the front_ load below).
-    p.cell().store(cell::kRemoved, std::memory_order_seq_cst);
-    // R5 (header): only the remover whose cell is at front_ moves it. A cell behind
-    // front_ is passed by whoever moves front_ up to it, so we are done here.
-    // seq_cst: the load half of R5's Dekker pair with advance_front's CAS-then-load.
-    std::uint64_t f = front_.load(std::memory_order_seq_cst);
-    if (f != index) return;
-    // Front_ reached our cell meanwhile. Another mover that sees it REMOVED may move
-    // front_ too now: a CAS, not R6's store. Only if a cell lies behind ours go on
-    // pinned (it may be REMOVED, by a remover that saw front_ below it and left the
-    // move to us).
-    if (!ends_segment) {
         // seq_cst: R5, as in advance_front (a remover behind us that saw the old front_
         // has its REMOVED store, and its enq_ increment, ordered before our loads).
         // relaxed failure: someone else passed our cell; nothing is read after it.
         if (!front_.compare_exchange_strong(f, f + 1, std::memory_order_seq_cst, std::memory_order_relaxed))
             return;
-        // seq_cst: R5; a cell taken after this load is not REMOVED (its owner will find
-        // front_ at or before it).
-        if (f + 1 >= enq_.load(std::memory_order_seq_cst)) return;
     }
-    advance_front();
+    // We moved front_ over our own cell without pinning. Go on pinned only if a cell
+    // lies behind ours: it may be REMOVED, by a remover that saw front_ below it and
+    // left the move to us.
+    // seq_cst: R5; a cell taken after this load is not REMOVED (its owner will find
+    // front_ at or before it).
+    if (index + 1 < enq_.load(std::memory_order_seq_cst)) advance_front();
 }
 
 void WaitQueue::advance_front() noexcept {
