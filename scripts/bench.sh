@@ -65,7 +65,7 @@ scripts/install-deps.sh --bench
 jobs="${SPINDLE_JOBS:-2}"
 log "building Release (build/release, -j$jobs)"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DSPINDLE_BUILD_TESTS=OFF \
-  -DSPINDLE_BUILD_EXAMPLES=OFF >/dev/null
+  -DSPINDLE_BUILD_EXAMPLES=OFF -DSPINDLE_LTO=ON >/dev/null
 targets=(--target spindle_bench)
 [ $net -eq 1 ] && targets+=(--target spindle_echo)
 [ $micro -eq 1 ] && targets+=(--target spindle_micro_all)

@@ -18,15 +18,15 @@ export UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1 ${UBSAN_OPTIONS:-}"
 status=0
 for v in "${variants[@]}"; do
   case "$v" in
-    release) san=""; type=Release ;;
-    tsan) san=thread; type=RelWithDebInfo ;;
-    asan) san=address; type=RelWithDebInfo ;;
+    release) san=""; type=Release; lto=ON ;;  # the code scripts/bench.sh measures (LTO)
+    tsan) san=thread; type=RelWithDebInfo; lto=OFF ;;
+    asan) san=address; type=RelWithDebInfo; lto=OFF ;;
     *) echo "unknown variant $v (release | tsan | asan)" >&2; exit 2 ;;
   esac
   dir="build/test-$v"
   echo "== $v: configure + build ($dir)" >&2
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DSPINDLE_SANITIZE="$san" \
-        -DSPINDLE_STRESS_SCALE="$scale" -DSPINDLE_BUILD_BENCH=OFF >/dev/null
+        -DSPINDLE_STRESS_SCALE="$scale" -DSPINDLE_BUILD_BENCH=OFF -DSPINDLE_LTO="$lto" >/dev/null
   cmake --build "$dir" -j"$jobs"
   echo "== $v: ctest" >&2
   if ! (cd "$dir" && ctest --output-on-failure -j"$jobs"); then

@@ -2,7 +2,8 @@
 # run consumer projects against it: find_package(spindle CONFIG REQUIRED), make with
 # pkg-config, <spindle/testing.hpp>, and (Release install only) a user program built
 # with -fsanitize=thread and with -fsanitize=address,undefined that must run clean.
-# Inputs: BUILD_DIR, SOURCE_DIR, WORK_DIR, BUILD_TYPE, CXX_FLAGS, LINK_FLAGS.
+# Inputs: BUILD_DIR, SOURCE_DIR, WORK_DIR, BUILD_TYPE, CXX_FLAGS, LINK_FLAGS, LTO (the
+# install was built with SPINDLE_LTO: fat LTO objects).
 
 include("${CMAKE_CURRENT_LIST_DIR}/common.cmake")  # step(), pkgconfig_consumer()
 
@@ -67,13 +68,21 @@ endif()
 # A cross-worker program with wait_for, cancellation, Queue producers and every
 # primitive must run with zero reports. Only when the install under test is not
 # itself sanitized (the Release variant of .ci/run): that is the user's case.
+# An install built with SPINDLE_LTO carries LTO IR, which GCC's linker plugin would
+# compile at the application's link with its -fsanitize flags (a half-instrumented
+# library): such an application links with -fno-lto, and gets the fat objects' plain
+# code, the code of the default install (README).
 if(CXX_FLAGS STREQUAL "")
+  set(no_lto "")
+  if(LTO)
+    set(no_lto " -fno-lto")
+  endif()
   foreach(san IN ITEMS "thread" "address,undefined")
     string(REPLACE "," "-" tag "${san}")
     set(build "${WORK_DIR}/build-sanitized-${tag}")
     step("${san} consumer configure" ${CMAKE_COMMAND} -S "${SOURCE_DIR}/../consumer_sanitized" -B "${build}"
          -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release
-         "-DCMAKE_CXX_FLAGS=-fsanitize=${san}" "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=${san}")
+         "-DCMAKE_CXX_FLAGS=-fsanitize=${san}${no_lto}" "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=${san}${no_lto}")
     step("${san} consumer build" ${CMAKE_COMMAND} --build "${build}")
     execute_process(COMMAND ${CMAKE_COMMAND} -E env
                             "TSAN_OPTIONS=suppressions=${WORK_DIR}/prefix/share/spindle/tsan.supp exitcode=66"
