@@ -436,7 +436,7 @@ void JoinAwaiterBase::on_cancel(TaskHeader& task) noexcept {
     // RecursionError). A cycle can never complete, so ending it is the only answer.
     const bool tracked = tl_forward_depth < kForwardMax;
     if (tracked) tl_forwarding[tl_forward_depth++] = &task;
-    target->cancel();
+    forwarded = target->cancel() ? 1 : 2;
     if (tracked) --tl_forward_depth;
     const bool cycled = tl_cycle_back == &task;
     if (cycled) tl_cycle_back = nullptr;
@@ -471,6 +471,14 @@ void JoinAwaiterBase::finish_resume() {
     // and one that lands after the load is delivered at the next suspension point,
     // as if it had landed after the RMW.
     if (suspended && self->cancel_pending() && self->consume_cancel()) throw CancelledError{};
+    // A forwarded cancellation that the awaited task never observed (see `forwarded`):
+    // it was already complete (2), or it completed while the request was still pending
+    // on it — it ran on another worker and ended without a suspension point. Its outcome
+    // is ignored; the awaiting task is cancelled. A target that observed the request
+    // consumed it (a catch that returns a value keeps that value, as in asyncio), and
+    // one cancelled before it first ran rethrows its own CancelledError below.
+    if (forwarded == 2 || (forwarded == 1 && target->cancel_pending() && !target->was_cancelled())) [[unlikely]]
+        throw CancelledError{};
 }
 
 }  // namespace spindle::detail

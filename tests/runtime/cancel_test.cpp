@@ -330,6 +330,50 @@ CO_TEST_OPTS(Cancel, ForwardedCancelSwallowedByAwaitedTaskYieldsItsValue, one_wo
     EXPECT_FALSE(inner.cancelled());
 }
 
+// The awaited task runs on the other worker and ends without a suspension point, so it
+// never observes the cancellation forwarded to it and returns its value: the forward had
+// no effect, and the awaiting task is cancelled instead (asyncio: fut_waiter.cancel()
+// returned False, so the task itself gets CancelledError). Found by CI: a task that only
+// spawns and joins lost its cancel() whenever the other worker had started the child.
+TEST(Cancel, AForwardTheRunningAwaitedTaskNeverObservesCancelsTheAwaiter) {
+    spindle::Runtime rt(spindle::RuntimeOptions{.workers = 2});
+    for (int round = 0; round < 20; ++round) {
+        std::atomic<bool> running{false}, go{false}, awaiting{false};
+        struct Local {
+            static Task<int> spin(std::atomic<bool>& running, std::atomic<bool>& go) {
+                running.store(true);
+                // A bound, not synchronization: the main thread sets `go` at once.
+                const auto limit = std::chrono::steady_clock::now() + 20s;
+                while (!go.load() && std::chrono::steady_clock::now() < limit) {
+                }
+                co_return 5;
+            }
+            static Task<int> await_flagged(JoinHandle<int> h, std::atomic<bool>& awaiting) {
+                awaiting.store(true);  // no suspension point between this and the await
+                co_return co_await h;
+            }
+        };
+        JoinHandle<int> child = rt.spawn(Local::spin(running, go));
+        while (!running.load()) std::this_thread::yield();  // it holds one worker
+        JoinHandle<int> outer = rt.spawn(Local::await_flagged(child, awaiting));
+        while (!awaiting.load()) std::this_thread::yield();  // the other worker runs it
+        EXPECT_TRUE(outer.cancel());
+        go.store(true);
+        bool outer_cancelled = false;
+        try {
+            (void)rt.block_on(await_it(outer));
+        } catch (const CancelledError&) {
+            outer_cancelled = true;
+        }
+        EXPECT_TRUE(outer_cancelled) << "round " << round << ": the accepted cancel() was lost";
+        EXPECT_TRUE(outer.cancelled());
+        // The child finished with its value: the forwarded request reached it running.
+        EXPECT_EQ(rt.block_on(await_it(child)), 5);
+        EXPECT_FALSE(child.cancelled());
+        if (::testing::Test::HasFailure()) break;
+    }
+}
+
 // Cancelling one of two awaiters of the same task cancels that task (asyncio), so the
 // other awaiter sees CancelledError too.
 CO_TEST_OPTS(Cancel, SharedAwaitedTaskIsCancelledForAllAwaiters, one_worker_virtual()) {

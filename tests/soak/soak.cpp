@@ -4,7 +4,8 @@
 //   smoke     a few tasks, the basic operations
 //   stampede  hundreds to thousands of tasks on one primitive
 //   cancel    wait_for timeouts of 0-200 us and JoinHandle::cancel (from a task and from
-//             a plain thread) racing the grants
+//             a plain thread) racing the grants; for the runtime, also loops whose only
+//             suspension point is the join of a child they spawn
 //   xthread   plain std::threads making the documented any-thread calls (release, set,
 //             put_nowait/get_nowait, cancel, Runtime::spawn) that wake parked tasks
 //   shutdown  the Runtime shut down (shutdown(), or its destructor) while tasks are
@@ -481,11 +482,26 @@ Task<void> rt_stampede(Ctx& c) {
     SOAK_CHECK(c, tree == leaves * leaves + leaves * (leaves - 1) / 2, "spawn tree sum");
 }
 
+Task<std::uint64_t> rt_join_child(int kind, int depth) {
+    if (kind == 1) co_await spindle::yield_now();
+    if (kind == 2 && depth > 0) co_return 1 + co_await spindle::spawn(rt_join_child(depth % 3, depth - 1));
+    co_return 1;
+}
+
+// Modes 0 and 1 suspend on the scheduler (a yield, a sleep). Modes 2 and 3 only spawn a
+// child and join it: the join is their one suspension point, and the cancel reaches
+// them through it — forwarded to a child still on the spawn stack, running inline, or
+// stolen and running on another worker, which may finish without a suspension point
+// and never observe it (mode 2's children never suspend, mode 3's sometimes yield or
+// spawn and join one level more). Found by CI (inline_join_test): such a loop lost an
+// accepted cancel() when the other worker had started the child, and ran for ever.
 Task<void> rt_forever(int mode, std::uint64_t seed) {
     Rng rng(seed);
     for (;;) {
         if (mode == 0) co_await spindle::yield_now();
-        else co_await spindle::sleep(rng.us(200));
+        else if (mode == 1) co_await spindle::sleep(rng.us(200));
+        else if (mode == 2) (void)co_await spindle::spawn(rt_join_child(0, 0));
+        else (void)co_await spindle::spawn(rt_join_child(static_cast<int>(rng.below(3)), 2));
     }
 }
 
@@ -508,7 +524,7 @@ Task<void> rt_cancel(Ctx& c) {
     std::atomic<long> completed{0}, timeouts{0};
     Rng rng(c.seed);
     for (int i = 0; i < n; ++i) {
-        forever.push_back(spindle::spawn(rt_forever(static_cast<int>(rng.below(2)), rng.next())));
+        forever.push_back(spindle::spawn(rt_forever(static_cast<int>(rng.below(4)), rng.next())));
         finite.push_back(spindle::spawn(rt_finite(c, rng.next(), completed, timeouts)));
     }
     keep(c, forever);

@@ -133,6 +133,14 @@ struct JoinAwaiterBase : WaitNode, JoinNode {
     // else owns may start and complete without locked instructions ("Exclusive
     // children" in runtime/src/worker.cpp). Dropped by the awaiter's destructor.
     bool owns_ref = false;
+    // on_cancel() forwarded a cancellation of the awaiting task to `target` (1), or
+    // found `target` already complete so that nothing could be forwarded (2). A forward
+    // that `target` never observed — it was complete, or running and finished without
+    // reaching a suspension point (another worker had started it) — is delivered to the
+    // awaiting task instead, as asyncio does when `fut_waiter.cancel()` returns False
+    // (finish_resume()). Else a task that only spawns and joins lost its cancellation
+    // whenever the other worker had started the child (CI, TSan).
+    std::uint8_t forwarded = 0;
 
     bool await_ready() const noexcept { return target->complete(); }
     /// Parks the awaiting task `h` until `target` completes (noop_coroutine()), or
