@@ -472,11 +472,16 @@ void JoinAwaiterBase::finish_resume() {
     // as if it had landed after the RMW.
     if (suspended && self->cancel_pending() && self->consume_cancel()) throw CancelledError{};
     // A forwarded cancellation that the awaited task never observed (see `forwarded`):
-    // it was already complete (2), or it completed while the request was still pending
-    // on it — it ran on another worker and ended without a suspension point. Its outcome
-    // is ignored; the awaiting task is cancelled. A target that observed the request
+    // it was already complete (2), or it completed with a request still pending on it —
+    // it ran on another worker and ended without a suspension point. Its outcome is
+    // ignored; the awaiting task is cancelled. A target that observed the request
     // consumed it (a catch that returns a value keeps that value, as in asyncio), and
-    // one cancelled before it first ran rethrows its own CancelledError below.
+    // one cancelled before it first ran rethrows its own CancelledError below. The flag
+    // cannot tell our request from a later one (review): a target that observed ours,
+    // swallowed it and then returned with another one pending also cancels us. That
+    // errs the safe way — only for an awaiter whose own cancel() was accepted — and is
+    // asyncio's outcome too, where a task that returns with a cancellation pending
+    // ends cancelled; a count of delivered requests would be needed to do better.
     if (forwarded == 2 || (forwarded == 1 && target->cancel_pending() && !target->was_cancelled())) [[unlikely]]
         throw CancelledError{};
 }
