@@ -488,20 +488,32 @@ Task<std::uint64_t> rt_join_child(int kind, int depth) {
     co_return 1;
 }
 
-// Modes 0 and 1 suspend on the scheduler (a yield, a sleep). Modes 2 and 3 only spawn a
-// child and join it: the join is their one suspension point, and the cancel reaches
-// them through it — forwarded to a child still on the spawn stack, running inline, or
-// stolen and running on another worker, which may finish without a suspension point
-// and never observe it (mode 2's children never suspend, mode 3's sometimes yield or
-// spawn and join one level more). Found by CI (inline_join_test): such a loop lost an
-// accepted cancel() when the other worker had started the child, and ran for ever.
 Task<void> rt_forever(int mode, std::uint64_t seed) {
     Rng rng(seed);
     for (;;) {
         if (mode == 0) co_await spindle::yield_now();
-        else if (mode == 1) co_await spindle::sleep(rng.us(200));
-        else if (mode == 2) (void)co_await spindle::spawn(rt_join_child(0, 0));
-        else (void)co_await spindle::spawn(rt_join_child(static_cast<int>(rng.below(3)), 2));
+        else co_await spindle::sleep(rng.us(200));
+    }
+}
+
+// A loop whose only suspension point is the join of a child it spawns: the cancel
+// reaches it through that join, forwarded to a child still on the spawn stack, running
+// inline, or running on another worker (stolen, or resumed there after a yield), which
+// may finish without a suspension point and never observe it. Mode 0's children never
+// suspend; mode 1's sometimes yield or spawn and join one level more. It swallows each
+// CancelledError (counting it in `observed`) until the last of `rounds`. Found by CI
+// (inline_join_test): such a loop lost an accepted cancel() when the other worker had
+// started the child, and ran for ever.
+Task<void> rt_join_looper(int mode, std::uint64_t seed, std::atomic<int>& observed, int rounds) {
+    Rng rng(seed);
+    observed.store(0);  // started: from -1 (a task cancelled before it starts never runs)
+    for (;;) {
+        try {
+            if (mode == 0) (void)co_await spindle::spawn(rt_join_child(0, 0));
+            else (void)co_await spindle::spawn(rt_join_child(static_cast<int>(rng.below(3)), 2));
+        } catch (const CancelledError&) {
+            if (observed.fetch_add(1) + 1 == rounds) throw;
+        }
     }
 }
 
@@ -523,8 +535,45 @@ Task<void> rt_cancel(Ctx& c) {
     std::vector<JoinHandle<void>> forever, finite;
     std::atomic<long> completed{0}, timeouts{0};
     Rng rng(c.seed);
+    // Join loopers (rt_join_looper): a plain thread cancels each `rounds` times, one
+    // request at a time, and waits until the looper has observed it: a request not
+    // observed within the bound was lost. Few loopers, many rounds: each keeps a worker
+    // busy, and the task canceller's yields below would each wait for all of them.
+    const int n_loop = c.ni(8, 2);
+    const int rounds = 20;
+    std::vector<std::unique_ptr<std::atomic<int>>> observed;
+    std::vector<JoinHandle<void>> loopers;
+    for (int i = 0; i < n_loop; ++i) {
+        observed.push_back(std::make_unique<std::atomic<int>>(-1));
+        loopers.push_back(spindle::spawn(rt_join_looper(static_cast<int>(rng.below(2)), rng.next(), *observed.back(), rounds)));
+    }
+    keep(c, loopers);
+    std::atomic<long> lost{0};
+    std::thread loop_killer([&observed, &lost, rounds, victims = loopers, seed = c.seed + 7]() mutable {
+        Rng r(seed);
+        const auto bound = std::chrono::seconds(kSanitized ? 20 : 5);
+        for (std::size_t i = 0; i < victims.size(); ++i) {
+            // Not before it started: a task cancelled before its first run never runs
+            // (asyncio), and the looper would never count anything.
+            const auto start_until = std::chrono::steady_clock::now() + bound;
+            while (observed[i]->load() < 0 && std::chrono::steady_clock::now() < start_until) std::this_thread::yield();
+            for (int k = 1; k <= rounds; ++k) {
+                spin(r.below(300));
+                (void)victims[i].cancel();
+                const auto until = std::chrono::steady_clock::now() + bound;
+                while (observed[i]->load() < k && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+                if (observed[i]->load() >= k) continue;
+                lost.fetch_add(1);  // reported below; ask again so that the looper ends
+                while (observed[i]->load() < k && !victims[i].done()) {
+                    (void)victims[i].cancel();
+                    std::this_thread::yield();
+                }
+                if (victims[i].done()) break;
+            }
+        }
+    });
     for (int i = 0; i < n; ++i) {
-        forever.push_back(spindle::spawn(rt_forever(static_cast<int>(rng.below(4)), rng.next())));
+        forever.push_back(spindle::spawn(rt_forever(static_cast<int>(rng.below(2)), rng.next())));
         finite.push_back(spindle::spawn(rt_finite(c, rng.next(), completed, timeouts)));
     }
     keep(c, forever);
@@ -535,8 +584,12 @@ Task<void> rt_cancel(Ctx& c) {
     std::thread racer = killer_thread(racing, c.seed + 5);
     const long cancelled = co_await cancel_and_join(forever, c.seed);
     const long fin_cancelled = co_await join_all(finite);
+    const long loop_cancelled = co_await join_all(loopers);
     racer.join();
+    loop_killer.join();
     SOAK_CHECK(c, cancelled == n, "only " + S(cancelled) + " of " + S(n) + " forever-tasks ended cancelled");
+    SOAK_CHECK(c, lost.load() == 0, S(lost.load()) + " accepted cancel() of a join loop never reached it");
+    SOAK_CHECK(c, loop_cancelled == n_loop, "only " + S(loop_cancelled) + " of " + S(n_loop) + " join loopers ended cancelled");
     SOAK_CHECK(c, completed.load() + fin_cancelled == n,
                S(completed.load()) + " completed + " + S(fin_cancelled) + " cancelled of " + S(n));
     long flag_mismatch = 0;
