@@ -471,17 +471,15 @@ void JoinAwaiterBase::finish_resume() {
     // and one that lands after the load is delivered at the next suspension point,
     // as if it had landed after the RMW.
     if (suspended && self->cancel_pending() && self->consume_cancel()) throw CancelledError{};
-    // A forwarded cancellation that the awaited task never observed (see `forwarded`):
-    // it was already complete (2), or it completed with a request still pending on it —
-    // it ran on another worker and ended without a suspension point. Its outcome is
-    // ignored; the awaiting task is cancelled. A target that observed the request
-    // consumed it (a catch that returns a value keeps that value, as in asyncio), and
-    // one cancelled before it first ran rethrows its own CancelledError below. The flag
-    // cannot tell our request from a later one (review): a target that observed ours,
-    // swallowed it and then returned with another one pending also cancels us. That
-    // errs the safe way — only for an awaiter whose own cancel() was accepted — and is
-    // asyncio's outcome too, where a task that returns with a cancellation pending
-    // ends cancelled; a count of delivered requests would be needed to do better.
+    // A forward the awaited task never observed (see `forwarded`): it ended with a
+    // request still pending. One that observed it consumed it (a catch that returns a
+    // value keeps that value, as in asyncio), and one cancelled before it first ran
+    // ends with its own CancelledError, which await_resume() rethrows. The flag cannot
+    // tell our request from a later one (review): a target that observed ours,
+    // swallowed it and returned with another one pending also cancels us. That errs the
+    // safe way (only for an awaiter whose own cancel() was accepted) and is asyncio's
+    // outcome too, where a task that returns with a cancellation pending ends
+    // cancelled; a count of delivered requests would be needed to do better.
     if (forwarded == 2 || (forwarded == 1 && target->cancel_pending() && !target->was_cancelled())) [[unlikely]]
         throw CancelledError{};
 }

@@ -551,18 +551,20 @@ Task<void> rt_cancel(Ctx& c) {
     std::atomic<long> lost{0};
     std::thread loop_killer([&observed, &lost, rounds, victims = loopers, seed = c.seed + 7]() mutable {
         Rng r(seed);
-        const auto bound = std::chrono::seconds(kSanitized ? 20 : 5);
+        // Whether looper i counts k within the bound.
+        const auto reaches = [&observed](std::size_t i, int k) {
+            const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(kSanitized ? 20 : 5);
+            while (observed[i]->load() < k && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+            return observed[i]->load() >= k;
+        };
         for (std::size_t i = 0; i < victims.size(); ++i) {
             // Not before it started: a task cancelled before its first run never runs
             // (asyncio), and the looper would never count anything.
-            const auto start_until = std::chrono::steady_clock::now() + bound;
-            while (observed[i]->load() < 0 && std::chrono::steady_clock::now() < start_until) std::this_thread::yield();
+            (void)reaches(i, 0);
             for (int k = 1; k <= rounds; ++k) {
                 spin(r.below(300));
                 (void)victims[i].cancel();
-                const auto until = std::chrono::steady_clock::now() + bound;
-                while (observed[i]->load() < k && std::chrono::steady_clock::now() < until) std::this_thread::yield();
-                if (observed[i]->load() >= k) continue;
+                if (reaches(i, k)) continue;
                 lost.fetch_add(1);  // reported below; ask again so that the looper ends
                 while (observed[i]->load() < k && !victims[i].done()) {
                     (void)victims[i].cancel();
