@@ -52,7 +52,11 @@ inline double ns_since(clk::time_point t0) {
 // workload that calls perf_window(true) / perf_window(false) around its timed part
 // enables and disables perf's events there (the set-up, often most of a run, stays out
 // of the profile). Without the variable both calls do nothing.
+// A system's bench may also hook the window (spindle_bench: SPINDLE_BENCH_METRICS prints
+// the runtime's counters of the timed window beside those of the whole run).
+inline void (*g_window_hook)(bool on) = nullptr;
 inline void perf_window(bool on) {
+    if (g_window_hook != nullptr) g_window_hook(on);
     static FILE* ctl = [] {
         const char* p = std::getenv("SPINDLE_BENCH_PERF_CTL");
         return p != nullptr ? std::fopen(p, "w") : nullptr;
