@@ -1,5 +1,5 @@
 // runtime/src/monitor.cpp — the stall monitor: one thread (2+ workers) that moves
-// tasks stuck behind a busy worker to the injector.
+// tasks stuck behind a busy worker to where another worker takes them.
 //
 // ───────────────────────────── Design ─────────────────────────────
 // Stall monitor (2+ workers; a small sysmon). One thread wakes every kMonitorNs while
@@ -20,6 +20,19 @@
 // owner: "Stealing" in worker.cpp) and calls notify_one(); the woken worker steals
 // half the queue, or takes the stack's bottom on its second pass. It never moves
 // run-queue or stack tasks itself.
+//
+// Busy workers. A queue can also stand still while every worker is awake: its owner runs
+// one long task, or the kernel has taken its vCPU away (more runnable threads than
+// cores), while the other workers run tasks of their own and never search. Then a stuck
+// wake area or inbox goes to the injector as above (every worker takes a share of it at
+// its batch boundaries), and a stuck run queue is marked stealable and named in
+// stalled_busy_: the next worker to reach a batch boundary takes half of it
+// (take_from_stalled in worker.cpp), as an idle one would have. Without this, tasks
+// queued behind a long task waited for all of it whenever the other workers were busy
+// (tests/runtime/locality_test.cpp, AShortQueueBehindALongTaskIsTakenByABusyWorker). A
+// queue whose owner runs it down moves every few microseconds, so only one stuck for
+// kStallNs is taken: tasks that contend for one primitive stay where they are
+// ("Stealing" in worker.cpp). Spawn stacks are left to searching thieves.
 //
 // And the I/O driver's poller role (io.hpp): a worker that parked while another held
 // the poll lock (or before any fd was registered) sleeps on its futex; if the holder
@@ -115,8 +128,10 @@ bool stalled(const Area& area, Scheduler::StallMark& m, std::int64_t now) noexce
 }  // namespace
 
 bool Scheduler::monitor_round(StallMark* marks) {
-    // seq_cst: read once per round, not a hot path. Nobody idle: nothing to move.
-    if (sleepers_of(idle_.load(std::memory_order_seq_cst)) == 0) return false;
+    // seq_cst: read once per round, not a hot path. Nobody idle: stuck wake areas still
+    // go to the injector (busy workers take from it at their batch boundaries), and a
+    // stuck run queue is named for them ("Busy workers" above).
+    const bool idle = sleepers_of(idle_.load(std::memory_order_seq_cst)) != 0;
     // Real time even under virtual time: a stall is a task not being run.
     const std::int64_t now = steady_ns();
     bool rescued = false;
@@ -149,6 +164,15 @@ bool Scheduler::monitor_round(StallMark* marks) {
         Worker& v = *workers_[i];
         if (stalled(v.woken, marks[i], now)) rescue(v.woken);
         if (stalled(v.inbox, marks[n + i], now)) rescue(v.inbox);
+        if (!idle) {
+            if (stalled(v.queue, marks[2 * n + i], now)) {
+                v.queue.mark_stealable();  // steal_into() needs it for a queue shorter than kStealMin
+                // relaxed: a hint; steal_into's CAS publishes the tasks to the taker.
+                stalled_busy_.store(static_cast<std::uint32_t>(i + 1), std::memory_order_relaxed);
+                rescued = true;
+            }
+            continue;  // spawn stacks: only searching thieves take from them
+        }
         // A run queue whose head has not moved for kStallNs while a worker sleeps:
         // its owner runs one long task and nobody was told (budget rotations do not
         // notify, see "Yield" in worker.cpp). Wake an idle worker; it steals half the queue.

@@ -500,6 +500,9 @@ void Scheduler::batch_boundary(Worker& w) noexcept {
         // what fits in half our ring, in one bulk dequeue. (A wide wake — one set()
         // with 100k waiters — spills through the injector; one task per dequeue made
         // pop_injector 8% of event_broadcast's profile.)
+        // A run queue the monitor found standing still while every worker was busy
+        // ("Busy workers" in monitor.cpp). relaxed: a hint; take_from_stalled re-checks.
+        if (stalled_busy_.load(std::memory_order_relaxed) != 0) [[unlikely]] take_from_stalled(w);
         // seq_cst: the count a parking worker re-checks (see inject()).
         const std::int64_t queued = injected_.load(std::memory_order_seq_cst);
         if (queued > 0) {
@@ -748,6 +751,21 @@ void Scheduler::drain_inbox(Worker& w) noexcept {
             notify_if_stealable(w);
         }
     }
+}
+
+void Scheduler::take_from_stalled(Worker& w) noexcept {
+    // relaxed: a hint (the monitor's store publishes nothing; steal_into's CAS decides).
+    const std::uint32_t v = stalled_busy_.exchange(0, std::memory_order_relaxed);
+    // Our own queue: we are at a batch boundary, so it moves again.
+    if (v == 0 || v - 1U == w.index || v > workers_.size()) return;
+    Worker& victim = *workers_[v - 1U];
+    // Half of it, as a searching worker takes ("Stealing" above): marked by the monitor,
+    // so worth stealing however short, until its head passes the mark.
+    TaskHeader* t = victim.queue.worth_stealing() ? victim.queue.steal_into(w.queue) : nullptr;
+    if (t == nullptr) return;
+    push_local(w, t);          // behind the rest of the batch, in the victim's order
+    w.queue.mark_stealable();  // as search(): the batch may spread on
+    bump(w.m_steals);
 }
 
 TaskHeader* Scheduler::search(Worker& w) noexcept {

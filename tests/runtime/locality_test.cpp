@@ -495,6 +495,47 @@ TEST(Stealing, AShortQueueBehindALongTaskIsTakenWithoutSpinning) {
         ASSERT_TRUE(queued_task_behind_a_spinner_runs(rt)) << "round " << round << ": a queued task waited behind a task that never suspends";
 }
 
+TEST(Stealing, AShortQueueBehindALongTaskIsTakenByABusyWorker) {
+    // "Busy workers" in runtime/src/monitor.cpp: the other worker never idles (a task
+    // there yields in a loop), so neither a spinner's watch nor an idle thief looks at
+    // the stuck queue; the monitor must name it and the busy worker take it at a batch
+    // boundary. Without that rule the queued task waits for the whole spin (the
+    // deadline turns that into a failure).
+    Runtime rt(RuntimeOptions{.workers = 2, .idle_spin_us = 0});
+    const bool ok = rt.block_on([]() -> Task<bool> {
+        std::atomic<bool> busy_started{false}, stop{false};
+        // The busy task starts on the other worker: it is stuck on this worker's spawn
+        // stack while we spin, until the other worker takes it (stall monitor).
+        auto busy = spindle::spawn([](std::atomic<bool>& started, std::atomic<bool>& st) -> Task<void> {
+            started.store(true);
+            while (!st.load()) co_await spindle::yield_now();
+        }(busy_started, stop));
+        const auto deadline = std::chrono::steady_clock::now() + 20s;
+        while (!busy_started.load() && std::chrono::steady_clock::now() < deadline) {
+        }
+        bool result = busy_started.load();
+        for (int round = 0; round < 3 && result; ++round) {
+            spindle::Event started;
+            std::atomic<bool> done{false};
+            auto h = spindle::spawn([](spindle::Event& s, std::atomic<bool>& d) -> Task<void> {
+                s.set();                        // wakes us onto this worker's wake area
+                co_await spindle::yield_now();  // to this worker's run queue, behind us
+                d.store(true);
+            }(started, done));
+            co_await started.wait();
+            const auto until = std::chrono::steady_clock::now() + 20s;
+            while (!done.load() && std::chrono::steady_clock::now() < until) {
+            }
+            result = done.load();
+            co_await h;
+        }
+        stop.store(true);
+        co_await busy;
+        co_return result;
+    }());
+    EXPECT_TRUE(ok) << "a task queued behind a worker that never suspends waited while the other worker was busy";
+}
+
 // ───────────── a primitive's home worker ("Home" in runtime/src/worker.cpp) ─────────────
 
 TEST(Home, SemaphoreHoldersSplitOverTwoWorkersGatherOnOne) {
