@@ -324,8 +324,8 @@ bool Scheduler::work_available(const Worker& self, bool last) const noexcept {
     // What this worker could take: its own queues, every run queue (thieves steal them),
     // and a spawn stack the stall monitor marked (worth_stealing()). Another worker's
     // inbox or unmarked stack it cannot take: counting them kept it awake and spinning,
-    // and the monitor, which acts only while a worker sleeps, then never rescued the
-    // inbox nor marked the stack (found in review: a child stranded for ever on the stack
+    // and the monitor, which then marked stacks and rescued inboxes only while a worker
+    // slept, never did either (found in review: a child stranded for ever on the stack
     // of a spawner that spun while its inbox held a migrated task).
     // `last` (this worker is the last to go idle, so the virtual clock may jump or the
     // deadlock check run): every inbox and every stack counts. A task handed to a worker
@@ -338,8 +338,7 @@ bool Scheduler::work_available(const Worker& self, bool last) const noexcept {
         // Another worker's run queue only if a thief may take it ("Stealing" in
         // worker.cpp); its owner is awake and runs it. The producer that makes it worth
         // stealing (the push, or the mark) calls notify_one() after (the Dekker pair);
-        // a short queue behind a long task is marked by the monitor, which acts while a
-        // worker sleeps.
+        // a short queue behind a long task is marked by the monitor (then notify_one()).
         if ((mine || last) ? w->queue.approx_size() > 0 : w->queue.worth_stealing()) return true;
         if ((mine || last) && w->inbox.maybe_nonempty()) return true;
         if ((mine || last || w->spawned.worth_stealing()) && w->spawned.maybe_nonempty_sc()) return true;

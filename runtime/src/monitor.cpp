@@ -14,7 +14,8 @@
 // allocate (a thread heap of its own slowed spawn_join by ~25%).
 //
 // The monitor also watches each run queue's head and each spawn stack's bottom: if one
-// has not moved for kStallNs while a worker sleeps (its owner runs one long task and
+// has not moved for kStallNs while a worker sleeps (for run queues, also while none
+// does: "Busy workers" below) (its owner runs one long task and
 // the tasks behind it were requeued without a notify, see "Yield" in worker.cpp), it
 // marks it stealable (a run queue shorter than kStealMin is otherwise left to its
 // owner: "Stealing" in worker.cpp) and calls notify_one(); the woken worker steals
@@ -26,13 +27,16 @@
 // cores), while the other workers run tasks of their own and never search. Then a stuck
 // wake area or inbox goes to the injector as above (every worker takes a share of it at
 // its batch boundaries), and a stuck run queue is marked stealable and named in
-// stalled_busy_: the next worker to reach a batch boundary takes half of it
-// (take_from_stalled in worker.cpp), as an idle one would have. Without this, tasks
+// stalled_busy_ (a bit per worker): the next other worker to reach a batch boundary
+// with room in its queue takes half of it (take_from_stalled in worker.cpp), as an idle
+// one would have. Without this, tasks
 // queued behind a long task waited for all of it whenever the other workers were busy
 // (tests/runtime/locality_test.cpp, AShortQueueBehindALongTaskIsTakenByABusyWorker). A
 // queue whose owner runs it down moves every few microseconds, so only one stuck for
 // kStallNs is taken: tasks that contend for one primitive stay where they are
-// ("Stealing" in worker.cpp). Spawn stacks are left to searching thieves.
+// ("Stealing" in worker.cpp). Not spawn stacks: a steal from one costs a membarrier and
+// they are left to searching thieves, so a task at the bottom of a busy spawner's stack
+// still waits while every other worker is busy too (a limitation).
 //
 // And the I/O driver's poller role (io.hpp): a worker that parked while another held
 // the poll lock (or before any fd was registered) sleeps on its futex; if the holder
@@ -166,12 +170,17 @@ bool Scheduler::monitor_round(StallMark* marks) {
         if (stalled(v.inbox, marks[n + i], now)) rescue(v.inbox);
         if (!idle) {
             if (stalled(v.queue, marks[2 * n + i], now)) {
-                v.queue.mark_stealable();  // steal_into() needs it for a queue shorter than kStealMin
-                // relaxed: a hint; steal_into's CAS publishes the tasks to the taker.
-                stalled_busy_.store(static_cast<std::uint32_t>(i + 1), std::memory_order_relaxed);
+                v.queue.mark_stealable();  // worth_stealing() needs it for a queue shorter than kStealMin
+                // release: publishes the mark above to take_from_stalled's acquire exchange
+                // (its worth_stealing() must see it).
+                if (i < 64) stalled_busy_.fetch_or(std::uint64_t{1} << i, std::memory_order_release);
+                // A worker may have gone to sleep since the idle_ load above without
+                // seeing the mark (its re-check counts a marked queue): the marker's
+                // notify_one() (its fence orders the mark before the read of idle_).
+                notify_one();
                 rescued = true;
             }
-            continue;  // spawn stacks: only searching thieves take from them
+            continue;  // spawn stacks: only searching thieves take from them (a limitation)
         }
         // A run queue whose head has not moved for kStallNs while a worker sleeps:
         // its owner runs one long task and nobody was told (budget rotations do not

@@ -319,7 +319,7 @@ private:
     /// One round of the stall monitor (one mark per worker's area). Returns whether
     /// it rescued anything.
     bool monitor_round(StallMark* marks);
-    /// A worker at a batch boundary: takes half of the run queue stalled_busy_ names.
+    /// A worker at a batch boundary: takes half of a run queue stalled_busy_ names.
     void take_from_stalled(Worker& w) noexcept;
     void wake_monitor() noexcept;
 
@@ -411,14 +411,15 @@ private:
     std::atomic<std::uint32_t> monitor_word_{0};  // futex: the monitor sleeps while 0
     std::atomic<bool> monitor_idle_{false};       // the monitor sleeps until a worker unparks
     std::atomic<std::uint64_t> m_rescued_{0};     // tasks moved out of stalled wake areas
-    // A run queue (worker index + 1; 0: none) whose head the monitor found standing
-    // still while every worker was awake ("Busy workers" in monitor.cpp): the next worker
-    // at a batch boundary takes half of it. Its own line: read at every batch boundary,
-    // written only when a queue stalls.
-    alignas(64) std::atomic<std::uint32_t> stalled_busy_{0};
+    // The run queues (bit i: worker i, for the first 64) whose head the monitor found
+    // standing still while every worker was awake ("Busy workers" in monitor.cpp): the
+    // next worker at a batch boundary takes half of one. On a line of its own (the
+    // timer mutex below starts the next): read at every batch boundary, written only
+    // when a queue stalls.
+    alignas(64) std::atomic<std::uint64_t> stalled_busy_{0};
 
     // Timers.
-    mutable std::mutex timer_mx_;
+    alignas(64) mutable std::mutex timer_mx_;
     std::vector<TimerEntry*> heap_;  // under timer_mx_
     std::uint64_t timer_seq_ = 0;    // under timer_mx_
     alignas(64) std::atomic<std::int64_t> next_deadline_{INT64_MAX};

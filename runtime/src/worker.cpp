@@ -24,9 +24,10 @@
 //     spread once a spinning worker or the monitor sees the queue stand still);
 //   - after 3 area runs in a row, the run queue's head gets a turn (no starvation);
 //   - the area is not stolen by searching workers, but tasks do not wait in it for
-//     long while a worker idles: the stall monitor (monitor.cpp) moves the area of a worker
-//     to the injector, which wakes an idle worker, once a task has waited in it for
-//     kStallNs (its waker keeps running, or the tasks ahead of it are long). A woken
+//     long: the stall monitor (monitor.cpp) moves the area of a worker to the injector,
+//     which wakes an idle worker (busy ones take from it at their batch boundaries),
+//     once a task has waited in it for kStallNs (its waker keeps running, or the tasks
+//     ahead of it are long). A woken
 //     task therefore waits at most ~kStallNs plus the monitor's period behind its
 //     waker or its siblings (Tokio's LIFO slot: for ever).
 // With one worker there is no area: the ready queue stays strictly FIFO (asyncio).
@@ -80,7 +81,7 @@
 //     tasks, which may each be long): a steal costs a membarrier, and thieves that
 //     took each fresh spawn made spawn_join ~80x slower; idle workers do not count
 //     another's unmarked stack as work (work_available()), so they sleep and the
-//     monitor, which acts only while a worker sleeps, can mark it;
+//     monitor, which marks stacks only while a worker sleeps, can mark it;
 //   - starvation: at the run queue's turn, a bottom task that has stayed through
 //     kStackTurns turns moves to the run queue's tail, so neither a wake-area ping-pong
 //     (found in review, with the one-task slot this replaced) nor a chain of spawns
@@ -174,7 +175,8 @@
 //   - a thief stole into it from a queue worth stealing (the batch may spread on);
 //   - a spinning worker saw its head stand still for kStealPatienceNs (S6 in idle.cpp:
 //     the owner runs a long task and the tasks behind it wait);
-//   - the stall monitor saw the same for kStallNs while a worker slept.
+//   - the stall monitor saw the same for kStallNs (while a worker slept; while none
+//     did, it names the queue for the next busy worker's batch boundary instead).
 // The mark covers the tasks queued when it was made and expires once the head passes
 // them (an index, not a flag: RingQueue::worth_stealing). Producers call notify_one()
 // for a run-queue push only when the queue is then worth stealing, and park()'s re-check
@@ -495,14 +497,15 @@ void Scheduler::batch_boundary(Worker& w) noexcept {
         while (TaskHeader* t = pop_injector()) push_local(w, t);
         w.batch_left = w.queue.approx_size() + static_cast<std::uint32_t>(w.overflow.size());
     } else {
+        // A run queue the monitor found standing still while every worker was busy
+        // ("Busy workers" in monitor.cpp). relaxed: a hint; take_from_stalled's acquire
+        // exchange reads the mark.
+        if (stalled_busy_.load(std::memory_order_relaxed) != 0) [[unlikely]] take_from_stalled(w);
         // Take a share of the global queue every batch (Go checks it every 61 ticks):
         // its fair share (count / workers + 1, Go's globrunqget), at least 8, at most
         // what fits in half our ring, in one bulk dequeue. (A wide wake — one set()
         // with 100k waiters — spills through the injector; one task per dequeue made
         // pop_injector 8% of event_broadcast's profile.)
-        // A run queue the monitor found standing still while every worker was busy
-        // ("Busy workers" in monitor.cpp). relaxed: a hint; take_from_stalled re-checks.
-        if (stalled_busy_.load(std::memory_order_relaxed) != 0) [[unlikely]] take_from_stalled(w);
         // seq_cst: the count a parking worker re-checks (see inject()).
         const std::int64_t queued = injected_.load(std::memory_order_seq_cst);
         if (queued > 0) {
@@ -754,18 +757,34 @@ void Scheduler::drain_inbox(Worker& w) noexcept {
 }
 
 void Scheduler::take_from_stalled(Worker& w) noexcept {
-    // relaxed: a hint (the monitor's store publishes nothing; steal_into's CAS decides).
-    const std::uint32_t v = stalled_busy_.exchange(0, std::memory_order_relaxed);
-    // Our own queue: we are at a batch boundary, so it moves again.
-    if (v == 0 || v - 1U == w.index || v > workers_.size()) return;
-    Worker& victim = *workers_[v - 1U];
-    // Half of it, as a searching worker takes ("Stealing" above): marked by the monitor,
-    // so worth stealing however short, until its head passes the mark.
-    TaskHeader* t = victim.queue.worth_stealing() ? victim.queue.steal_into(w.queue) : nullptr;
-    if (t == nullptr) return;
-    push_local(w, t);          // behind the rest of the batch, in the victim's order
-    w.queue.mark_stealable();  // as search(): the batch may spread on
-    bump(w.m_steals);
+    // acquire: pairs with the monitor's release fetch_or (its mark_stealable() before).
+    std::uint64_t bits = stalled_busy_.exchange(0, std::memory_order_acquire);
+    if (w.index < 64) bits &= ~(std::uint64_t{1} << w.index);  // ours: we are at a batch boundary, it moves
+    std::uint64_t keep = 0;                                        // named queues left for another worker
+    bool took = false;
+    for (; bits != 0; bits &= bits - 1) {
+        const auto i = static_cast<std::size_t>(__builtin_ctzll(bits));
+        if (i >= workers_.size()) continue;
+        Worker& victim = *workers_[i];
+        if (took || !victim.queue.worth_stealing()) {
+            if (took) keep |= bits & (~bits + 1);  // one victim per boundary; the next taker gets the rest
+            continue;
+        }
+        // Half of it, as a searching worker takes ("Stealing" above): marked by the
+        // monitor, so worth stealing however short, until its head passes the mark.
+        TaskHeader* t = victim.queue.steal_into(w.queue);
+        if (t == nullptr) {
+            keep |= bits & (~bits + 1);  // our queue is too full, or it emptied: leave it named
+            continue;
+        }
+        push_local(w, t);          // behind the rest of the batch, in the victim's order
+        w.queue.mark_stealable();  // as search(): the batch may spread on
+        bump(w.m_steals);
+        took = true;
+    }
+    // relaxed: a hint for the next worker's boundary; the mark it needs was published
+    // to us by the acquire above, and steal_into's CASes decide what each one takes.
+    if (keep != 0) stalled_busy_.fetch_or(keep, std::memory_order_relaxed);
 }
 
 TaskHeader* Scheduler::search(Worker& w) noexcept {
