@@ -14,13 +14,13 @@
 // allocate (a thread heap of its own slowed spawn_join by ~25%).
 //
 // The monitor also watches each run queue's head and each spawn stack's bottom: if one
-// has not moved for kStallNs while a worker sleeps (for run queues, also while none
-// does: "Busy workers" below) (its owner runs one long task and
+// has not moved for kStallNs while a worker sleeps (its owner runs one long task and
 // the tasks behind it were requeued without a notify, see "Yield" in worker.cpp), it
 // marks it stealable (a run queue shorter than kStealMin is otherwise left to its
 // owner: "Stealing" in worker.cpp) and calls notify_one(); the woken worker steals
 // half the queue, or takes the stack's bottom on its second pass. It never moves
-// run-queue or stack tasks itself.
+// run-queue or stack tasks itself. (Run queues also while no worker sleeps: "Busy
+// workers" below.)
 //
 // Busy workers. A queue can also stand still while every worker is awake: its owner runs
 // one long task, or the kernel has taken its vCPU away (more runnable threads than
@@ -29,12 +29,11 @@
 // its batch boundaries), and a stuck run queue is marked stealable and named in
 // stalled_busy_ (a bit per worker): the next other worker to reach a batch boundary
 // with room in its queue takes half of it (take_from_stalled in worker.cpp), as an idle
-// one would have. Without this, tasks
-// queued behind a long task waited for all of it whenever the other workers were busy
-// (tests/runtime/locality_test.cpp, AShortQueueBehindALongTaskIsTakenByABusyWorker). A
-// queue whose owner runs it down moves every few microseconds, so only one stuck for
-// kStallNs is taken: tasks that contend for one primitive stay where they are
-// ("Stealing" in worker.cpp). Not spawn stacks: a steal from one costs a membarrier and
+// one would have. Without this, tasks queued behind a long task waited for all of it
+// whenever the other workers were busy (tests/runtime/locality_test.cpp,
+// AShortQueueBehindALongTaskIsTakenByABusyWorker). A queue whose owner runs it down
+// moves every few microseconds, so only one stuck for kStallNs is taken: tasks that
+// contend for one primitive stay where they are ("Stealing" in worker.cpp). Not spawn stacks: a steal from one costs a membarrier and
 // they are left to searching thieves, so a task at the bottom of a busy spawner's stack
 // still waits while every other worker is busy too (a limitation).
 //

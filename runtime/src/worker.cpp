@@ -27,9 +27,8 @@
 //     long: the stall monitor (monitor.cpp) moves the area of a worker to the injector,
 //     which wakes an idle worker (busy ones take from it at their batch boundaries),
 //     once a task has waited in it for kStallNs (its waker keeps running, or the tasks
-//     ahead of it are long). A woken
-//     task therefore waits at most ~kStallNs plus the monitor's period behind its
-//     waker or its siblings (Tokio's LIFO slot: for ever).
+//     ahead of it are long). A woken task therefore waits at most ~kStallNs plus the
+//     monitor's period behind its waker or its siblings (Tokio's LIFO slot: for ever).
 // With one worker there is no area: the ready queue stays strictly FIFO (asyncio).
 //
 // Migration to the waker (2+ workers). A task woken while it is still running on
@@ -761,26 +760,22 @@ void Scheduler::take_from_stalled(Worker& w) noexcept {
     std::uint64_t bits = stalled_busy_.exchange(0, std::memory_order_acquire);
     if (w.index < 64) bits &= ~(std::uint64_t{1} << w.index);  // ours: we are at a batch boundary, it moves
     std::uint64_t keep = 0;                                        // named queues left for another worker
-    bool took = false;
     for (; bits != 0; bits &= bits - 1) {
+        const std::uint64_t bit = bits & (~bits + 1);
         const auto i = static_cast<std::size_t>(__builtin_ctzll(bits));
-        if (i >= workers_.size()) continue;
-        Worker& victim = *workers_[i];
-        if (took || !victim.queue.worth_stealing()) {
-            if (took) keep |= bits & (~bits + 1);  // one victim per boundary; the next taker gets the rest
-            continue;
-        }
+        if (i >= workers_.size() || !workers_[i]->queue.worth_stealing()) continue;  // its mark expired
         // Half of it, as a searching worker takes ("Stealing" above): marked by the
         // monitor, so worth stealing however short, until its head passes the mark.
-        TaskHeader* t = victim.queue.steal_into(w.queue);
+        TaskHeader* t = workers_[i]->queue.steal_into(w.queue);
         if (t == nullptr) {
-            keep |= bits & (~bits + 1);  // our queue is too full, or it emptied: leave it named
+            keep |= bit;  // our queue is too full, or it emptied: leave it named
             continue;
         }
         push_local(w, t);          // behind the rest of the batch, in the victim's order
         w.queue.mark_stealable();  // as search(): the batch may spread on
         bump(w.m_steals);
-        took = true;
+        keep |= bits & (bits - 1);  // one victim per boundary: the next taker gets the rest
+        break;
     }
     // relaxed: a hint for the next worker's boundary; the mark it needs was published
     // to us by the acquire above, and steal_into's CASes decide what each one takes.

@@ -462,24 +462,23 @@ namespace {
 // it — marked by a spinning worker's watch (S6 in idle.cpp) after kStealPatienceNs, or
 // by the stall monitor after kStallNs when nobody spins. A queue nobody marks would
 // keep the spinner below waiting for ever (the deadline turns that into a failure).
-bool queued_task_behind_a_spinner_runs(Runtime& rt) {
-    return rt.block_on([]() -> Task<bool> {
-        spindle::Event started;
-        std::atomic<bool> done{false};
-        auto h = spindle::spawn([](spindle::Event& s, std::atomic<bool>& d) -> Task<void> {
-            s.set();                          // wakes the spawner onto this worker's wake area
-            co_await spindle::yield_now();    // to this worker's run queue, behind the spawner
-            d.store(true);
-        }(started, done));
-        co_await started.wait();
-        const auto deadline = std::chrono::steady_clock::now() + 20s;
-        while (!done.load() && std::chrono::steady_clock::now() < deadline) {
-        }
-        const bool ok = done.load();
-        co_await h;
-        co_return ok;
-    }());
+Task<bool> queued_task_behind_a_spinner_ran() {
+    spindle::Event started;
+    std::atomic<bool> done{false};
+    auto h = spindle::spawn([](spindle::Event& s, std::atomic<bool>& d) -> Task<void> {
+        s.set();                          // wakes the spawner onto this worker's wake area
+        co_await spindle::yield_now();    // to this worker's run queue, behind the spawner
+        d.store(true);
+    }(started, done));
+    co_await started.wait();
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!done.load() && std::chrono::steady_clock::now() < deadline) {
+    }
+    const bool ok = done.load();
+    co_await h;
+    co_return ok;
 }
+bool queued_task_behind_a_spinner_runs(Runtime& rt) { return rt.block_on(queued_task_behind_a_spinner_ran()); }
 }  // namespace
 
 TEST(Stealing, AShortQueueBehindALongTaskIsTakenBySpinningWorker) {
@@ -514,21 +513,7 @@ TEST(Stealing, AShortQueueBehindALongTaskIsTakenByABusyWorker) {
         while (!busy_started.load() && std::chrono::steady_clock::now() < deadline) {
         }
         bool result = busy_started.load();
-        for (int round = 0; round < 3 && result; ++round) {
-            spindle::Event started;
-            std::atomic<bool> done{false};
-            auto h = spindle::spawn([](spindle::Event& s, std::atomic<bool>& d) -> Task<void> {
-                s.set();                        // wakes us onto this worker's wake area
-                co_await spindle::yield_now();  // to this worker's run queue, behind us
-                d.store(true);
-            }(started, done));
-            co_await started.wait();
-            const auto until = std::chrono::steady_clock::now() + 20s;
-            while (!done.load() && std::chrono::steady_clock::now() < until) {
-            }
-            result = done.load();
-            co_await h;
-        }
+        for (int round = 0; round < 3 && result; ++round) result = co_await queued_task_behind_a_spinner_ran();
         stop.store(true);
         co_await busy;
         co_return result;
