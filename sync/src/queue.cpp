@@ -6,14 +6,6 @@
 
 #include <stdexcept>
 #include <string>
-#include <thread>
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define SPINDLE_CPU_RELAX() _mm_pause()
-#else
-#define SPINDLE_CPU_RELAX() ((void)0)
-#endif
 
 namespace spindle::detail {
 
@@ -31,30 +23,6 @@ QueueCore::QueueCore(std::ptrdiff_t maxsize) : maxsize_(checked_maxsize(maxsize)
 
 QueueCore::~QueueCore() = default;
 
-void QueueCore::lock_contended() const noexcept {
-    // Test-and-test-and-set with exponential backoff: under contention between cores
-    // the waiters stop hammering the line the holder needs (measured on the lent
-    // 16-core machine, queue_mpsc pinned to 2 CPUs: 236-377 -> 177-204 ns/item).
-    unsigned backoff = 1;
-    for (;;) {
-        do {
-            for (unsigned i = 0; i < backoff; ++i) SPINDLE_CPU_RELAX();
-            if (backoff < 64) {
-                backoff <<= 1;
-            } else {
-                std::this_thread::yield();  // the holder may have been preempted
-            }
-            // relaxed: only a hint; the exchange below decides.
-        } while (locked_.load(std::memory_order_relaxed));
-        // acquire: pairs with the release store in unlock().
-        if (!locked_.exchange(true, std::memory_order_acquire)) {
-            // As in lock(): for a TSan that sees only one side of the pair.
-            detail::tsan_acquire(&locked_);
-            return;
-        }
-    }
-}
-
 std::size_t QueueCore::qsize() const noexcept {
     Guard g(*this);
     return n_ > r_get_ ? n_ - r_get_ : 0;
@@ -70,12 +38,12 @@ std::string QueueCore::debug_state() const {
     return "stored=" + std::to_string(n_) + " handed=" + std::to_string(r_get_) +
            " slots_reserved=" + std::to_string(r_put_) + " live_getters=" + std::to_string(live_get_) +
            " live_putters=" + std::to_string(live_put_) + " unfinished=" + std::to_string(unfinished_) +
-           (shutdown_ ? " shutdown" : "");
+           (shut_locked() ? " shutdown" : "");
 }
 
 bool QueueCore::is_shutdown() const noexcept {
     Guard g(*this);
-    return shutdown_;
+    return shut_locked();
 }
 
 void QueueCore::task_done() {
@@ -136,7 +104,7 @@ void QueueCore::deliver_slow(Grants g) noexcept {
 }
 
 QueueCore::Grants QueueCore::shut_down_locked(std::size_t discarded) noexcept {
-    shutdown_ = true;
+    lock_.spare = 1;  // the shutdown flag (shut_locked())
     if (discarded > 0) {  // immediate: the items are gone, and so are the getters' claims
         n_ = 0;
         r_get_ = 0;

@@ -605,6 +605,64 @@ TEST(SyncQueueMulti, PlainThreadsAndTasks) {
     EXPECT_TRUE(q.empty());
 }
 
+// The queue's lock is biased (runtime/detail/biased_lock.hpp): a thread that takes it
+// kRebiasAfter times in a row takes it with plain stores from then on, until another
+// thread revokes that. Here the bias moves both ways while the other side runs: a task
+// puts in bursts longer than kRebiasAfter (so its worker arms the bias) while a plain
+// thread drains with get_nowait (revoking it); then the plain thread puts in such bursts
+// while a task gets. One producer each way, so every item must arrive once, in order.
+TEST(SyncQueueMulti, TheLockBiasMovesBetweenAWorkerAndAPlainThread) {
+    constexpr int kBurst = spindle::detail::BiasedLock::kRebiasAfter + 1000;
+    const int bursts = static_cast<int>(std::max<std::size_t>(3, spindle::synctest::stress_size(12)));
+    const int n = kBurst * bursts;
+    spindle::Runtime rt(spindle::RuntimeOptions{.workers = 1});
+    Queue<int> q;  // unbounded: puts never wait, so bursts run in one slice
+    // 1. The worker produces, a plain thread consumes.
+    {
+        std::vector<int> got;
+        got.reserve(static_cast<std::size_t>(n));
+        std::thread consumer([&] {
+            while (static_cast<int>(got.size()) < n) {
+                try {
+                    got.push_back(q.get_nowait());
+                } catch (const QueueEmpty&) {
+                    std::this_thread::yield();
+                }
+            }
+        });
+        rt.block_on([](Queue<int>& q_, int bursts_, int burst_) -> Task<void> {
+            int v = 0;
+            for (int b = 0; b < bursts_; ++b) {
+                for (int i = 0; i < burst_; ++i) co_await q_.put(++v);
+                co_await spindle::yield_now();
+            }
+        }(q, bursts, kBurst));
+        consumer.join();
+        ASSERT_EQ(static_cast<int>(got.size()), n);
+        for (int i = 0; i < n; ++i) ASSERT_EQ(got[static_cast<std::size_t>(i)], i + 1) << "at " << i;
+        EXPECT_TRUE(q.empty());
+    }
+    // 2. A plain thread produces, a task consumes.
+    {
+        std::thread producer([&] {
+            int v = 0;
+            for (int b = 0; b < bursts; ++b) {
+                for (int i = 0; i < kBurst; ++i) q.put_nowait(++v);
+                std::this_thread::yield();
+            }
+        });
+        const long long bad = rt.block_on([](Queue<int>& q_, int n_) -> Task<long long> {
+            long long mismatches = 0;
+            for (int i = 0; i < n_; ++i)
+                if (co_await q_.get() != i + 1) ++mismatches;
+            co_return mismatches;
+        }(q, n));
+        producer.join();
+        EXPECT_EQ(bad, 0);
+        EXPECT_TRUE(q.empty());
+    }
+}
+
 // Runtime::dump() names what a task waits on: "Queue.get" / "Queue.put" and the queue.
 TEST(SyncQueue, DumpShowsQueueWaits) {
     spindle::Runtime rt(spindle::RuntimeOptions{.workers = 1});

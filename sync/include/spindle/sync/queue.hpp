@@ -43,7 +43,8 @@
 // Waiters park in two CQS waiter queues (runtime/detail/wait_queue.hpp) — the same
 // lock-free, abortable engine as every other primitive: one for getters, one for
 // putters. The items themselves live in an ordinary container (ring, vector, heap)
-// guarded by a short spin lock, as Go's channels guard their ring buffer: FIFO
+// guarded by a short spin lock (biased to the thread that takes it most:
+// runtime/detail/biased_lock.hpp), as Go's channels guard their ring buffer: FIFO
 // across producers needs one order, and a lock-free MPMC FIFO with priorities and
 // LIFO is not worth its cost here. The lock is never held while a task is woken.
 //
@@ -89,6 +90,7 @@
 #include <utility>
 #include <vector>
 
+#include "spindle/runtime/detail/biased_lock.hpp"
 #include "spindle/runtime/detail/tsan.hpp"
 #include "spindle/runtime/detail/wait_queue.hpp"
 #include "spindle/runtime/errors.hpp"
@@ -140,10 +142,7 @@ public:
         bool await_resume() {
             struct Handshake {
                 QueueCore* c;
-                ~Handshake() {
-                    c->lock();
-                    c->unlock();
-                }
+                ~Handshake() { Guard g(*c); }
             } hs{c_};
             return w_.await_resume();
         }
@@ -169,39 +168,25 @@ protected:
         std::int64_t putters = 0;
     };
 
-    // The first try inline (an uncontended put or get: one exchange); the spin with
-    // backoff out of line.
-    void lock() const noexcept {
-        // acquire: pairs with the release store in unlock().
-        if (!locked_.exchange(true, std::memory_order_acquire)) [[likely]] {
-            // The inline unlock() is compiled into the user's code, and so is this; the
-            // annotation pairs them for a TSan that sees one side only (detail/tsan.hpp).
-            detail::tsan_acquire(&locked_);
-            return;
-        }
-        lock_contended();
-    }
-    void lock_contended() const noexcept;
-    void unlock() const noexcept {
-        // Also called from the library (queue.cpp), where a user's ThreadSanitizer does
-        // not see the store: the annotation pairs with lock()'s (detail/tsan.hpp).
-        detail::tsan_release(&locked_);
-        // release: pairs with the acquire exchange in lock().
-        locked_.store(false, std::memory_order_release);
-    }
+    // The queue's lock: a biased spin lock (runtime/detail/biased_lock.hpp). The thread
+    // that takes it most — the worker that runs the producers and the consumer, when a
+    // wake stays next to its waker — takes it with plain stores; any other thread with an
+    // exchange, and once per bias with a membarrier. Inline: the common path is a load, two
+    // stores and a compiler fence in the user's code.
     class Guard {
     public:
-        explicit Guard(const QueueCore& c) noexcept : c_(&c) { c.lock(); }
+        explicit Guard(const QueueCore& c) noexcept : c_(&c), owner_(c.lock_.lock()) {}
         ~Guard() { unlock(); }
         Guard(const Guard&) = delete;
         Guard& operator=(const Guard&) = delete;
         void unlock() noexcept {
-            if (c_ != nullptr) std::exchange(c_, nullptr)->unlock();
+            if (c_ != nullptr) std::exchange(c_, nullptr)->lock_.unlock(owner_);
         }
         [[nodiscard]] bool locked() const noexcept { return c_ != nullptr; }
 
     private:
         const QueueCore* c_;
+        bool owner_;  // lock()'s token for unlock()
     };
 
     // ── under the lock ──
@@ -227,7 +212,7 @@ protected:
     }
     /// shutdown(): marks the queue; `discarded` items were dropped (immediate).
     Grants shut_down_locked(std::size_t discarded) noexcept;
-    [[nodiscard]] bool shut_locked() const noexcept { return shutdown_; }
+    [[nodiscard]] bool shut_locked() const noexcept { return lock_.spare != 0; }
     [[nodiscard]] std::size_t stored_locked_count() const noexcept { return n_; }
     /// D2: reserve for every live waiter that can be served. Inline: every put and get
     /// calls it, and nearly always nobody waits on the side it would serve.
@@ -293,9 +278,9 @@ private:
     Side putters_{this, &live_put_, "Queue.put"};
 
     // Hot: the lock and everything it guards that every put/get touches, in one cache
-    // line, so a hand-over between cores moves one line (plus the storage's).
-    alignas(64) mutable std::atomic<bool> locked_{false};
-    bool shutdown_ = false;       // under the lock
+    // line, so a hand-over between cores moves one line (plus the storage's). The
+    // shutdown flag is the lock's spare byte (under the lock).
+    alignas(64) BiasedLock lock_;
     std::size_t n_ = 0;           // under the lock: items stored
     std::size_t r_get_ = 0;       // under the lock: items handed to woken getters
     std::size_t r_put_ = 0;       // under the lock: slots reserved for woken putters
@@ -303,7 +288,7 @@ private:
     std::int64_t live_get_ = 0;   // under the lock: counted getters (< 0 for a moment, D3)
     std::int64_t live_put_ = 0;   // under the lock: counted putters (likewise)
 };
-static_assert(sizeof(std::atomic<bool>) + sizeof(bool) <= 8, "the hot line's layout");
+static_assert(sizeof(BiasedLock) + 6 * sizeof(std::size_t) <= 64, "the hot line's layout");
 
 /// Storage policies. push(v) stores v; take() moves the next item out (one move of
 /// T, into the caller's object: the return value is elided).
