@@ -57,7 +57,7 @@ void BiasedLock::lock_shared(std::uint64_t me_armed) const noexcept {
     settle_bias(me_armed);
     // As in lock(): for a TSan that sees one side only; after the wait for an owner, so
     // that it follows the owner's annotated release.
-    tsan_acquire(this);
+    biased_lock_tsan_acquire(this);
 }
 
 void BiasedLock::settle_bias(std::uint64_t me_armed) const noexcept {
@@ -66,7 +66,10 @@ void BiasedLock::settle_bias(std::uint64_t me_armed) const noexcept {
     // them; the owner path's reads are ordered by the fences (B1).
     const std::uint64_t b = bias_.load(std::memory_order_relaxed);
     if ((b & 1U) != 0U) {
-        if (b == me_armed) return;  // our own bias: the owner path saw a shared holder
+        // Armed for us: unreachable as the protocol stands (our owner path takes the
+        // shared path only after reading bias_ not armed for us, and only our own shared
+        // acquisition arms it for us); nothing to revoke if it ever happens.
+        if (b == me_armed) return;
         // Revoke (B1): un-arm, then the heavy side of the Dekker pair, then wait for an
         // owner that got in before it could see us.
         bias_.store(me, std::memory_order_relaxed);

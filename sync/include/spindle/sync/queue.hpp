@@ -171,8 +171,9 @@ protected:
     // The queue's lock: a biased spin lock (runtime/detail/biased_lock.hpp). The thread
     // that takes it most — the worker that runs the producers and the consumer, when a
     // wake stays next to its waker — takes it with plain stores; any other thread with an
-    // exchange, and once per bias with a membarrier. Inline: the common path is a load, two
-    // stores and a compiler fence in the user's code.
+    // exchange, and once per bias with a membarrier. Inline: the common path is a call
+    // for the thread's id, a load, a store, a compiler fence and a load to take it, a
+    // store to release it, in the user's code.
     class Guard {
     public:
         explicit Guard(const QueueCore& c) noexcept : c_(&c), owner_(c.lock_.lock()) {}

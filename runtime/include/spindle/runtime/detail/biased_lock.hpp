@@ -56,6 +56,7 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <cstdint>
 
 #include "spindle/runtime/detail/tsan.hpp"
@@ -69,6 +70,26 @@
 #endif
 
 namespace spindle::detail {
+
+// The annotations pair the inline (user-compiled) half of the lock with the library's
+// half for a user's TSan build against an uninstrumented library (tsan.hpp). In spindle's
+// own TSan build everything is instrumented and they are left out
+// (SPINDLE_DETAIL_TSAN_WHOLE_TREE, cmake/SpindleSanitizers.cmake): with them, TSan would
+// not notice a release or acquire missing from the lock's own atomics (B3).
+inline void biased_lock_tsan_acquire(const void* p) noexcept {
+#ifndef SPINDLE_DETAIL_TSAN_WHOLE_TREE
+    tsan_acquire(p);
+#else
+    (void)p;
+#endif
+}
+inline void biased_lock_tsan_release(const void* p) noexcept {
+#ifndef SPINDLE_DETAIL_TSAN_WHOLE_TREE
+    tsan_release(p);
+#else
+    (void)p;
+#endif
+}
 
 /// The calling thread's id for BiasedLock (non-zero, never reused). Out of line: the
 /// lock is taken from coroutine bodies, which must not touch thread-locals directly
@@ -94,6 +115,9 @@ public:
         const std::uint64_t me = biased_lock_self() << 1 | 1U;
         // relaxed: a hint; re-read after the fence (B1).
         if (bias_.load(std::memory_order_relaxed) == me) [[likely]] {
+            // relaxed: only this thread writes it true. Taken again by its holder: the
+            // owner path does not deadlock as a spin lock would, so say it here.
+            assert(!owner_in_.load(std::memory_order_relaxed) && "BiasedLock taken again by its holder");
 #ifdef SPINDLE_DETAIL_TSAN
             // ThreadSanitizer does not support fences (-Wtsan): the store and the fence as
             // one seq_cst RMW, and a seq_cst load (the symmetric mode's pair, B1).
@@ -108,8 +132,8 @@ public:
             if (bias_.load(std::memory_order_relaxed) == me) {
 #endif
                 // The inline unlock() is compiled into the user's code, and so is this;
-                // the annotation pairs them for a TSan that sees one side only (tsan.hpp).
-                tsan_acquire(this);
+                // the annotation pairs them for a TSan that sees one side only (above).
+                biased_lock_tsan_acquire(this);
                 return true;
             }
             // release: B3 (a revoker may read this store instead of our last unlock's).
@@ -120,7 +144,7 @@ public:
     }
     /// Releases the lock taken by the lock() that returned `owner`.
     void unlock(bool owner) const noexcept {
-        tsan_release(this);
+        biased_lock_tsan_release(this);
         // release (both): pairs with the next holder's acquire (B3).
         if (owner) owner_in_.store(false, std::memory_order_release);
         else locked_.store(false, std::memory_order_release);
@@ -143,16 +167,23 @@ private:
     }
 #endif
 
+    // Layout: owner_in_ shares its 4-byte word only with locked_, which the owner path
+    // never reads. The owner path stores owner_in_ and then loads asym_, bias_ and (the
+    // Queue) spare at once; a load from the 4 bytes of an in-flight store, even bytes
+    // the store does not write, waits for that store on the 2-core VM's AMD CPU (see
+    // bench/RESULTS.md: a put_nowait/get_nowait pair took longer than with the exchange).
     mutable std::atomic<std::uint64_t> bias_{0};  // id << 1 | armed; written under locked_
-    mutable std::atomic<bool> owner_in_{false};   // the bias owner holds or is taking it
-    mutable std::atomic<bool> locked_{false};     // the shared lock
     const bool asym_;                             // membarrier mode (light fence: compiler only)
-    mutable std::uint16_t run_ = 0;               // under locked_: bias_'s candidate's run
 
 public:
     /// A byte its user may keep under the lock, on the lock's line (the Queue's
     /// shutdown flag: its hot fields then fit one cache line).
     std::uint8_t spare = 0;
+
+private:
+    mutable std::uint16_t run_ = 0;              // under locked_: bias_'s candidate's run
+    mutable std::atomic<bool> owner_in_{false};  // the bias owner holds or is taking it
+    mutable std::atomic<bool> locked_{false};    // the shared lock
 };
 static_assert(sizeof(BiasedLock) == 16, "the Queue's hot line holds the lock and six words");
 
