@@ -9,12 +9,6 @@
 #include "spindle/runtime/errors.hpp"
 #include "spindle/sync/detail/sync_wait.hpp"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define SPINDLE_BARRIER_RELAX() _mm_pause()
-#else
-#define SPINDLE_BARRIER_RELAX() ((void)0)
-#endif
 
 namespace spindle {
 
@@ -80,38 +74,20 @@ Task<void> Barrier::abort() {
 }
 
 void Barrier::break_round(bool broken_after) {
-    lock();
+    const bool o = mx_.lock();
     std::uint64_t end = 0;
     try {
         end = break_round_locked();
     } catch (...) {
-        unlock();
+        mx_.unlock(o);
         throw;
     }
     broken_.store(broken_after, std::memory_order_relaxed);  // relaxed: under mx_
-    unlock();
+    mx_.unlock(o);
     if (end != 0) (void)q_.grant_before(end);  // G4: nothing of *this after the grant
 }
 
 // ───────────────────────────── direct engine ─────────────────────────────
-
-void Barrier::lock() noexcept {
-    for (unsigned spins = 0;;) {
-        // acquire: pairs with unlock()'s release store (the previous holder's writes).
-        if (!mx_.exchange(true, std::memory_order_acquire)) return;
-        // relaxed: only a hint to retry the exchange.
-        while (mx_.load(std::memory_order_relaxed)) {
-            // The holder runs a few instructions; yield only if it was preempted.
-            if (++spins < 128) SPINDLE_BARRIER_RELAX();
-            else std::this_thread::yield();
-        }
-    }
-}
-
-void Barrier::unlock() noexcept {
-    // release: pairs with lock()'s acquire exchange.
-    mx_.store(false, std::memory_order_release);
-}
 
 std::uint64_t Barrier::break_round_locked() {
     // relaxed: under mx_.
@@ -159,9 +135,9 @@ private:
 Task<std::size_t> Barrier::wait() {
     if (engine("Barrier::wait") == kAsyncio) co_return co_await wait_asyncio();
     detail::TaskHeader& self = detail::waiting_task("Barrier::wait");
-    lock();
+    bool o = mx_.lock();
     if (broken_.load(std::memory_order_relaxed)) {  // relaxed: under mx_
-        unlock();
+        mx_.unlock(o);
         throw BrokenBarrierError(kAbortedMsg);
     }
     // relaxed: under mx_.
@@ -171,7 +147,7 @@ Task<std::size_t> Barrier::wait() {
         const std::uint64_t end = q_.enqueued();
         ++gen_;
         count_.store(0, std::memory_order_relaxed);  // relaxed: under mx_
-        unlock();
+        mx_.unlock(o);
         (void)q_.grant_before(end);
         co_return index;
     }
@@ -181,11 +157,11 @@ Task<std::size_t> Barrier::wait() {
     try {
         w.pos = q_.enqueue();  // D1: the cell is taken in the round we count in
     } catch (...) {
-        unlock();
+        mx_.unlock(o);
         throw;
     }
     count_.store(index + 1, std::memory_order_relaxed);  // relaxed: under mx_
-    unlock();
+    mx_.unlock(o);
 
     co_await DirectWait(*this, w);
     bool granted = true;
@@ -196,7 +172,7 @@ Task<std::size_t> Barrier::wait() {
     // relaxed: our cell's acquire (install/outcome) already ordered break_round_locked()'s
     // store before this load (D2); zero means our granted round passed.
     if (!granted || broken_pending_.load(std::memory_order_relaxed) != 0) {
-        lock();
+        o = mx_.lock();
         if (!granted && gen_ == my_gen) {
             // D4: cancelled while the round is open: stop counting.
             count_.store(count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);  // relaxed: under mx_
@@ -204,7 +180,7 @@ Task<std::size_t> Barrier::wait() {
             broke = true;
             leave_closed_round_locked(my_gen);  // D3
         }
-        unlock();
+        mx_.unlock(o);
     }
     if (!granted) {
         (void)self.consume_cancel();

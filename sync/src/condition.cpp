@@ -9,12 +9,6 @@
 #include <stdexcept>
 #include <thread>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define SPINDLE_COND_RELAX() _mm_pause()
-#else
-#define SPINDLE_COND_RELAX() ((void)0)
-#endif
 
 #include "spindle/runtime/errors.hpp"
 #include "spindle/sync/barrier.hpp"
@@ -41,20 +35,6 @@ detail::WaitDescription Condition::describe_frame_wait() const noexcept {
     return {"Condition", this, approx_waiters()};
 }
 
-void Condition::lock_list_contended() noexcept {
-    // Only misuse contends under the lock's contract, or a cancelled waiter that
-    // unlinks itself while a notifier walks: a few instructions each.
-    unsigned spins = 0;
-    for (;;) {
-        // relaxed: a read-only wait for the holder's release; the exchange acquires.
-        while (list_busy_.load(std::memory_order_relaxed)) {
-            if (++spins < 64) SPINDLE_COND_RELAX();
-            else std::this_thread::yield();
-        }
-        // acquire: as in lock_list().
-        if (!list_busy_.exchange(true, std::memory_order_acquire)) return;
-    }
-}
 
 void Condition::link(detail::CondWaiter& w) noexcept {
     w.next = nullptr;
@@ -79,10 +59,10 @@ void Condition::unlink(detail::CondWaiter& w) noexcept {
 }
 
 bool Condition::leave(detail::CondWaiter& w) noexcept {
-    lock_list();
+    const bool o = lock_list();
     const bool was_linked = w.linked;
     if (was_linked) unlink(w);
-    unlock_list();
+    unlock_list(o);
     return was_linked;
 }
 
@@ -95,7 +75,7 @@ std::size_t Condition::grant_waiters(std::size_t n) noexcept {
     // nothing of *this is touched once a waiter may run.
     detail::CondWaiter* chain = nullptr;
     detail::CondWaiter** chain_end = &chain;
-    lock_list();
+    const bool o = lock_list();
     detail::CondWaiter* w = head_;
     while (w != nullptr && granted < n) {
         detail::CondWaiter* next = w->next;
@@ -118,7 +98,7 @@ std::size_t Condition::grant_waiters(std::size_t n) noexcept {
         w = next;
     }
     *chain_end = nullptr;
-    unlock_list();
+    unlock_list(o);
     // Only the winner of a cell wakes its task; a node may be freed once its task
     // runs, so `next` is read first.
     while (chain != nullptr) {
@@ -161,9 +141,9 @@ bool CondWaitEngine::park_notified(TaskHeader& self) {
     // guard's release (notifiers read it under the guard).
     node_.fc.cell.store(cell::waiting(&self, token), std::memory_order_relaxed);
     self.resume_hook_ = this;
-    c.lock_list();
+    const bool o = c.lock_list();
     c.link(node_);
-    c.unlock_list();
+    c.unlock_list(o);
     try {
         // A user's TSan sees this release only through the annotation: it runs in the
         // library (spindle/runtime/detail/tsan.hpp); the acquirer is often the user's

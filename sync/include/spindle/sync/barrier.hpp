@@ -43,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "spindle/runtime/detail/biased_lock.hpp"
 #include "spindle/runtime/task.hpp"
 #include "spindle/runtime/detail/wait_queue.hpp"
 #include "spindle/sync/condition.hpp"
@@ -124,8 +125,6 @@ private:
     void leave_closed_round_locked(std::uint64_t gen) noexcept;
     /// Under mx_: whether round `gen` broke (an entry of broken_rounds_).
     [[nodiscard]] bool round_broke_locked(std::uint64_t gen) const noexcept;
-    void lock() noexcept;
-    void unlock() noexcept;
     void on_waiter_cancelled() noexcept override {}
     [[nodiscard]] detail::WaitDescription describe_wait(const detail::WaitQueue& q) const noexcept override;
 
@@ -136,7 +135,7 @@ private:
     // the arrivals of both workers write.
     alignas(64) std::atomic<Engine> engine_{kUnchosen};  // set once (CAS)
     std::atomic<std::size_t> broken_pending_{0};        // direct: broken_rounds_.size()
-    alignas(64) std::atomic<bool> mx_{false};           // direct engine's spin lock
+    alignas(64) detail::BiasedLock mx_;                 // direct engine's spin lock (biased)
     std::atomic<std::size_t> count_{0};                 // arrivals: under cond_'s lock / mx_
     std::atomic<bool> broken_{false};                   // direct: under mx_ (atomic for snapshots)
     std::uint64_t gen_ = 0;                             // direct: the open round, under mx_

@@ -54,6 +54,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "spindle/runtime/detail/biased_lock.hpp"
 #include "spindle/runtime/task.hpp"
 #include "spindle/runtime/detail/wait_queue.hpp"
 #include "spindle/sync/detail/sync_wait.hpp"
@@ -219,16 +220,11 @@ private:
     void on_frame_cell_cancelled() noexcept override {}
     [[nodiscard]] detail::WaitDescription describe_frame_wait() const noexcept override;
 
-    // The waiter list (C1-C4 above).
-    void lock_list() noexcept {
-        // acquire: pairs with unlock_list()'s release (the previous holder's list writes).
-        if (list_busy_.exchange(true, std::memory_order_acquire)) [[unlikely]] lock_list_contended();
-    }
-    void lock_list_contended() noexcept;
-    void unlock_list() noexcept {
-        // release: pairs with lock_list()'s acquire exchange.
-        list_busy_.store(false, std::memory_order_release);
-    }
+    // The waiter list (C1-C4 above), under a biased spin lock (runtime/detail/
+    // biased_lock.hpp): the worker that runs both sides of a hand-off takes it with
+    // plain stores. lock_list() returns the token unlock_list() needs.
+    [[nodiscard]] bool lock_list() noexcept { return list_busy_.lock(); }
+    void unlock_list(bool owner) noexcept { list_busy_.unlock(owner); }
     void link(detail::CondWaiter& w) noexcept;    // under the guard, at the back
     void unlink(detail::CondWaiter& w) noexcept;  // under the guard
     /// Takes the guard and unlinks `w` if it is still linked; false if a notifier
@@ -239,7 +235,7 @@ private:
 
     Lock own_;
     Lock* lock_;
-    std::atomic<bool> list_busy_{false};
+    detail::BiasedLock list_busy_;
     detail::CondWaiter* head_ = nullptr;  // guarded by list_busy_
     detail::CondWaiter* tail_ = nullptr;  // guarded by list_busy_
     std::atomic<std::uint64_t> n_linked_{0};  // nodes in the list (approx_waiters, dump)
