@@ -3,12 +3,9 @@
 #include "spindle/runtime/detail/biased_lock.hpp"
 
 #include "asym_fence.hpp"
+#include "scheduler_internal.hpp"
 
 #include <thread>
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
 
 namespace spindle::detail {
 
@@ -16,12 +13,6 @@ namespace {
 // relaxed (its RMW): only uniqueness matters.
 std::atomic<std::uint64_t> g_next_self{0};
 constinit thread_local std::uint64_t tl_self = 0;
-
-inline void relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    _mm_pause();
-#endif
-}
 }  // namespace
 
 std::uint64_t biased_lock_self() noexcept {
@@ -45,7 +36,7 @@ void BiasedLock::lock_shared(std::uint64_t me_armed) const noexcept {
         unsigned backoff = 1;
         for (;;) {
             do {
-                for (unsigned i = 0; i < backoff; ++i) relax();
+                for (unsigned i = 0; i < backoff; ++i) cpu_relax();
                 if (backoff < 64) backoff <<= 1;
                 else std::this_thread::yield();  // the holder may have been preempted
                 // relaxed: only a hint; the exchange below decides.
@@ -78,7 +69,7 @@ void BiasedLock::settle_bias(std::uint64_t me_armed) const noexcept {
         unsigned spins = 0;
         // acquire: pairs with the owner's release stores of owner_in_ (B3).
         while (owner_in_.load(std::memory_order_acquire)) {
-            if (++spins < 128) relax();
+            if (++spins < 128) cpu_relax();
             else std::this_thread::yield();
         }
         return;
@@ -87,7 +78,7 @@ void BiasedLock::settle_bias(std::uint64_t me_armed) const noexcept {
         if (++run_ >= kRebiasAfter) bias_.store(me_armed, std::memory_order_relaxed);  // B4
         return;
     }
-    bias_.store(me, std::memory_order_relaxed);
+    bias_.store(me, std::memory_order_relaxed);  // relaxed: under locked_ (a new candidate)
     run_ = 1;
 }
 

@@ -138,15 +138,17 @@ TEST_P(BiasedLockTest, NoTwoHoldersWhileTheBiasIsRevokedAgainAndAgain) {
 
     auto critical = [&](int id, unsigned i) -> std::uint64_t {
         std::uint64_t bad = 0;
+        // relaxed (occupant, here and below): a probe ordered by the lock under test,
+        // deliberately without an RMW or fence of its own.
         occupant.store(id, std::memory_order_relaxed);
         if (counter != mirror) ++bad;
         ++counter;
         const int stay = (i % 64 == 0) ? 2000 : 4;
         for (int spin = 0; spin < stay; ++spin) {
-            if (occupant.load(std::memory_order_relaxed) != id) ++bad;
+            if (occupant.load(std::memory_order_relaxed) != id) ++bad;  // relaxed: as above
         }
         ++mirror;
-        occupant.store(0, std::memory_order_relaxed);
+        occupant.store(0, std::memory_order_relaxed);  // relaxed: as above
         return bad;
     };
     std::thread owner([&] {
@@ -154,7 +156,7 @@ TEST_P(BiasedLockTest, NoTwoHoldersWhileTheBiasIsRevokedAgainAndAgain) {
         ready.fetch_add(1);
         while (ready.load() < 2) std::this_thread::yield();
         std::uint64_t mine = 0, bad = 0;
-        for (unsigned i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+        for (unsigned i = 0; !stop.load(std::memory_order_relaxed); ++i) {  // relaxed: a stop flag, joined after
             const bool o = l.lock();
             bad += critical(1, i);
             l.unlock(o);
@@ -170,7 +172,7 @@ TEST_P(BiasedLockTest, NoTwoHoldersWhileTheBiasIsRevokedAgainAndAgain) {
         ready.fetch_add(1);
         while (ready.load() < 2) std::this_thread::yield();
         std::uint64_t mine = 0, bad = 0, seen = 0;
-        for (unsigned i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+        for (unsigned i = 0; !stop.load(std::memory_order_relaxed); ++i) {  // relaxed: a stop flag, joined after
             // relaxed: as above.
             const std::uint64_t e = owner_entries.load(std::memory_order_relaxed);
             if (e == seen) {

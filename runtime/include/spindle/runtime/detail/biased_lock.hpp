@@ -145,9 +145,9 @@ public:
     /// Releases the lock taken by the lock() that returned `owner`.
     void unlock(bool owner) const noexcept {
         biased_lock_tsan_release(this);
-        // release (both): pairs with the next holder's acquire (B3).
+        // release: pairs with a revoker's acquire load of owner_in_ (B3).
         if (owner) owner_in_.store(false, std::memory_order_release);
-        else locked_.store(false, std::memory_order_release);
+        else locked_.store(false, std::memory_order_release);  // release: pairs with lock_shared()'s acquire exchange
     }
 
     /// Tests and diagnostics: the calling thread is the armed bias owner (racy).
@@ -168,10 +168,9 @@ private:
 #endif
 
     // Layout: owner_in_ shares its 4-byte word only with locked_, which the owner path
-    // never reads. The owner path stores owner_in_ and then loads asym_, bias_ and (the
-    // Queue) spare at once; a load from the 4 bytes of an in-flight store, even bytes
-    // the store does not write, waits for that store on the 2-core VM's AMD CPU (see
-    // bench/RESULTS.md: a put_nowait/get_nowait pair took longer than with the exchange).
+    // never reads, so the loads that follow its store (asym_, bias_, the Queue's spare)
+    // never touch the bytes of a store in flight. A precaution: a scratch loop on the
+    // 2-core VM measured no store-forwarding stall either way.
     mutable std::atomic<std::uint64_t> bias_{0};  // id << 1 | armed; written under locked_
     const bool asym_;                             // membarrier mode (light fence: compiler only)
 
