@@ -280,7 +280,10 @@ public:
         }
         slots_[(lo_ + n_) % kCapacity] = {t, next_seq_++};
         ++n_;
-        publish();
+        // The bottom's seq moved only if the old bottom went out: onto an empty stack the
+        // new task takes the seq that the empty stack's bottom hint already holds.
+        if (out != nullptr) publish();
+        else publish_top();
         unlock();
         return out;
     }
@@ -292,7 +295,8 @@ public:
         if (n_ > 0) {
             --n_;
             t = slots_[(lo_ + n_) % kCapacity].task;
-            publish();
+            if (n_ == 0) publish();  // else the bottom stays
+            else publish_top();
         }
         unlock();
         return t;
@@ -308,7 +312,8 @@ public:
             if (slots_[(lo_ + i) % kCapacity].task != t) continue;
             for (std::uint32_t j = i; j + 1 < n_; ++j) slots_[(lo_ + j) % kCapacity] = slots_[(lo_ + j + 1) % kCapacity];
             --n_;
-            publish();
+            if (i == 0) publish();  // the bottom went (or the stack emptied)
+            else publish_top();
             found = true;
             break;
         }
@@ -444,6 +449,13 @@ private:
         thief_.store(false, std::memory_order_release);
         // release: pairs with the next thief's acquire exchange.
         thieves_.store(false, std::memory_order_release);
+    }
+    /// publish() when the bottom task is unchanged and the stack is not empty (a push
+    /// onto a non-empty stack, a take above the bottom): only the size and the end move.
+    void publish_top() noexcept {
+        // relaxed (both): as in publish().
+        size_.store(n_, std::memory_order_relaxed);
+        end_seq_.store(next_seq_, std::memory_order_relaxed);
     }
     void publish() noexcept {  // under the lock: the hints read without it
         // An empty stack is stuck no more: a monitor's mark must not make the next fresh

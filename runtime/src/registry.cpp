@@ -98,10 +98,40 @@ std::coroutine_handle<> Scheduler::complete_root(TaskHeader& t) noexcept {
     if (w != nullptr && w->inline_depth > 0 && w->inline_joins[w->inline_depth - 1]->target == &t) {
         a = w->inline_joins[--w->inline_depth];
     }
+    if (a == nullptr) {
+        on_complete(t);  // may destroy t's frame
+        return std::noop_coroutine();
+    }
     // An owning joiner (a consumed rvalue handle) of a child nobody else can reach:
     // plain stores ("Exclusive children" in worker.cpp).
-    on_complete(t, a != nullptr && exclusive_child(*a, t));  // may destroy t's frame
-    if (a == nullptr) return std::noop_coroutine();
+    if (exclusive_child(*a, t)) {
+        // relaxed: nobody else writes state_ (exclusive); a joiner that ever registered
+        // (kJoinLock/kJoined) takes on_complete's path.
+        const std::uint32_t s = t.state_.load(std::memory_order_relaxed);
+        // The common end of a fork-join child: it returned a value, nobody else can reach
+        // it, no joiner ever registered, not in debug mode. on_complete()'s work reduces to
+        // the counts, kComplete and the runtime's reference: what on_complete(t, true)
+        // does on this path, without its checks for what cannot be so here (listed, named,
+        // deferred, a hook: exclusive_child() excludes them; a thrown or self-cancelled
+        // outcome and debug mode go the long way). `w` is this runtime's worker: an
+        // inline join is made only on one (join_inline()).
+        if (!t.exception_ && !t.self_cancel_ && !debug_ && (s & (TaskHeader::kJoinLock | TaskHeader::kJoined)) == 0U) {
+            tsan_release(&t);  // as on_complete()
+            RegistryShard& sh = shards_[w->index];
+            // release (both counts): as count_on_shard(); single writer (this worker).
+            sh.finished.store(sh.finished.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+            // release: publishes the outcome, as on_complete()'s store.
+            t.state_.store(s | TaskHeader::kComplete, std::memory_order_release);
+            tl_completed = true;
+            t.refs_.store(1, std::memory_order_release);  // release: as on_complete()'s (release()'s acquire load)
+            sh.done.store(sh.done.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+            notify_shutdown_waiter();
+        } else {
+            on_complete(t, true);
+        }
+    } else {
+        on_complete(t);  // may destroy t's frame
+    }
     // The awaiting task goes on in the same slice: it still holds kRunning. A cancellation
     // of it that arrived meanwhile (its wait was not armed, so nothing was forwarded) is
     // delivered at this join, as when a parked join's task is cancelled after its child

@@ -173,7 +173,8 @@ public:
     Scheduler(const Scheduler&) = delete;
     Scheduler& operator=(const Scheduler&) = delete;
 
-    void spawn(TaskHeader& t, std::string_view name);
+    /// `caller`: the calling thread's tl_worker (null on a plain thread; any runtime's).
+    void spawn(TaskHeader& t, std::string_view name, Worker* caller);
     /// A spawned task: put it at the tail of a run queue.
     void enqueue(TaskHeader* t) noexcept;
     /// `t` was woken (a grant, a timer, a join): with 2+ workers it runs next on
@@ -361,7 +362,7 @@ private:
     /// Adds one to `counter` of `own`'s shard (own_worker(); null: the last shard,
     /// under its mutex). `finished`: a task about to be marked complete; `done`: a
     /// finished task, after its frame may have died.
-    void count_on_shard(Worker* own, std::atomic<std::uint64_t> RegistryShard::*counter) noexcept {
+    [[gnu::always_inline]] void count_on_shard(Worker* own, std::atomic<std::uint64_t> RegistryShard::*counter) noexcept {
         if (own == nullptr) [[unlikely]] {
             count_on_external_shard(counter);
             return;

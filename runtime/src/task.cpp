@@ -466,7 +466,7 @@ void JoinAwaiterBase::on_cancel(TaskHeader& task) noexcept {
     }
 }
 
-void JoinAwaiterBase::finish_resume() {
+void JoinAwaiterBase::finish_resume_slow() {
     // A load before the RMW: nearly every join resumes with no cancellation pending,
     // and one that lands after the load is delivered at the next suspension point,
     // as if it had landed after the RMW.

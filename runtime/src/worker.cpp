@@ -250,13 +250,14 @@ std::uint64_t xorshift(std::uint64_t& s) noexcept {
 
 void spawn_root(Scheduler* s, TaskHeader& t, std::string_view name, CompletionHook* hook) {
     t.hook_ = hook;
+    Worker* const w = tl_worker;  // one thread-local read for the whole spawn
     if (s == nullptr) {
-        if (tl_worker == nullptr)
+        if (w == nullptr)
             throw std::logic_error("spindle::spawn called outside a task: there is no current runtime "
                                    "(use Runtime::spawn from plain threads)");
-        s = tl_worker->sched;
+        s = w->sched;
     }
-    s->spawn(t, name);
+    s->spawn(t, name, w);
 }
 
 std::chrono::nanoseconds set_slow_task_threshold(std::chrono::nanoseconds d) noexcept {
@@ -277,13 +278,13 @@ namespace {
 }
 }  // namespace
 
-void Scheduler::spawn(TaskHeader& t, std::string_view name) {
+void Scheduler::spawn(TaskHeader& t, std::string_view name, Worker* caller) {
     if (stop_.load()) [[unlikely]] throw std::logic_error("spindle: spawn on a runtime that has stopped");
     t.sched_ = this;
-    t.debug_ = debug_;
+    if (debug_) [[unlikely]] t.debug_ = true;  // a fresh header: false otherwise
     if (!name.empty()) [[unlikely]] name_task(t, name);
-    // One thread-local read for the whole spawn: the shard it counts in, and where it goes.
-    Worker* const w = own_worker(tl_worker);
+    // The shard it counts in, and where it goes.
+    Worker* const w = own_worker(caller);
     count_spawn(t, w);
     // relaxed: a race with shutdown()'s store only picks which rule applies.
     if (shutting_down_.load(std::memory_order_relaxed)) [[unlikely]] t.spawned_in_shutdown_ = true;

@@ -129,6 +129,73 @@ TEST_P(SpawnStackTest, AFullStackHandsBackItsBottomAndSeqGrowsFromBottomToTop) {
     EXPECT_EQ(s.head_index(), s.tail_index()) << "empty: the bottom hint is the next seq";
 }
 
+// The hints the stall monitor and parking workers read without the lock (L4): after
+// every operation of a random sequence, maybe_nonempty() says whether the stack holds a
+// task, head_index() is the bottom task's seq (the next seq when empty) and tail_index()
+// the next seq, against a model of the stack. push() and take() update only the hints
+// that can have moved (a push onto a non-empty stack and a take above the bottom leave
+// the bottom's seq alone), so a wrong "unchanged" shows here as a stale bottom.
+TEST_P(SpawnStackTest, TheHintsFollowTheBottomThroughEveryOperation) {
+    SpawnStack s(GetParam());
+    struct Entry {
+        std::uintptr_t id;
+        std::uint32_t seq;
+    };
+    std::vector<Entry> model;  // bottom first
+    const std::uint32_t seq0 = s.tail_index();
+    std::uint32_t next_seq = seq0;
+    std::uintptr_t next_id = 0;
+    std::mt19937 rng(12345);
+    for (int step = 0; step < 20000; ++step) {
+        const unsigned op = rng() % 6;
+        if (op <= 1) {  // push (twice as often: the stack fills and spills)
+            TaskHeader* out = s.push(fake(next_id));
+            if (model.size() == SpawnStack::kCapacity) {
+                ASSERT_EQ(out, fake(model.front().id)) << "step " << step;
+                model.erase(model.begin());
+            } else {
+                ASSERT_EQ(out, nullptr) << "step " << step;
+            }
+            model.push_back({next_id++, next_seq++});
+        } else if (op == 2) {  // pop the top
+            TaskHeader* t = s.pop();
+            if (model.empty()) {
+                ASSERT_EQ(t, nullptr);
+            } else {
+                ASSERT_EQ(t, fake(model.back().id)) << "step " << step;
+                model.pop_back();
+            }
+        } else if (op == 3) {  // take one from anywhere (a join), or one that is not there
+            if (model.empty() || rng() % 4 == 0) {
+                ASSERT_FALSE(s.take(fake(next_id + 7)));
+            } else {
+                const std::size_t i = rng() % model.size();
+                ASSERT_TRUE(s.take(fake(model[i].id))) << "step " << step;
+                model.erase(model.begin() + static_cast<std::ptrdiff_t>(i));
+            }
+        } else if (op == 4) {  // take the bottom (the owner's take_oldest)
+            TaskHeader* t = s.take_oldest();
+            if (model.empty()) {
+                ASSERT_EQ(t, nullptr);
+            } else {
+                ASSERT_EQ(t, fake(model.front().id)) << "step " << step;
+                model.erase(model.begin());
+            }
+        } else {  // a thief's steal of the bottom
+            TaskHeader* t = s.steal_oldest();
+            if (model.empty()) {
+                ASSERT_EQ(t, nullptr);
+            } else {
+                ASSERT_EQ(t, fake(model.front().id)) << "step " << step;
+                model.erase(model.begin());
+            }
+        }
+        ASSERT_EQ(s.maybe_nonempty(), !model.empty()) << "step " << step << ", op " << op;
+        ASSERT_EQ(s.tail_index(), next_seq) << "step " << step << ", op " << op;
+        ASSERT_EQ(s.head_index(), model.empty() ? next_seq : model.front().seq) << "step " << step << ", op " << op;
+    }
+}
+
 // The owner pushes fresh tasks and takes them back by pop, take (a join) and take_oldest
 // while thieves steal the bottom; every task must come out exactly once. Bounded by
 // time, so CI's sanitizer builds stay short.

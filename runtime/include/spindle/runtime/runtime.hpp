@@ -151,7 +151,13 @@ struct JoinAwaiterBase : WaitNode, JoinNode {
     /// Registers as a joiner of `target` and arms the awaiting task's wait (resumed at
     /// `h`); false if `target` completed first (nothing registered).
     bool park_on_target(std::coroutine_handle<> h) noexcept;
-    void finish_resume();  // delivers a pending cancellation
+    /// Delivers a pending cancellation. Inline: nearly every join (an inline one, or a
+    /// parked one with nothing forwarded) has nothing to deliver, and skips the call.
+    void finish_resume() {
+        if (suspended || forwarded != 0) [[unlikely]]
+            finish_resume_slow();
+    }
+    void finish_resume_slow();
     void on_cancel(TaskHeader& task) noexcept override;
     static void notify_joiner(JoinNode* n) noexcept;
 };
