@@ -399,21 +399,31 @@ private:
     }
     // The owner's side of the biased lock (L1-L3 above).
     void lock() noexcept {
+        // relaxed: ordered before the load below by the fence (L1).
+        owner_.store(true, std::memory_order_relaxed);
+        asym::light(mode_);
+        // acquire: pairs with steal_unlock()'s release store (the ring, L3).
+        if (thief_.load(std::memory_order_acquire)) [[unlikely]]
+            lock_behind_thief();
+    }
+    // lock() found a thief inside or entering: let it go first (L2), then take the lock
+    // as lock() does. Out of line: the owner's path stays a few instructions in its
+    // callers (spawn, the join's take), with no spin loop and no call in them.
+    [[gnu::noinline, gnu::cold]] void lock_behind_thief() noexcept {
         for (;;) {
-            // relaxed: ordered before the load below by the fence (L1).
-            owner_.store(true, std::memory_order_relaxed);
-            asym::light(mode_);
-            // acquire: pairs with steal_unlock()'s release store (the ring, L3).
-            if (!thief_.load(std::memory_order_acquire)) return;
-            // A thief is inside or entering: let it go first (L2).
             // release: the thief may read this false instead of our last unlock()'s; a
             // plain store continues no release sequence, so it must publish our earlier
             // critical sections itself (L3).
             owner_.store(false, std::memory_order_release);
             unsigned spins = 0;
-            // relaxed: a wait; the acquire load above re-validates.
+            // relaxed: a wait; the acquire load below re-validates.
             while (thief_.load(std::memory_order_relaxed))
                 if (++spins > 256) std::this_thread::yield();
+            // relaxed: ordered before the load below by the fence (L1).
+            owner_.store(true, std::memory_order_relaxed);
+            asym::light(mode_);
+            // acquire: pairs with steal_unlock()'s release store (the ring, L3).
+            if (!thief_.load(std::memory_order_acquire)) return;
         }
     }
     void unlock() noexcept {
