@@ -173,16 +173,8 @@ TEST_P(SpawnStackTest, TheHintsFollowTheBottomThroughEveryOperation) {
                 ASSERT_TRUE(s.take(fake(model[i].id))) << "step " << step;
                 model.erase(model.begin() + static_cast<std::ptrdiff_t>(i));
             }
-        } else if (op == 4) {  // take the bottom (the owner's take_oldest)
-            TaskHeader* t = s.take_oldest();
-            if (model.empty()) {
-                ASSERT_EQ(t, nullptr);
-            } else {
-                ASSERT_EQ(t, fake(model.front().id)) << "step " << step;
-                model.erase(model.begin());
-            }
-        } else {  // a thief's steal of the bottom
-            TaskHeader* t = s.steal_oldest();
+        } else {  // the bottom: the owner's take_oldest, or a thief's steal
+            TaskHeader* t = op == 4 ? s.take_oldest() : s.steal_oldest();
             if (model.empty()) {
                 ASSERT_EQ(t, nullptr);
             } else {
