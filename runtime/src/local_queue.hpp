@@ -399,32 +399,31 @@ private:
     }
     // The owner's side of the biased lock (L1-L3 above).
     void lock() noexcept {
+        if (!try_lock_owner()) [[unlikely]]
+            lock_behind_thief();
+    }
+    // The owner's attempt (L1): true when no thief was inside or entering.
+    bool try_lock_owner() noexcept {
         // relaxed: ordered before the load below by the fence (L1).
         owner_.store(true, std::memory_order_relaxed);
         asym::light(mode_);
         // acquire: pairs with steal_unlock()'s release store (the ring, L3).
-        if (thief_.load(std::memory_order_acquire)) [[unlikely]]
-            lock_behind_thief();
+        return !thief_.load(std::memory_order_acquire);
     }
-    // lock() found a thief inside or entering: let it go first (L2), then take the lock
-    // as lock() does. Out of line: the owner's path stays a few instructions in its
-    // callers (spawn, the join's take), with no spin loop and no call in them.
+    // lock() found a thief inside or entering: let it go first (L2), then try again.
+    // Out of line: the owner's path stays a few instructions in its callers (spawn, the
+    // join's take), with no spin loop and no call in them.
     [[gnu::noinline, gnu::cold]] void lock_behind_thief() noexcept {
-        for (;;) {
+        do {
             // release: the thief may read this false instead of our last unlock()'s; a
             // plain store continues no release sequence, so it must publish our earlier
             // critical sections itself (L3).
             owner_.store(false, std::memory_order_release);
             unsigned spins = 0;
-            // relaxed: a wait; the acquire load below re-validates.
+            // relaxed: a wait; try_lock_owner()'s acquire load re-validates.
             while (thief_.load(std::memory_order_relaxed))
                 if (++spins > 256) std::this_thread::yield();
-            // relaxed: ordered before the load below by the fence (L1).
-            owner_.store(true, std::memory_order_relaxed);
-            asym::light(mode_);
-            // acquire: pairs with steal_unlock()'s release store (the ring, L3).
-            if (!thief_.load(std::memory_order_acquire)) return;
-        }
+        } while (!try_lock_owner());
     }
     void unlock() noexcept {
         // release: pairs with steal_lock()'s acquire load of owner_ (L3).
@@ -462,22 +461,21 @@ private:
     }
     /// publish() when the bottom task is unchanged and the stack is not empty (a push
     /// onto a non-empty stack, a take above the bottom): only the size and the end move.
-    void publish_top() noexcept {
-        // relaxed (both): as in publish().
-        size_.store(n_, std::memory_order_relaxed);
-        end_seq_.store(next_seq_, std::memory_order_relaxed);
-    }
-    void publish() noexcept {  // under the lock: the hints read without it
-        // An empty stack is stuck no more: a monitor's mark must not make the next fresh
-        // spawn a thief's target (found in review; relaxed: a hint, as mark_stalled()).
-        if (n_ == 0) stalled_.store(false, std::memory_order_relaxed);
+    void publish_top() noexcept {  // under the lock
         // relaxed: park()'s re-check (maybe_nonempty_sc()) needs no pair with a push: it
         // counts another awake worker's stack only once the monitor marked it, and a
         // marked stack was non-empty before the push (spawn_local() in worker.cpp).
         size_.store(n_, std::memory_order_relaxed);
-        // relaxed (these two): hints for the monitor; the lock orders the ring itself.
+        // relaxed: a hint for the monitor; the lock orders the ring itself.
+        end_seq_.store(next_seq_, std::memory_order_relaxed);
+    }
+    void publish() noexcept {  // under the lock: every hint read without it
+        // An empty stack is stuck no more: a monitor's mark must not make the next fresh
+        // spawn a thief's target (found in review; relaxed: a hint, as mark_stalled()).
+        if (n_ == 0) stalled_.store(false, std::memory_order_relaxed);
+        // relaxed: a hint for the monitor, as end_seq_.
         bottom_seq_.store(n_ == 0 ? next_seq_ : slots_[lo_ % kCapacity].seq, std::memory_order_relaxed);
-        end_seq_.store(next_seq_, std::memory_order_relaxed);  // relaxed: as above
+        publish_top();
     }
 
     alignas(64) std::atomic<bool> owner_{false};  // the owner holds or is taking the lock

@@ -117,14 +117,12 @@ std::coroutine_handle<> Scheduler::complete_root(TaskHeader& t) noexcept {
         // inline join is made only on one (join_inline()).
         if (!t.exception_ && !t.self_cancel_ && !debug_ && (s & (TaskHeader::kJoinLock | TaskHeader::kJoined)) == 0U) {
             tsan_release(&t);  // as on_complete()
-            RegistryShard& sh = shards_[w->index];
-            // release (both counts): as count_on_shard(); single writer (this worker).
-            sh.finished.store(sh.finished.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+            count_on_shard(w, &RegistryShard::finished);
             // release: publishes the outcome, as on_complete()'s store.
             t.state_.store(s | TaskHeader::kComplete, std::memory_order_release);
             tl_completed = true;
             t.refs_.store(1, std::memory_order_release);  // release: as on_complete()'s (release()'s acquire load)
-            sh.done.store(sh.done.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+            count_on_shard(w, &RegistryShard::done);
             notify_shutdown_waiter();
         } else {
             on_complete(t, true);
